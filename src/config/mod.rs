@@ -1,0 +1,131 @@
+//! The one config file every door reads (YAML). Unknown keys are errors naming file, line
+//! and key; values are validated into typed settings once, at load.
+
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use webhook::WebhookConfig;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    /// Admission webhooks, in `ValidatingWebhookConfiguration`/`MutatingWebhookConfiguration`
+    /// `webhooks[]` form plus `kind`.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `proxy:` — the containerd door.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProxyConfig {
+    /// Socket the proxy listens on.
+    #[serde(default = "default_listen")]
+    pub listen: PathBuf,
+    /// `MODE[:USER:GROUP]`, mode in octal.
+    #[serde(default = "default_listen_mode")]
+    pub listen_mode: String,
+    /// The real containerd socket.
+    #[serde(default = "default_containerd")]
+    pub containerd: PathBuf,
+    #[serde(default)]
+    pub conversion: Conversion,
+    /// RuntimeClass name → containerd runtime name.
+    #[serde(default)]
+    pub runtime_classes: BTreeMap<String, String>,
+    /// Docker Engine API socket, to resolve the image of containers dockerd creates.
+    #[serde(default)]
+    pub docker: Option<PathBuf>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            listen_mode: default_listen_mode(),
+            containerd: default_containerd(),
+            conversion: Conversion::default(),
+            runtime_classes: BTreeMap::new(),
+            docker: None,
+        }
+    }
+}
+
+fn default_listen() -> PathBuf {
+    PathBuf::from("/run/portcullis/containerd.sock")
+}
+fn default_listen_mode() -> String {
+    "0660".into()
+}
+fn default_containerd() -> PathBuf {
+    PathBuf::from("/run/containerd/containerd.sock")
+}
+
+/// What object policies see for a container request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Conversion {
+    /// A v1 Pod, so Kubernetes policies work unchanged.
+    #[default]
+    Pod,
+    /// The containerd request itself (proto3 JSON, spec decoded).
+    Raw,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {field}: {message}")]
+    Invalid { path: PathBuf, field: String, message: String },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        // An empty file is a valid, empty config (serde would see `null`).
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let config: Config = serde_saphyr::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: path.into(),
+            field: field.into(),
+            message,
+        };
+        crate::proxy::listener::ListenMode::parse(&self.proxy.listen_mode)
+            .map_err(|e| invalid("proxy.listenMode", e.to_string()))?;
+        let mut names = std::collections::BTreeSet::new();
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if !names.insert(w.name.as_str()) {
+                return Err(invalid(
+                    &format!("webhooks[{i}].name"),
+                    format!("duplicate webhook name {:?}; names must be unique", w.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,46 @@
+//! Conversions between the runtime's view of a container and the Kubernetes view policies
+//! expect: a containerd container (or an OCI bundle) becomes a v1 Pod, and a mutated Pod is
+//! written back into the container.
+
+pub mod pod;
+pub mod writeback;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// A container as the runtime doors see it, independent of the protocol that carried it
+/// (containerd's `Container` message, an OCI bundle, a fixture file).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContainerRecord {
+    /// containerd namespace (`moby` for dockerd, `default` for ctr, `k8s.io` for CRI).
+    pub namespace: String,
+    pub id: String,
+    /// containerd labels (CRI puts `io.kubernetes.*` here).
+    pub labels: BTreeMap<String, String>,
+    /// Image reference; empty when the caller sent none (dockerd) and it could not be resolved.
+    pub image: String,
+    /// containerd runtime name, e.g. `io.containerd.runc.v2`.
+    pub runtime: String,
+    /// The OCI runtime spec as JSON, kept as a value so that fields this build does not
+    /// know survive a write-back untouched.
+    pub spec: Value,
+    /// Set when the request starts a task (containerd `Tasks/Create`).
+    pub task: Option<TaskInfo>,
+}
+
+/// What `Tasks/Create` adds to the stored container: how the task will be run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskInfo {
+    /// `CreateTaskRequest.runtime_path`: a shim binary chosen by the caller.
+    pub runtime_path: String,
+    /// runc `Options.binary_name` from the task's (or else the container's) runtime options.
+    pub runc_binary: String,
+}
+
+/// Settings of the Pod view.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodOptions {
+    /// Kubernetes RuntimeClass name → containerd runtime name (`kata: io.containerd.kata.v2`).
+    pub runtime_classes: BTreeMap<String, String>,
+}

@@ -1,0 +1,1 @@
+//! ContainerRecord → v1 Pod. (stub: being written)

@@ -1,0 +1,1 @@
+//! Mutated Pod → ContainerRecord. (stub: being written)

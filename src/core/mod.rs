@@ -1,0 +1,1 @@
+//! The decision core. (stub: being written)

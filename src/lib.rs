@@ -1,0 +1,14 @@
+//! Portcullis: Kubernetes-style admission control at the container runtime.
+//!
+//! Every door (the containerd proxy, the OCI hook, the webhook server, `check`) turns its
+//! protocol into one [`review::AdmissionRequest`], asks the one decision core in [`core`],
+//! and maps the [`review::Verdict`] back into its protocol.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod convert;
+pub mod core;
+pub mod net;
+pub mod proxy;
+pub mod review;

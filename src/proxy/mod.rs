@@ -1,0 +1,2 @@
+//! The containerd door. (being written)
+pub mod listener;
