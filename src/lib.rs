@@ -10,5 +10,6 @@ pub mod config;
 pub mod convert;
 pub mod core;
 pub mod net;
+pub mod policy;
 pub mod proxy;
 pub mod review;

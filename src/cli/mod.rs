@@ -1,6 +1,64 @@
-//! Command line. (being written)
+//! The command line: parse, set up logging, dispatch to one verb. Exit codes: 0 success,
+//! 1 a refusal (for verbs that decide), 2 bad input, configuration or runtime error.
+
+mod proxy;
+
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Kubernetes-style admission control at the container runtime"
+)]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `portcullis=debug`.
+    #[arg(long, global = true, env = "PORTCULLIS_LOG", default_value = "info")]
+    log: String,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Proxy containerd's socket, admitting the calls that create or change containers.
+    Proxy(proxy::Args),
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    init_tracing(&cli.log, cli.log_format);
+    let result = match cli.command {
+        Command::Proxy(args) => proxy::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }

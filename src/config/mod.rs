@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 pub use webhook::WebhookConfig;
 
+use crate::policy::images::ImageRules;
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -20,6 +22,9 @@ pub struct Config {
     /// `webhooks[]` form plus `kind`.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// Built-in image rules (docs/policies.md).
+    #[serde(default)]
+    pub images: ImageRules,
 }
 
 /// `proxy:` — the containerd door.
@@ -82,18 +87,27 @@ pub enum Conversion {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config file {path}: {field}: {message}")]
-    Invalid { path: PathBuf, field: String, message: String },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
 }
 
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -103,8 +117,10 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let config: Config = serde_saphyr::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         config.validate(path)?;
         Ok(config)
     }
@@ -115,10 +131,15 @@ impl Config {
             field: field.into(),
             message,
         };
-        crate::proxy::listener::ListenMode::parse(&self.proxy.listen_mode)
+        crate::net::listener::ListenMode::parse(&self.proxy.listen_mode)
             .map_err(|e| invalid("proxy.listenMode", e.to_string()))?;
+        self.images
+            .validate()
+            .map_err(|e| invalid(&e.field, e.message))?;
         let mut names = std::collections::BTreeSet::new();
         for (i, w) in self.webhooks.iter().enumerate() {
+            w.validate()
+                .map_err(|e| invalid(&format!("webhooks[{i}].{}", e.field), e.message))?;
             if !names.insert(w.name.as_str()) {
                 return Err(invalid(
                     &format!("webhooks[{i}].name"),

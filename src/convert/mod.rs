@@ -2,8 +2,23 @@
 //! expect: a containerd container (or an OCI bundle) becomes a v1 Pod, and a mutated Pod is
 //! written back into the container.
 
+pub mod caps;
+mod changes;
+pub mod labels;
+mod mounts;
 pub mod pod;
+pub mod quantity;
+mod security;
+mod spec;
 pub mod writeback;
+mod writeback_security;
+
+#[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
+mod roundtrip_tests;
+#[cfg(test)]
+mod writeback_tests;
 
 use std::collections::BTreeMap;
 

@@ -1,1 +1,401 @@
-//! The decision core. (stub: being written)
+//! The decision core: one [`AdmissionRequest`] in, one [`Verdict`] out, asked of every
+//! configured policy source in Kubernetes' admission order.
+//!
+//! kube-apiserver runs the whole mutation phase (in-tree mutating plugins,
+//! MutatingAdmissionPolicy, mutating webhooks) and then the whole validation phase
+//! (in-tree validating plugins such as PodSecurity, ValidatingAdmissionPolicy, validating
+//! webhooks). [`Stage`] is that list. Today it holds webhooks only; in-process policies
+//! are synchronous and report through the same [`Run`] methods, so they slot in as new
+//! `Stage` variants.
+//!
+//! Semantics follow k8s.io/apiserver/pkg/admission/plugin/webhook/{mutating,validating}:
+//! mutating webhooks run one after another in config order, each seeing the object as
+//! patched by the ones before (then `reinvocationPolicy: IfNeeded` webhooks once more if
+//! a later one changed the object); validating webhooks run concurrently and the first
+//! refusal in config order wins. Warnings and audit annotations of every called webhook
+//! are kept. A webhook that cannot be called fails closed (`failurePolicy: Fail`, HTTP 500)
+//! or is skipped with a log line and a `failed-open...` audit annotation (`Ignore`).
+
+pub mod matching;
+pub mod policies;
+
+mod client;
+mod tls;
+mod webhook;
+
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::config::webhook::{InvalidWebhook, WebhookKind};
+use crate::config::Config;
+use crate::review::{AdmissionRequest, Outcome, PolicyResult, Refusal, Status, Verdict};
+
+pub use client::{CallError, MAX_RESPONSE_BYTES};
+use policies::{Answer, ValidatingPolicy};
+use webhook::{Reply, Webhook};
+
+/// Why a [`Decider`] cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("webhook {name:?}: {error}")]
+    InvalidWebhook { name: String, error: InvalidWebhook },
+    #[error("webhook {name:?}: {message}")]
+    Setup { name: String, message: String },
+}
+
+/// The one decision core every door asks. Build it once and share it (`Arc`); webhook
+/// connections are pooled inside.
+pub struct Decider {
+    stages: Vec<Stage>,
+}
+
+/// One step of the chain, in Kubernetes order.
+enum Stage {
+    // Mutation phase. In-process mutating policies (MutatingAdmissionPolicy, defaults)
+    // go here, before the webhooks.
+    MutatingWebhooks(Vec<Webhook>),
+    // Validation phase: in-process policies (built-in rules; later Pod Security and
+    // ValidatingAdmissionPolicy), then the webhooks.
+    ValidatingPolicies(Vec<Box<dyn ValidatingPolicy>>),
+    ValidatingWebhooks(Vec<Webhook>),
+}
+
+impl Decider {
+    /// Builds the chain from a loaded config: webhooks keep their config order within each
+    /// kind. Reads credential files and system CA roots; opens no connection.
+    pub fn new(config: &Config) -> Result<Self, CoreError> {
+        let mut mutating = Vec::new();
+        let mut validating = Vec::new();
+        for w in &config.webhooks {
+            let hook = Webhook::new(w)?;
+            match w.kind {
+                WebhookKind::Mutating => mutating.push(hook),
+                WebhookKind::Validating => validating.push(hook),
+            }
+        }
+        let mut policies: Vec<Box<dyn ValidatingPolicy>> = Vec::new();
+        if let Some(images) = policies::Images::new(&config.images) {
+            policies.push(Box::new(images));
+        }
+        let stages = vec![
+            Stage::MutatingWebhooks(mutating),
+            Stage::ValidatingPolicies(policies),
+            Stage::ValidatingWebhooks(validating),
+        ];
+        Ok(Self { stages })
+    }
+
+    /// True when no policy source is configured: every request is allowed unchanged.
+    pub fn is_empty(&self) -> bool {
+        self.stages.iter().all(|s| match s {
+            Stage::MutatingWebhooks(h) | Stage::ValidatingWebhooks(h) => h.is_empty(),
+            Stage::ValidatingPolicies(p) => p.is_empty(),
+        })
+    }
+
+    /// Asks every applicable policy about `request`. Never fails: problems reaching a
+    /// policy become part of the verdict according to its failure policy.
+    pub async fn decide(&self, request: &AdmissionRequest) -> Verdict {
+        let mut run = Run::new(request);
+        for stage in &self.stages {
+            match stage {
+                Stage::MutatingWebhooks(hooks) => mutate(hooks, &mut run).await,
+                Stage::ValidatingPolicies(policies) => judge(policies, &mut run),
+                Stage::ValidatingWebhooks(hooks) => validate(hooks, &mut run).await,
+            }
+            if run.is_refused() {
+                break;
+            }
+        }
+        let verdict = run.finish();
+        tracing::debug!(
+            uid = %request.uid,
+            allowed = verdict.allowed,
+            mutated = verdict.mutated.is_some(),
+            policies = verdict.trail.len(),
+            "admission decided"
+        );
+        verdict
+    }
+}
+
+/// Mutating webhooks: sequential, each sees the previous ones' patches.
+async fn mutate(hooks: &[Webhook], run: &mut Run<'_>) {
+    // Upstream webhookReinvokeContext: IfNeeded webhooks called before a change are
+    // called once more after the first round.
+    let mut invoked_reinvocable = Vec::new();
+    let mut reinvoke = std::collections::BTreeSet::new();
+    for (index, hook) in hooks.iter().enumerate() {
+        let request = run.current();
+        if !hook.matches(&request) {
+            continue;
+        }
+        let reply = hook.call(&request).await;
+        let changed = settle(run, hook, index, 0, reply);
+        if run.is_refused() {
+            return;
+        }
+        if changed {
+            reinvoke.extend(invoked_reinvocable.drain(..));
+        }
+        if hook.reinvoke_if_needed() {
+            invoked_reinvocable.push(index);
+        }
+    }
+    for index in reinvoke {
+        let hook = &hooks[index];
+        let request = run.current();
+        if !hook.matches(&request) {
+            continue;
+        }
+        let reply = hook.call(&request).await;
+        settle(run, hook, index, 1, reply);
+        if run.is_refused() {
+            return;
+        }
+    }
+}
+
+/// Validating webhooks: all called at once; answers are folded in config order.
+async fn validate(hooks: &[Webhook], run: &mut Run<'_>) {
+    let request = run.current();
+    let called: Vec<(usize, &Webhook)> = hooks
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.matches(&request))
+        .collect();
+    let replies =
+        futures_util::future::join_all(called.iter().map(|(_, h)| h.call(&request))).await;
+    for ((index, hook), reply) in called.into_iter().zip(replies) {
+        settle(run, hook, index, 0, reply);
+    }
+}
+
+/// In-process validating policies, in order; the first refusal ends the phase.
+fn judge(policies: &[Box<dyn ValidatingPolicy>], run: &mut Run<'_>) {
+    let request = run.current();
+    for policy in policies {
+        let name = policy.name();
+        match policy.validate(&request) {
+            Answer::Skip => {}
+            Answer::Allow => run.record(name, Outcome::Allowed, ""),
+            Answer::Deny(message) => {
+                let message = format!("policy {name:?} denied the request: {message}");
+                run.record(name, Outcome::Denied, &message);
+                run.refuse(Refusal::Denied, failure_status(403, "Forbidden", message));
+                return;
+            }
+            Answer::Error(error) => {
+                let message = format!("policy {name:?} could not judge the request: {error}");
+                run.record(name, Outcome::Failed, &message);
+                run.refuse(
+                    Refusal::Failed,
+                    failure_status(500, "InternalError", message),
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Folds one webhook reply into the run, with kube-apiserver's wording. Returns whether
+/// the object changed.
+fn settle(run: &mut Run<'_>, hook: &Webhook, index: usize, round: u8, reply: Reply) -> bool {
+    let name = hook.name();
+    match reply {
+        Reply::DryRunUnsupported => {
+            let message = format!("admission webhook {name:?} does not support dry run");
+            run.record(name, Outcome::Failed, &message);
+            run.refuse(Refusal::Failed, failure_status(400, "BadRequest", message));
+            false
+        }
+        Reply::CallFailed(error) if hook.fails_open() => {
+            tracing::warn!(webhook = %name, %error, "failed calling webhook, failing open");
+            run.record(name, Outcome::Ignored, error.to_string());
+            let phase = if hook.is_mutating() {
+                "mutation"
+            } else {
+                "validating"
+            };
+            run.annotate(
+                format!("failed-open.{phase}.webhook.admission.k8s.io/round_{round}_index_{index}"),
+                name.to_owned(),
+            );
+            false
+        }
+        Reply::CallFailed(error) => {
+            tracing::warn!(webhook = %name, %error, "failed calling webhook, failing closed");
+            run.record(name, Outcome::Failed, error.to_string());
+            let message = format!("failed calling webhook {name:?}: {error}");
+            run.refuse(
+                Refusal::Failed,
+                failure_status(500, "InternalError", message),
+            );
+            false
+        }
+        Reply::Answered(answer) => {
+            for (key, value) in answer.audit_annotations {
+                run.annotate(format!("{name}/{key}"), value);
+            }
+            run.verdict.warnings.extend(answer.warnings);
+            if !answer.allowed {
+                let status = denial_status(name, answer.status);
+                run.record(name, Outcome::Denied, &status.message);
+                run.refuse(Refusal::Denied, status);
+                return false;
+            }
+            match answer.patch {
+                Some(patch) if !patch.is_empty() => run.apply_patch(name, &patch),
+                _ => {
+                    run.record(name, Outcome::Allowed, "");
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// Upstream `webhookerrors.ToStatusErr`, without the `pods "x" is forbidden: ` prefix
+/// (the door adds its own context).
+fn denial_status(name: &str, status: Option<Status>) -> Status {
+    let status = status.unwrap_or_default();
+    let code = status.code.filter(|c| *c != 0).unwrap_or(403);
+    let denied_by = format!("admission webhook {name:?} denied the request");
+    let message = if !status.message.is_empty() {
+        format!("{denied_by}: {}", status.message)
+    } else if !status.reason.is_empty() {
+        format!("{denied_by}: {}", status.reason)
+    } else {
+        format!("{denied_by} without explanation")
+    };
+    let reason = match (status.reason.is_empty(), code) {
+        (false, _) => status.reason,
+        (true, 500) => "InternalError".into(),
+        (true, _) => "Forbidden".into(),
+    };
+    Status {
+        code: Some(code),
+        message,
+        reason,
+        status: "Failure".into(),
+    }
+}
+
+fn failure_status(code: i32, reason: &str, message: String) -> Status {
+    Status {
+        code: Some(code),
+        message,
+        reason: reason.into(),
+        status: "Failure".into(),
+    }
+}
+
+/// A request's progress through the chain: the object as mutated so far and everything
+/// the policies said. Every stage reports through these methods.
+struct Run<'a> {
+    request: &'a AdmissionRequest,
+    object: Option<Value>,
+    verdict: Verdict,
+}
+
+impl<'a> Run<'a> {
+    fn new(request: &'a AdmissionRequest) -> Self {
+        Self {
+            request,
+            object: request.object.clone(),
+            verdict: Verdict::default(),
+        }
+    }
+
+    /// The request as the next policy should see it.
+    fn current(&self) -> Cow<'a, AdmissionRequest> {
+        if self.object == self.request.object {
+            Cow::Borrowed(self.request)
+        } else {
+            Cow::Owned(AdmissionRequest {
+                object: self.object.clone(),
+                ..self.request.clone()
+            })
+        }
+    }
+
+    fn is_refused(&self) -> bool {
+        self.verdict.refusal.is_some()
+    }
+
+    fn record(&mut self, policy: &str, outcome: Outcome, message: impl Into<String>) {
+        self.verdict.trail.push(PolicyResult {
+            policy: policy.into(),
+            outcome,
+            message: message.into(),
+        });
+    }
+
+    fn annotate(&mut self, key: String, value: String) {
+        self.verdict.audit_annotations.insert(key, value);
+    }
+
+    /// The first refusal wins; later ones stay in the trail only.
+    fn refuse(&mut self, refusal: Refusal, status: Status) {
+        if self.verdict.refusal.is_none() {
+            self.verdict.refusal = Some(refusal);
+            self.verdict.status = Some(status);
+        }
+    }
+
+    /// Applies a mutating policy's JSON Patch. A patch that cannot be applied fails
+    /// closed whatever the failure policy, as upstream (it is an internal error there).
+    fn apply_patch(&mut self, policy: &str, patch: &json_patch::Patch) -> bool {
+        let Some(object) = &self.object else {
+            let message = format!(
+                "admission webhook {policy:?} attempted to modify the object, which is not \
+                 supported for this operation"
+            );
+            self.record(policy, Outcome::Failed, &message);
+            self.refuse(
+                Refusal::Failed,
+                failure_status(500, "InternalError", message),
+            );
+            return false;
+        };
+        let mut patched = object.clone();
+        if let Err(e) = json_patch::patch(&mut patched, patch) {
+            let message = format!(
+                "admission webhook {policy:?} returned a patch that cannot be applied: {e}"
+            );
+            self.record(policy, Outcome::Failed, &message);
+            self.refuse(
+                Refusal::Failed,
+                failure_status(500, "InternalError", message),
+            );
+            return false;
+        }
+        let changed = patched != *object;
+        self.object = Some(patched);
+        if changed {
+            self.record(
+                policy,
+                Outcome::Mutated,
+                format!("applied {} patch operation(s)", patch.len()),
+            );
+        } else {
+            self.record(policy, Outcome::Allowed, "");
+        }
+        changed
+    }
+
+    fn finish(self) -> Verdict {
+        let mut verdict = self.verdict;
+        verdict.allowed = verdict.refusal.is_none();
+        if verdict.allowed && self.object != self.request.object {
+            verdict.mutated = self.object;
+        }
+        verdict
+    }
+}

@@ -18,7 +18,11 @@ pub struct PeerCred {
 impl PeerCred {
     pub fn of(stream: &UnixStream) -> std::io::Result<Self> {
         let cred = stream.peer_cred()?;
-        Ok(Self { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() })
+        Ok(Self {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid(),
+        })
     }
 
     /// The Kubernetes `userInfo` for this peer: `username` is the account name (or
@@ -33,7 +37,11 @@ impl PeerCred {
             .unwrap_or_else(|| format!("uid:{}", self.uid));
         let mut gids = vec![self.gid];
         if let Some(pid) = self.pid {
-            gids.extend(supplementary_gids(pid).into_iter().filter(|g| *g != self.gid));
+            gids.extend(
+                supplementary_gids(pid)
+                    .into_iter()
+                    .filter(|g| *g != self.gid),
+            );
         }
         let groups = gids.iter().map(|g| group_name(*g)).collect();
         let mut extra = BTreeMap::new();
@@ -41,7 +49,12 @@ impl PeerCred {
         if let Some(pid) = self.pid {
             extra.insert("portcullis.dev/pid".to_string(), vec![pid.to_string()]);
         }
-        UserInfo { username, uid: self.uid.to_string(), groups, extra }
+        UserInfo {
+            username,
+            uid: self.uid.to_string(),
+            groups,
+            extra,
+        }
     }
 }
 
@@ -59,9 +72,11 @@ fn supplementary_gids(pid: i32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Groups:"))
-                .map(|g| g.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+            s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
+                g.split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect()
+            })
         })
         .unwrap_or_default()
 }

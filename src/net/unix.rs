@@ -18,7 +18,9 @@ pub struct UnixConnector {
 
 impl UnixConnector {
     pub fn new(path: impl AsRef<Path>) -> Self {
-        Self { path: Arc::new(path.as_ref().to_path_buf()) }
+        Self {
+            path: Arc::new(path.as_ref().to_path_buf()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -38,9 +40,12 @@ impl tower_service::Service<http::Uri> for UnixConnector {
     fn call(&mut self, _: http::Uri) -> Self::Future {
         let path = self.path.clone();
         Box::pin(async move {
-            UnixStream::connect(path.as_path()).await.map(TokioIo::new).map_err(|e| {
-                io::Error::new(e.kind(), format!("connecting to {}: {e}", path.display()))
-            })
+            UnixStream::connect(path.as_path())
+                .await
+                .map(TokioIo::new)
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("connecting to {}: {e}", path.display()))
+                })
         })
     }
 }

@@ -29,13 +29,21 @@ pub struct GroupVersionResource {
 
 impl GroupVersionKind {
     pub fn core(kind: &str) -> Self {
-        Self { group: String::new(), version: "v1".into(), kind: kind.into() }
+        Self {
+            group: String::new(),
+            version: "v1".into(),
+            kind: kind.into(),
+        }
     }
 }
 
 impl GroupVersionResource {
     pub fn core(resource: &str) -> Self {
-        Self { group: String::new(), version: "v1".into(), resource: resource.into() }
+        Self {
+            group: String::new(),
+            version: "v1".into(),
+            resource: resource.into(),
+        }
     }
 }
 
@@ -195,6 +203,9 @@ pub enum Outcome {
 
 impl Verdict {
     pub fn message(&self) -> &str {
-        self.status.as_ref().map(|s| s.message.as_str()).unwrap_or("")
+        self.status
+            .as_ref()
+            .map(|s| s.message.as_str())
+            .unwrap_or("")
     }
 }

@@ -1,4 +1,4 @@
-//! The proxy's unix listener: `MODE[:USER:GROUP]` ownership and permissions.
+//! Unix listeners for the doors: `MODE[:USER:GROUP]` ownership and permissions.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -44,19 +44,33 @@ impl ListenMode {
         Ok(Self { mode, user, group })
     }
 
-    fn owner(&self) -> Result<(Option<nix::unistd::Uid>, Option<nix::unistd::Gid>), ListenModeError> {
+    fn owner(
+        &self,
+    ) -> Result<(Option<nix::unistd::Uid>, Option<nix::unistd::Gid>), ListenModeError> {
         let uid = match &self.user {
             None => None,
             Some(u) => Some(match u.parse::<u32>() {
                 Ok(n) => nix::unistd::Uid::from_raw(n),
-                Err(_) => User::from_name(u).ok().flatten().ok_or_else(|| ListenModeError::User(u.clone()))?.uid,
+                Err(_) => {
+                    User::from_name(u)
+                        .ok()
+                        .flatten()
+                        .ok_or_else(|| ListenModeError::User(u.clone()))?
+                        .uid
+                }
             }),
         };
         let gid = match &self.group {
             None => None,
             Some(g) => Some(match g.parse::<u32>() {
                 Ok(n) => nix::unistd::Gid::from_raw(n),
-                Err(_) => Group::from_name(g).ok().flatten().ok_or_else(|| ListenModeError::Group(g.clone()))?.gid,
+                Err(_) => {
+                    Group::from_name(g)
+                        .ok()
+                        .flatten()
+                        .ok_or_else(|| ListenModeError::Group(g.clone()))?
+                        .gid
+                }
             }),
         };
         Ok((uid, gid))
@@ -72,12 +86,17 @@ pub fn bind(path: &Path, mode: &ListenMode) -> anyhow::Result<UnixListener> {
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
-            std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing stale {}", path.display()))?
         }
-        Ok(_) => anyhow::bail!("{} exists and is not a socket; refusing to replace it", path.display()),
+        Ok(_) => anyhow::bail!(
+            "{} exists and is not a socket; refusing to replace it",
+            path.display()
+        ),
         Err(_) => {}
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode.mode))
         .with_context(|| format!("chmod {:o} {}", mode.mode, path.display()))?;
     if uid.is_some() || gid.is_some() {
@@ -92,10 +111,28 @@ mod tests {
 
     #[test]
     fn parses_mode_forms() {
-        assert_eq!(ListenMode::parse("0660").unwrap(), ListenMode { mode: 0o660, user: None, group: None });
+        assert_eq!(
+            ListenMode::parse("0660").unwrap(),
+            ListenMode {
+                mode: 0o660,
+                user: None,
+                group: None
+            }
+        );
         let m = ListenMode::parse("0600:root:root").unwrap();
-        assert_eq!((m.mode, m.user.as_deref(), m.group.as_deref()), (0o600, Some("root"), Some("root")));
-        for bad in ["", "rw", "0999", "0660:root", "0660:root:root:x", "0660::root", "77777"] {
+        assert_eq!(
+            (m.mode, m.user.as_deref(), m.group.as_deref()),
+            (0o600, Some("root"), Some("root"))
+        );
+        for bad in [
+            "",
+            "rw",
+            "0999",
+            "0660:root",
+            "0660:root:root:x",
+            "0660::root",
+            "77777",
+        ] {
             assert!(ListenMode::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

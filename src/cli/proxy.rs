@@ -1,0 +1,67 @@
+//! `portcullis proxy`: serve the containerd door until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::core::Decider;
+use crate::net::listener;
+use crate::proxy::Proxy;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Config file (YAML); see docs/configuration.md.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Socket to listen on (overrides `proxy.listen`).
+    #[arg(long)]
+    listen: Option<PathBuf>,
+    /// `MODE[:USER:GROUP]` of the socket (overrides `proxy.listenMode`).
+    #[arg(long)]
+    listen_mode: Option<String>,
+    /// containerd's socket (overrides `proxy.containerd`).
+    #[arg(long)]
+    containerd: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.proxy.listen = listen;
+    }
+    if let Some(mode) = args.listen_mode {
+        config.proxy.listen_mode = mode;
+    }
+    if let Some(containerd) = args.containerd {
+        config.proxy.containerd = containerd;
+    }
+    let mode = listener::ListenMode::parse(&config.proxy.listen_mode).context("--listen-mode")?;
+    // One thread: relaying is I/O-bound, and keeping both h2 connections and every stream
+    // task on one thread avoids a cross-thread wake-up per hop, which dominated latency.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let decider = Arc::new(Decider::new(&config)?);
+        let socket = config.proxy.listen.clone();
+        let listener = listener::bind(&socket, &mode)?;
+        let proxy = Arc::new(Proxy::new(&config, decider));
+        tracing::info!(listen = %socket.display(), containerd = %config.proxy.containerd.display(), webhooks = config.webhooks.len(), "proxy serving");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let result = tokio::select! {
+            served = proxy.serve(listener) => served.context("serving"),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = term.recv() => Ok(()),
+        };
+        let _ = std::fs::remove_file(&socket);
+        tracing::info!("proxy stopped");
+        result.map(|()| ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,234 @@
+//! The container `securityContext` of the Pod view, read from an OCI spec
+//! (k8s.io/api/core/v1 `SecurityContext`; runtime-spec config.md "process", config-linux.md).
+
+use k8s_openapi::api::core::v1::{
+    AppArmorProfile, Capabilities, SELinuxOptions, SeccompProfile, SecurityContext,
+};
+
+use super::caps;
+use super::spec::{ConvertError, Node};
+
+/// The capability set the container's process gets, in OCI spelling: the bounding set, or the
+/// effective set when the spec has no bounding set. A spec with no `process.capabilities` at
+/// all gets every capability: runc then leaves the capabilities of its own (root) process
+/// untouched (libcontainer/capabilities `New(nil)`).
+pub(crate) fn capability_set<'a>(root: &Node<'a>) -> Result<Vec<&'a str>, ConvertError> {
+    let c = root.path("process.capabilities");
+    if !c.is_present() {
+        return Ok(caps::ALL.to_vec());
+    }
+    let bounding = c.get("bounding");
+    if bounding.is_present() {
+        bounding.strings()
+    } else {
+        c.get("effective").strings()
+    }
+}
+
+/// The device cgroup allows every device: an allow rule with no type (or `a`) and no
+/// major/minor, not followed by a deny-all rule (rules apply in order).
+fn devices_allow_all(root: &Node<'_>) -> Result<bool, ConvertError> {
+    let mut all = false;
+    for rule in root.path("linux.resources.devices").items()? {
+        let any_type = matches!(rule.get("type").str()?, None | Some("a"));
+        let any_major = matches!(rule.get("major").i64()?, None | Some(-1));
+        let any_minor = matches!(rule.get("minor").i64()?, None | Some(-1));
+        if any_type && any_major && any_minor {
+            all = rule.get("allow").bool()?.unwrap_or(false);
+        }
+    }
+    Ok(all)
+}
+
+/// Neither `linux.maskedPaths` nor `linux.readonlyPaths` hides anything under /proc or /sys.
+pub(crate) fn proc_unmasked(root: &Node<'_>) -> Result<bool, ConvertError> {
+    Ok(root.path("linux.maskedPaths").strings()?.is_empty()
+        && root.path("linux.readonlyPaths").strings()?.is_empty())
+}
+
+/// Whether the spec looks like what `--privileged` produces (docker, ctr, podman, CRI):
+/// the default capabilities plus `CAP_SYS_ADMIN`, and either the device cgroup allows every
+/// device or /proc and /sys are unmasked. "Every capability" cannot be demanded: runtimes grant
+/// the capabilities their own process holds, which depends on the host (the captured
+/// `ctr --privileged` and `podman --privileged` specs lack `CAP_SYS_RESOURCE`).
+pub(crate) fn looks_privileged(root: &Node<'_>, set: &[&str]) -> Result<bool, ConvertError> {
+    let has = |c: &str| set.iter().any(|s| caps::to_oci(s) == c);
+    let caps_full = has("CAP_SYS_ADMIN") && caps::DEFAULT.iter().all(|c| has(c));
+    Ok(caps_full && (devices_allow_all(root)? || proc_unmasked(root)?))
+}
+
+fn seccomp(root: &Node<'_>) -> Result<SeccompProfile, ConvertError> {
+    let s = root.path("linux.seccomp");
+    let profile = |t: &str| SeccompProfile {
+        type_: t.to_owned(),
+        localhost_profile: None,
+    };
+    if !s.is_present() {
+        return Ok(profile("Unconfined"));
+    }
+    // A filter that allows everything and has no rules filters nothing.
+    let allow_all = s.get("defaultAction").str()? == Some("SCMP_ACT_ALLOW")
+        && s.get("syscalls").items()?.is_empty();
+    Ok(profile(if allow_all {
+        "Unconfined"
+    } else {
+        "RuntimeDefault"
+    }))
+}
+
+/// The runtimes' own default AppArmor profiles (docker, containerd CRI, podman/CRI-O).
+fn is_runtime_default_apparmor(name: &str) -> bool {
+    name == "docker-default"
+        || name == "cri-containerd.apparmor.d"
+        || name.starts_with("containers-default")
+}
+
+fn apparmor(root: &Node<'_>) -> Result<Option<AppArmorProfile>, ConvertError> {
+    Ok(match root.path("process.apparmorProfile").str()? {
+        None | Some("") => None,
+        Some("unconfined") => Some(AppArmorProfile {
+            type_: "Unconfined".into(),
+            localhost_profile: None,
+        }),
+        Some(p) if is_runtime_default_apparmor(p) => Some(AppArmorProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        Some(p) => Some(AppArmorProfile {
+            type_: "Localhost".into(),
+            localhost_profile: Some(p.to_owned()),
+        }),
+    })
+}
+
+/// `user:role:type:level`; the level may itself hold colons (`s0:c1,c2`).
+fn selinux(root: &Node<'_>) -> Result<Option<SELinuxOptions>, ConvertError> {
+    let Some(label) = root
+        .path("process.selinuxLabel")
+        .str()?
+        .filter(|l| !l.is_empty())
+    else {
+        return Ok(None);
+    };
+    let mut parts = label
+        .splitn(4, ':')
+        .map(|p| Some(p.to_owned()).filter(|p| !p.is_empty()));
+    Ok(Some(SELinuxOptions {
+        user: parts.next().flatten(),
+        role: parts.next().flatten(),
+        type_: parts.next().flatten(),
+        level: parts.next().flatten(),
+    }))
+}
+
+pub(crate) fn security_context(root: &Node<'_>) -> Result<SecurityContext, ConvertError> {
+    let set = capability_set(root)?;
+    let privileged = looks_privileged(root, &set)?;
+    let (add, drop) = caps::add_drop(&set);
+    let uid = root.path("process.user.uid").u32()?.unwrap_or(0);
+    let gid = root.path("process.user.gid").u32()?.unwrap_or(0);
+    let nnp = root
+        .path("process.noNewPrivileges")
+        .bool()?
+        .unwrap_or(false);
+    // A privileged container is unmasked as part of being privileged; a Kubernetes
+    // privileged Pod still says `procMount: Default`, so only an unprivileged container
+    // with nothing masked is `Unmasked`.
+    let proc_mount = if !privileged && proc_unmasked(root)? {
+        "Unmasked"
+    } else {
+        "Default"
+    };
+    Ok(SecurityContext {
+        privileged: Some(privileged),
+        capabilities: Some(Capabilities {
+            add: Some(add).filter(|v| !v.is_empty()),
+            drop: Some(drop).filter(|v| !v.is_empty()),
+        }),
+        run_as_user: Some(i64::from(uid)),
+        run_as_group: Some(i64::from(gid)),
+        run_as_non_root: Some(uid != 0),
+        allow_privilege_escalation: Some(!nnp),
+        read_only_root_filesystem: Some(root.path("root.readonly").bool()?.unwrap_or(false)),
+        seccomp_profile: Some(seccomp(root)?),
+        app_armor_profile: apparmor(root)?,
+        se_linux_options: selinux(root)?,
+        proc_mount: Some(proc_mount.to_owned()),
+        windows_options: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sc(spec: serde_json::Value) -> SecurityContext {
+        security_context(&Node::root(&spec).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn apparmor_and_selinux() {
+        let s = sc(
+            json!({"process": {"apparmorProfile": "docker-default", "selinuxLabel": "system_u:system_r:container_t:s0:c1,c2"}}),
+        );
+        assert_eq!(s.app_armor_profile.unwrap().type_, "RuntimeDefault");
+        let se = s.se_linux_options.unwrap();
+        assert_eq!(se.type_.as_deref(), Some("container_t"));
+        assert_eq!(se.level.as_deref(), Some("s0:c1,c2"));
+        let s = sc(json!({"process": {"apparmorProfile": "unconfined"}}));
+        assert_eq!(s.app_armor_profile.unwrap().type_, "Unconfined");
+        let s = sc(json!({"process": {"apparmorProfile": "my-profile"}}));
+        let p = s.app_armor_profile.unwrap();
+        assert_eq!(
+            (p.type_.as_str(), p.localhost_profile.as_deref()),
+            ("Localhost", Some("my-profile"))
+        );
+        assert!(sc(json!({"process": {"apparmorProfile": ""}}))
+            .app_armor_profile
+            .is_none());
+    }
+
+    #[test]
+    fn missing_capabilities_mean_all_of_them() {
+        let s = sc(json!({"process": {}}));
+        assert_eq!(
+            s.privileged,
+            Some(true),
+            "no caps, nothing masked: runc gives root everything"
+        );
+        let add = s.capabilities.unwrap().add.unwrap();
+        assert!(add.contains(&"SYS_ADMIN".to_owned()));
+    }
+
+    #[test]
+    fn cap_add_all_alone_is_not_privileged() {
+        let all: Vec<&str> = caps::ALL.to_vec();
+        let s = sc(json!({"process": {"capabilities": {"bounding": all}},
+            "linux": {"maskedPaths": ["/proc/kcore"], "resources": {"devices": [{"allow": false, "access": "rwm"}]}}}));
+        assert_eq!(s.privileged, Some(false));
+        assert_eq!(s.proc_mount.as_deref(), Some("Default"));
+    }
+
+    #[test]
+    fn allow_all_then_deny_all_is_not_allow_all() {
+        let spec = json!({"linux": {"resources": {"devices": [
+            {"allow": true, "access": "rwm"}, {"allow": false, "type": "a", "access": "rwm"}]}}});
+        assert!(!devices_allow_all(&Node::root(&spec).unwrap()).unwrap());
+    }
+
+    #[test]
+    fn seccomp_allow_everything_is_unconfined() {
+        let s = sc(json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}));
+        assert_eq!(s.seccomp_profile.unwrap().type_, "Unconfined");
+        let s = sc(json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}));
+        assert_eq!(s.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    }
+
+    #[test]
+    fn unmasked_proc() {
+        let s = sc(json!({"process": {"capabilities": {"bounding": ["CAP_CHOWN"]}}, "linux": {}}));
+        assert_eq!(s.proc_mount.as_deref(), Some("Unmasked"));
+        assert_eq!(s.privileged, Some(false));
+    }
+}

@@ -1,0 +1,36 @@
+//! Built-in policies: pure, synchronous checks the decision core runs before (and without)
+//! any webhook. Each takes its validated settings and the admission object and returns
+//! what is wrong, in words a user can act on; none does I/O.
+//!
+//! - [`reference`](mod@reference): Docker image references, normalised as containerd and the kubelet do.
+//! - [`images`]: the `images:` rules (latest tags, registries, digests, deny patterns).
+
+pub mod images;
+pub mod reference;
+
+mod glob;
+
+/// `s` quoted for a message: escaped (`{:?}`), and cut to a readable length so a hostile
+/// or broken value cannot blow up a denial message or a log line.
+pub(crate) fn quote(s: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    match s.char_indices().nth(MAX_CHARS) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}…", &s[..cut]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn quote_escapes_and_truncates() {
+        assert_eq!(quote("nginx"), "\"nginx\"");
+        assert_eq!(quote("a\"b\nc"), "\"a\\\"b\\nc\"");
+        let long = "é".repeat(1000);
+        let q = quote(&long);
+        assert!(q.ends_with('…'));
+        assert_eq!(q.chars().filter(|&c| c == 'é').count(), 200);
+    }
+}

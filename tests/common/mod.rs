@@ -1,0 +1,392 @@
+//! The harness every real-component test shares: a private containerd (own root, state and
+//! socket under a temp dir), the proxy binary in front of it, dockerd pointed at the proxy,
+//! a local busybox image, the real `ctr` and `docker` clients, and a webhook server the
+//! test controls.
+//!
+//! Missing components are a failure, not a skip: run `scripts/setup.sh` first.
+#![allow(dead_code)]
+
+pub mod webhook;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use webhook::WebhookServer;
+
+pub const IMAGE: &str = "docker.io/library/busybox:1.36";
+pub const IMAGE_LATEST: &str = "docker.io/library/busybox:latest";
+
+fn require(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success());
+    assert!(
+        matches!(found, Ok(true)),
+        "{tool} is not installed; run scripts/setup.sh (as root)"
+    );
+}
+
+/// The busybox image tar, built once per test binary.
+pub fn image_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        require("busybox");
+        let dir = std::env::temp_dir().join(format!("portcullis-image-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tar = dir.join("busybox.tar");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/busybox-image.sh");
+        let out = Command::new(script)
+            .arg(&tar)
+            .args([IMAGE, IMAGE_LATEST])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "building the image: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tar
+    })
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Proc {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+        Self {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until `path` accepts connections.
+pub fn wait_for_socket(path: &Path, what: &str, proc: &Proc) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "{what} did not listen on {} in 30 s; log:\n{}",
+        path.display(),
+        proc.log_text()
+    );
+}
+
+/// A private containerd.
+pub struct Containerd {
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    config: PathBuf,
+    proc: Proc,
+    starts: u32,
+}
+
+impl Containerd {
+    pub fn start(dir: &Path) -> Self {
+        require("containerd");
+        require("runc");
+        let dir = dir.join("containerd");
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("containerd.sock");
+        let config = dir.join("config.toml");
+        let d = dir.display();
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{d}/containerd.sock\"\n\
+                 [ttrpc]\n  address = \"{d}/containerd.sock.ttrpc\"\n\
+                 [debug]\n  address = \"{d}/debug.sock\"\n\
+                 [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n"
+            ),
+        )
+        .unwrap();
+        let proc = Self::spawn(&dir, &config, &socket, 0);
+        Self {
+            dir,
+            socket,
+            config,
+            proc,
+            starts: 1,
+        }
+    }
+
+    fn spawn(dir: &Path, config: &Path, socket: &Path, n: u32) -> Proc {
+        let log = dir.join(format!("containerd-{n}.log"));
+        let proc = Proc::spawn(Command::new("containerd").arg("--config").arg(config), log);
+        wait_for_socket(socket, "containerd", &proc);
+        proc
+    }
+
+    /// Stops and starts containerd again on the same root, state and socket.
+    pub fn restart(&mut self) {
+        self.proc.stop();
+        let _ = std::fs::remove_file(&self.socket);
+        self.proc = Self::spawn(&self.dir, &self.config, &self.socket, self.starts);
+        self.starts += 1;
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log_text()
+    }
+
+    /// Kills and deletes every task, so no shim or container outlives the test (runc's
+    /// state lives under the host-wide `/run/containerd/runc`, shared by every containerd).
+    pub fn clean_up(&self) {
+        let Ok(out) = Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["namespaces", "ls", "-q"])
+            .output()
+        else {
+            return;
+        };
+        for ns in String::from_utf8_lossy(&out.stdout).lines() {
+            let ctr = |args: &[&str]| {
+                Command::new("ctr")
+                    .arg("--address")
+                    .arg(&self.socket)
+                    .args(["-n", ns])
+                    .args(args)
+                    .output()
+                    .ok()
+            };
+            let tasks = ctr(&["tasks", "ls", "-q"])
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for id in tasks.lines() {
+                ctr(&["tasks", "kill", "-s", "SIGKILL", id]);
+                ctr(&["tasks", "delete", "-f", id]);
+            }
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        self.clean_up();
+    }
+}
+
+/// A container id unique to this test process, so parallel and repeated runs never meet
+/// in the host-wide runc state.
+pub fn unique(name: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The proxy binary under test.
+pub struct Proxy {
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    proc: Proc,
+}
+
+impl Proxy {
+    /// Starts `portcullis proxy` with `config` (YAML; `proxy.listen` and `proxy.containerd`
+    /// are set by the harness).
+    pub fn start(dir: &Path, containerd: &Path, config: &str) -> Self {
+        let socket = dir.join("portcullis.sock");
+        let config_path = dir.join("portcullis.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let proc = Proc::spawn(
+            Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .args(["--log", "portcullis=debug,info", "proxy", "--config"])
+                .arg(&config_path)
+                .arg("--listen")
+                .arg(&socket)
+                .arg("--containerd")
+                .arg(containerd),
+            dir.join("proxy.log"),
+        );
+        wait_for_socket(&socket, "portcullis proxy", &proc);
+        Self {
+            socket,
+            config: config_path,
+            proc,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log_text()
+    }
+}
+
+/// A dockerd whose containerd is `containerd` (the proxy's socket, usually).
+pub struct Dockerd {
+    pub socket: PathBuf,
+    proc: Proc,
+}
+
+impl Dockerd {
+    pub fn start(dir: &Path, containerd: &Path) -> Self {
+        require("dockerd");
+        let d = dir.join("docker");
+        std::fs::create_dir_all(&d).unwrap();
+        let socket = d.join("docker.sock");
+        let proc = Proc::spawn(
+            Command::new("dockerd")
+                .arg("--containerd")
+                .arg(containerd)
+                .arg("--data-root")
+                .arg(d.join("data"))
+                .arg("--exec-root")
+                .arg(d.join("exec"))
+                .arg("--pidfile")
+                .arg(d.join("docker.pid"))
+                .arg("-H")
+                .arg(format!("unix://{}", socket.display()))
+                .args([
+                    "--bridge",
+                    "none",
+                    "--iptables=false",
+                    "--ip6tables=false",
+                    "--ip-masq=false",
+                ]),
+            d.join("dockerd.log"),
+        );
+        wait_for_socket(&socket, "dockerd", &proc);
+        Self { socket, proc }
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log_text()
+    }
+}
+
+/// Runs `ctr` against `socket`.
+pub fn ctr(socket: &Path, args: &[&str]) -> Output {
+    require("ctr");
+    Command::new("ctr")
+        .arg("--address")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(out: Output) -> String {
+    assert!(out.status.success(), "command failed: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A test world: temp dir, containerd with the busybox image imported through the proxy.
+/// Fields drop in order: the proxy, then containerd (after its tasks are cleaned up),
+/// then the directory they lived in.
+pub struct World {
+    pub proxy: Proxy,
+    pub containerd: Containerd,
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("portcullis-e2e-")
+            .tempdir()
+            .unwrap();
+        let containerd = Containerd::start(dir.path());
+        let proxy = Proxy::start(dir.path(), &containerd.socket, config);
+        // Through the proxy: exercises Content/Write streaming and the image services.
+        ok(ctr(
+            &proxy.socket,
+            &["images", "import", image_tar().to_str().unwrap()],
+        ));
+        Self {
+            dir,
+            containerd,
+            proxy,
+        }
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        ctr(&self.proxy.socket, args)
+    }
+
+    pub fn ctr_direct(&self, args: &[&str]) -> Output {
+        ctr(&self.containerd.socket, args)
+    }
+
+    /// Container ids in `namespace`, asked of containerd directly.
+    pub fn containers(&self, namespace: &str) -> Vec<String> {
+        ok(self.ctr_direct(&["-n", namespace, "containers", "ls", "-q"]))
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "--- proxy log ---\n{}\n--- containerd log ---\n{}",
+            self.proxy.log(),
+            self.containerd.log()
+        )
+    }
+}
