@@ -52,28 +52,25 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
     }
 }
 
-/// Unary latency on both channels, interleaved in batches so drift hits both alike.
-async fn unary(direct: Channel, proxy: Channel, calls: usize) -> (Stats, Stats) {
-    let mut d = VersionClient::new(direct);
-    let mut p = VersionClient::new(proxy);
-    for _ in 0..500 {
-        d.version(()).await.unwrap();
-        p.version(()).await.unwrap();
+/// Unary latency on each channel, interleaved in batches so drift hits all alike.
+async fn unary(channels: &[Channel], calls: usize) -> Vec<Stats> {
+    let mut clients: Vec<_> = channels.iter().cloned().map(VersionClient::new).collect();
+    for c in &mut clients {
+        for _ in 0..500 {
+            c.version(()).await.unwrap();
+        }
     }
-    let (mut ds, mut ps) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    let mut samples = vec![Vec::with_capacity(calls); clients.len()];
     for _ in 0..calls / 100 {
-        for _ in 0..100 {
-            let t = Instant::now();
-            d.version(()).await.unwrap();
-            ds.push(t.elapsed());
-        }
-        for _ in 0..100 {
-            let t = Instant::now();
-            p.version(()).await.unwrap();
-            ps.push(t.elapsed());
+        for (c, s) in clients.iter_mut().zip(&mut samples) {
+            for _ in 0..100 {
+                let t = Instant::now();
+                c.version(()).await.unwrap();
+                s.push(t.elapsed());
+            }
         }
     }
-    (stats(ds), stats(ps))
+    samples.into_iter().map(stats).collect()
 }
 
 /// Bytes per second reading one blob through Content/Read.
@@ -159,6 +156,20 @@ fn main() {
         hook.url
     );
     let hooked = common::Proxy::start(&hook_dir, &containerd.socket, &webhook_config);
+    // The floor any user-space relay pays on this machine: socat copying bytes between the
+    // two sockets (no HTTP/2 at all), when socat is installed.
+    let socat_socket = dir.path().join("socat.sock");
+    let socat = std::process::Command::new("socat")
+        .arg(format!("UNIX-LISTEN:{},fork", socat_socket.display()))
+        .arg(format!("UNIX-CONNECT:{}", containerd.socket.display()))
+        .spawn()
+        .ok();
+    if socat.is_some() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !socat_socket.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 
     // A blob of random-ish bytes in the content store.
     let blob = dir.path().join("blob");
@@ -190,20 +201,36 @@ fn main() {
         let proxied = connect(&plain.socket).await;
         let hooked_ch = connect(&hooked.socket).await;
 
-        let (d, p) = unary(direct.clone(), proxied.clone(), calls).await;
+        let floor = match socat.is_some() {
+            true => Some(connect(&socat_socket).await),
+            false => None,
+        };
+        let mut channels = vec![direct.clone(), proxied.clone()];
+        channels.extend(floor.clone());
+        let s = unary(&channels, calls).await;
+        let (d, p) = (&s[0], &s[1]);
         println!("unary Version ({calls} calls each): direct p50 {} p99 {}; proxy p50 {} p99 {}; ratio p50 {:.3} p99 {:.3}",
             us(d.p50), us(d.p99), us(p.p50), us(p.p99),
             p.p50.as_secs_f64() / d.p50.as_secs_f64(), p.p99.as_secs_f64() / d.p99.as_secs_f64());
+        if let Some(f) = s.get(2) {
+            println!("  socat byte relay (floor): p50 {} p99 {}; ratio p50 {:.3}", us(f.p50), us(f.p99), f.p50.as_secs_f64() / d.p50.as_secs_f64());
+        }
 
         let size = (blob_mib << 20) as u64;
-        let (mut dr, mut pr) = (Vec::new(), Vec::new());
+        let (mut dr, mut pr, mut fr) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..3 {
             dr.push(read_blob(direct.clone(), &digest, size).await);
             pr.push(read_blob(proxied.clone(), &digest, size).await);
+            if let Some(f) = &floor {
+                fr.push(read_blob(f.clone(), &digest, size).await);
+            }
         }
         let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max) / (1 << 20) as f64;
         println!("Content/Read {blob_mib} MiB (best of 3): direct {:.0} MiB/s; proxy {:.0} MiB/s; ratio {:.3}",
             best(&dr), best(&pr), best(&pr) / best(&dr));
+        if !fr.is_empty() {
+            println!("  socat byte relay (floor): {:.0} MiB/s; ratio {:.3}", best(&fr), best(&fr) / best(&dr));
+        }
 
         let cd = creates(direct.clone(), n_creates, "d").await;
         let cp = creates(proxied.clone(), n_creates, "p").await;
@@ -211,4 +238,8 @@ fn main() {
         println!("Containers/Create ({n_creates} each): direct p50 {} p99 {}; proxy, no webhook p50 {} p99 {}; proxy, local webhook p50 {} p99 {}",
             us(cd.p50), us(cd.p99), us(cp.p50), us(cp.p99), us(ch.p50), us(ch.p99));
     });
+    if let Some(mut socat) = socat {
+        let _ = socat.kill();
+        let _ = socat.wait();
+    }
 }

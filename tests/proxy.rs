@@ -466,3 +466,37 @@ fn docker_run_through_the_proxy_is_admitted_and_denied_with_the_message() {
     );
     let _ = IMAGE_LATEST;
 }
+
+#[test]
+fn raw_conversion_shows_the_request_and_applies_patches_to_it() {
+    let hook = WebhookServer::tcp(|r| {
+        let spec = &object(r)["container"]["spec"];
+        if spec["process"]["args"] == json!(["echo", "raw-original"]) {
+            patch(
+                r,
+                json!([{"op": "replace", "path": "/container/spec/process/args/1", "value": "raw-patched"}]),
+            )
+        } else {
+            allow(r)
+        }
+    });
+    let w = World::new(&config(
+        "raw.test",
+        "Mutating",
+        &hook.url,
+        "Fail",
+        "  conversion: raw",
+    ));
+    let id = unique("raw");
+    let out = ok(w.ctr(&["run", "--rm", IMAGE, &id, "echo", "raw-original"]));
+    assert!(out.contains("raw-patched"), "{out}\n{}", w.logs());
+    let create = hook.requests().into_iter().next().unwrap();
+    let container = &object(&create)["container"];
+    assert_eq!(container["id"], id.as_str());
+    assert_eq!(container["image"], IMAGE);
+    assert_eq!(container["runtime"]["name"], "io.containerd.runc.v2");
+    assert!(
+        container["spec"]["ociVersion"].is_string(),
+        "spec not decoded: {container}"
+    );
+}

@@ -439,6 +439,7 @@ impl Proxy {
         let verdict = self.decider.decide(review).await;
         tracing::info!(
             operation = review.operation.as_str(),
+            kind = review.kind.kind,
             namespace = review.namespace,
             name = review.name,
             allowed = verdict.allowed,

@@ -1,18 +1,22 @@
 //! The connection to the real containerd: one multiplexed HTTP/2 connection over its unix
-//! socket, re-dialled by the pool when containerd restarts.
+//! socket, dialled on first use and again whenever it has closed (containerd restarted).
+//!
+//! hyper's connection handle is used directly rather than through a pooled client: with
+//! one shared h2 connection a pool only adds a checkout per call, which showed in latency.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
+use tokio::net::UnixStream;
 
 use super::grpc::{self, Code, Status};
-use crate::net::unix::UnixConnector;
 
 /// HTTP/2 flow-control window per stream, both towards containerd and clients.
 pub const WINDOW: u32 = 8 << 20;
@@ -22,28 +26,64 @@ pub type Body = Either<Incoming, Full<Bytes>>;
 
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<UnixConnector, Body>,
     socket: PathBuf,
+    connection: Arc<Mutex<Option<SendRequest<Body>>>>,
 }
 
 impl Upstream {
     pub fn new(socket: &Path) -> Self {
-        let client = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            // Streams such as Content/Read move large blobs; a 64 KiB window would stall
-            // the relay on every window update, so open it wide.
-            .http2_initial_stream_window_size(WINDOW)
-            .http2_initial_connection_window_size(2 * WINDOW)
-            .http2_max_frame_size(1 << 20)
-            .build(UnixConnector::new(socket));
         Self {
-            client,
             socket: socket.to_owned(),
+            connection: Arc::new(Mutex::new(None)),
         }
     }
 
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    fn unreachable(&self, e: &dyn std::error::Error) -> Status {
+        Status::new(
+            Code::Unavailable,
+            format!(
+                "portcullis: containerd at {} is unreachable: {}",
+                self.socket.display(),
+                error_chain(e)
+            ),
+        )
+    }
+
+    /// A handle on the live connection, dialling a new one if there is none.
+    async fn sender(&self) -> Result<SendRequest<Body>, Status> {
+        if let Some(sender) = self.live() {
+            return Ok(sender);
+        }
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            // Streams such as Content/Read move large blobs; a 64 KiB window would stall
+            // the relay on every window update, so open it wide.
+            .initial_stream_window_size(WINDOW)
+            .initial_connection_window_size(2 * WINDOW)
+            .max_frame_size(1 << 20)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "containerd connection ended");
+            }
+        });
+        let mut slot = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        // Two calls may dial at once after a restart; either connection serves.
+        *slot = Some(sender.clone());
+        Ok(sender)
+    }
+
+    fn live(&self) -> Option<SendRequest<Body>> {
+        let slot = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().filter(|s| !s.is_closed()).cloned()
     }
 
     /// Sends a request on, unchanged but for its URI (the socket is fixed; the path is kept).
@@ -70,16 +110,12 @@ impl Upstream {
                 )
             })?;
         *req.uri_mut() = uri;
-        self.client.request(req).await.map_err(|e| {
-            Status::new(
-                Code::Unavailable,
-                format!(
-                    "portcullis: containerd at {} is unreachable: {}",
-                    self.socket.display(),
-                    error_chain(&e)
-                ),
-            )
-        })
+        let mut sender = self.sender().await?;
+        sender.ready().await.map_err(|e| self.unreachable(&e))?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| self.unreachable(&e))
     }
 
     /// A unary call of the proxy's own, e.g. `Containers/Get` to read the stored container.
