@@ -67,7 +67,7 @@ impl Upstream {
             .initial_stream_window_size(WINDOW)
             .initial_connection_window_size(2 * WINDOW)
             .max_frame_size(1 << 20)
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(crate::net::cork::Cork::new(stream)))
             .await
             .map_err(|e| self.unreachable(&e))?;
         tokio::spawn(async move {
