@@ -500,3 +500,23 @@ fn raw_conversion_shows_the_request_and_applies_patches_to_it() {
         "spec not decoded: {container}"
     );
 }
+
+#[test]
+fn a_mutation_that_cannot_be_written_back_refuses_the_container_naming_the_field() {
+    let hook = WebhookServer::tcp(|r| {
+        if r["request"]["operation"] == "CREATE" {
+            patch(
+                r,
+                json!([{"op": "replace", "path": "/spec/hostNetwork", "value": true}]),
+            )
+        } else {
+            allow(r)
+        }
+    });
+    let w = World::new(&config("hostnet.test", "Mutating", &hook.url, "Fail", ""));
+    let out = w.ctr(&["run", "--rm", IMAGE, &unique("unwritable"), "true"]);
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(msg.contains("/spec/hostNetwork"), "{msg}");
+    assert!(w.containers("default").is_empty());
+}

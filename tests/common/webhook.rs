@@ -23,62 +23,73 @@ pub struct WebhookServer {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
 impl WebhookServer {
     /// Serves on 127.0.0.1; `handler` gets the AdmissionReview and returns the `response`.
     pub fn tcp(handler: impl Fn(&Value) -> Value + Send + Sync + 'static) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Handler> = Arc::new(handler);
-        let (reqs, h) = (requests.clone(), handler.clone());
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                tokio::spawn(serve(TokioIo::new(stream), reqs.clone(), h.clone()));
-            }
-        });
-        Self {
+        Self::launch(
+            runtime,
+            Listener::Tcp(listener),
             url,
-            socket: None,
-            requests,
-            runtime: Some(runtime),
-        }
+            None,
+            Arc::new(handler),
+        )
     }
 
     /// Serves on a unix socket at `path`.
     pub fn unix(path: PathBuf, handler: impl Fn(&Value) -> Value + Send + Sync + 'static) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let _ = std::fs::remove_file(&path);
         let listener = runtime
             .block_on(async { tokio::net::UnixListener::bind(&path) })
             .unwrap();
+        Self::launch(
+            runtime,
+            Listener::Unix(listener),
+            String::new(),
+            Some(path),
+            Arc::new(handler),
+        )
+    }
+
+    fn launch(
+        runtime: tokio::runtime::Runtime,
+        listener: Listener,
+        url: String,
+        socket: Option<PathBuf>,
+        handler: Arc<Handler>,
+    ) -> Self {
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Handler> = Arc::new(handler);
-        let (reqs, h) = (requests.clone(), handler.clone());
+        let reqs = requests.clone();
         runtime.spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                tokio::spawn(serve(TokioIo::new(stream), reqs.clone(), h.clone()));
+                let (reqs, h) = (reqs.clone(), handler.clone());
+                match &listener {
+                    Listener::Tcp(l) => {
+                        if let Ok((stream, _)) = l.accept().await {
+                            tokio::spawn(serve(TokioIo::new(stream), reqs, h));
+                        }
+                    }
+                    Listener::Unix(l) => {
+                        if let Ok((stream, _)) = l.accept().await {
+                            tokio::spawn(serve(TokioIo::new(stream), reqs, h));
+                        }
+                    }
+                }
             }
         });
         Self {
-            url: String::new(),
-            socket: Some(path),
+            url,
+            socket,
             requests,
             runtime: Some(runtime),
         }
@@ -104,6 +115,14 @@ impl Drop for WebhookServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn serve<I>(io: TokioIo<I>, requests: Arc<Mutex<Vec<Value>>>, handler: Arc<Handler>)
