@@ -1,6 +1,7 @@
 //! The command line: parse, set up logging, dispatch to one verb. Exit codes: 0 success,
 //! 1 a refusal (for verbs that decide), 2 bad input, configuration or runtime error.
 
+mod check;
 mod proxy;
 
 use std::process::ExitCode;
@@ -34,6 +35,9 @@ enum LogFormat {
 enum Command {
     /// Proxy containerd's socket, admitting the calls that create or change containers.
     Proxy(proxy::Args),
+    /// Evaluate the configured policies offline against Pods, OCI specs, container records
+    /// or AdmissionReviews (exit 0 admitted, 1 denied, 2 bad input or policy).
+    Check(check::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -41,6 +45,7 @@ pub fn main() -> ExitCode {
     init_tracing(&cli.log, cli.log_format);
     let result = match cli.command {
         Command::Proxy(args) => proxy::run(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ pub mod labels;
 mod mounts;
 pub mod pod;
 pub mod quantity;
+pub mod record;
 mod security;
 mod spec;
 pub mod writeback;

@@ -1,0 +1,217 @@
+//! `portcullis check`: evaluate the configured policies offline, like `kyverno apply` or
+//! `gator test`. Each INPUT is a Pod (YAML or JSON, several documents allowed), an OCI
+//! `config.json`, a containerd container record (`ctr containers info`), or an
+//! AdmissionReview. Exit codes: 0 all admitted, 1 any denied, 2 bad input or bad policy.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::convert::{pod, record, PodOptions};
+use crate::core::Decider;
+use crate::review::{
+    AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, UserInfo, Verdict,
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Config file (YAML): the policies to evaluate.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Namespace of inputs that carry none (OCI config.json, container records, Pods without one).
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    output: Output,
+    /// Files to evaluate (`-` for standard input).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Output {
+    Human,
+    Json,
+}
+
+/// One request read from an input file.
+struct Case {
+    source: String,
+    request: AdmissionRequest,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let opts = PodOptions {
+        runtime_classes: config.proxy.runtime_classes.clone(),
+    };
+    let mut cases = Vec::new();
+    for input in &args.inputs {
+        cases.extend(
+            read_cases(input, &args.namespace, &opts)
+                .with_context(|| format!("{}", input.display()))?,
+        );
+    }
+    let decider = Decider::new(&config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut denied = false;
+    let mut report = Vec::new();
+    for case in &cases {
+        let verdict = runtime.block_on(decider.decide(&case.request));
+        denied |= !verdict.allowed;
+        match args.output {
+            Output::Human => print_human(case, &verdict),
+            Output::Json => report.push(json_record(case, &verdict)),
+        }
+    }
+    if let Output::Json = args.output {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(if denied {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn patch_of(case: &Case, verdict: &Verdict) -> Option<json_patch::Patch> {
+    let before = case.request.object.as_ref()?;
+    verdict
+        .mutated
+        .as_ref()
+        .map(|after| json_patch::diff(before, after))
+}
+
+fn print_human(case: &Case, verdict: &Verdict) {
+    let what = format!(
+        "{} ({} {}/{})",
+        case.source,
+        case.request.operation.as_str(),
+        case.request.namespace,
+        case.request.name
+    );
+    if verdict.allowed {
+        println!("{what}: admitted");
+    } else {
+        println!("{what}: denied: {}", verdict.message());
+    }
+    for w in &verdict.warnings {
+        println!("  warning: {w}");
+    }
+    if let Some(patch) = patch_of(case, verdict) {
+        println!(
+            "  patch: {}",
+            serde_json::to_string(&patch).unwrap_or_default()
+        );
+    }
+    for r in &verdict.trail {
+        let sep = if r.message.is_empty() { "" } else { ": " };
+        println!("  {} {:?}{sep}{}", r.policy, r.outcome, r.message);
+    }
+}
+
+fn json_record(case: &Case, verdict: &Verdict) -> Value {
+    json!({
+        "input": case.source,
+        "operation": case.request.operation.as_str(),
+        "namespace": case.request.namespace,
+        "name": case.request.name,
+        "allowed": verdict.allowed,
+        "status": verdict.status,
+        "warnings": verdict.warnings,
+        "auditAnnotations": verdict.audit_annotations,
+        "patch": patch_of(case, verdict),
+        "policies": verdict.trail,
+    })
+}
+
+fn read_cases(path: &Path, namespace: &str, opts: &PodOptions) -> anyhow::Result<Vec<Case>> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(path)?
+    };
+    let documents: Vec<Value> = match serde_json::from_str::<Value>(&text) {
+        Ok(v) => vec![v],
+        Err(_) => serde_saphyr::from_multiple::<Value>(&text)
+            .map_err(|e| anyhow::anyhow!("not JSON or YAML: {e}"))?,
+    };
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("input");
+    let stem = stem.split('.').next().unwrap_or(stem);
+    let mut cases = Vec::new();
+    for (i, doc) in documents.into_iter().filter(|d| !d.is_null()).enumerate() {
+        let source = if i == 0 {
+            path.display().to_string()
+        } else {
+            format!("{}#{i}", path.display())
+        };
+        let request =
+            to_request(doc, stem, namespace, opts).with_context(|| format!("document {i}"))?;
+        cases.push(Case { source, request });
+    }
+    if cases.is_empty() {
+        bail!("no document to evaluate");
+    }
+    Ok(cases)
+}
+
+/// Recognises what a document is and builds the request a door would have built.
+fn to_request(
+    doc: Value,
+    stem: &str,
+    namespace: &str,
+    opts: &PodOptions,
+) -> anyhow::Result<AdmissionRequest> {
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let pod = match kind {
+        "AdmissionReview" => {
+            let request = doc.get("request").cloned().context("AdmissionReview without request")?;
+            return serde_json::from_value(request).context("AdmissionReview request");
+        }
+        "Pod" => {
+            let mut pod = doc;
+            if pod["metadata"]["namespace"].as_str().unwrap_or_default().is_empty() {
+                pod["metadata"]["namespace"] = json!(namespace);
+            }
+            pod
+        }
+        "" if doc.get("ociVersion").is_some() => {
+            pod::to_pod_value(&record::from_oci_config(namespace, stem, &doc)?, opts)?
+        }
+        "" if doc.get("ID").is_some() && doc.get("Spec").is_some() => {
+            pod::to_pod_value(&record::from_container_info(namespace, &doc)?, opts)?
+        }
+        other => bail!(
+            "cannot tell what this is (kind {other:?}); expected a Pod, an AdmissionReview, an OCI config.json (ociVersion) or a container record (ID, Spec)"
+        ),
+    };
+    let mut request = AdmissionRequest::new(
+        Operation::Create,
+        GroupVersionKind::core("Pod"),
+        GroupVersionResource::core("pods"),
+        None,
+    );
+    request.name = pod["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    request.namespace = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    request.user_info = UserInfo {
+        username: "portcullis-check".into(),
+        ..Default::default()
+    };
+    request.object = Some(pod);
+    Ok(request)
+}
