@@ -520,3 +520,53 @@ fn a_mutation_that_cannot_be_written_back_refuses_the_container_naming_the_field
     assert!(msg.contains("/spec/hostNetwork"), "{msg}");
     assert!(w.containers("default").is_empty());
 }
+
+#[test]
+fn every_decision_is_a_line_in_the_decision_log() {
+    let hook = WebhookServer::tcp(|r| {
+        if object(r)["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("refused")
+        {
+            deny(r, "not this one")
+        } else {
+            allow(r)
+        }
+    });
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("decisions.jsonl");
+    let config = format!(
+        "{}decisionLog: {{file: {}}}\n",
+        config("log.test", "Validating", &hook.url, "Fail", ""),
+        log.display()
+    );
+    let w = World::new(&config);
+    ok(w.ctr(&["run", "--rm", IMAGE, &unique("logged"), "true"]));
+    assert!(!w
+        .ctr(&["run", "--rm", IMAGE, &unique("refused"), "true"])
+        .status
+        .success());
+    let records: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let denied: Vec<&Value> = records.iter().filter(|r| r["allowed"] == false).collect();
+    assert_eq!(denied.len(), 1, "{records:?}");
+    let d = denied[0];
+    assert_eq!(d["door"], "proxy");
+    assert_eq!(d["operation"], "CREATE");
+    assert_eq!(d["namespace"], "default");
+    assert_eq!(d["images"], json!([IMAGE]));
+    assert_eq!(d["caller"]["username"], "root");
+    assert_eq!(d["policies"][0]["policy"], "log.test");
+    assert_eq!(d["policies"][0]["outcome"], "denied");
+    assert!(d["message"].as_str().unwrap().contains("not this one"));
+    assert!(d["latencyMicros"].as_u64().is_some());
+    // The admitted container: Create and the Tasks/Create re-check.
+    assert!(
+        records.iter().filter(|r| r["allowed"] == true).count() >= 2,
+        "{records:?}"
+    );
+}

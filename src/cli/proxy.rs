@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let decider = Arc::new(Decider::new(&config)?);
+        let decider = Arc::new(Decider::new(&config)?.with_decision_log(&config.decision_log)?);
         let socket = config.proxy.listen.clone();
         let listener = listener::bind(&socket, &mode)?;
         let proxy = Arc::new(Proxy::new(&config, decider));

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 pub use webhook::WebhookConfig;
 
+use crate::core::log::DecisionLogConfig;
 use crate::policy::images::ImageRules;
 
 /// The whole file.
@@ -25,6 +26,9 @@ pub struct Config {
     /// Built-in image rules (docs/policies.md).
     #[serde(default)]
     pub images: ImageRules,
+    /// Where every decision is recorded.
+    #[serde(default)]
+    pub decision_log: DecisionLogConfig,
 }
 
 /// `proxy:` — the containerd door.

@@ -16,6 +16,7 @@
 //! are kept. A webhook that cannot be called fails closed (`failurePolicy: Fail`, HTTP 500)
 //! or is skipped with a log line and a `failed-open...` audit annotation (`Ignore`).
 
+pub mod log;
 pub mod matching;
 pub mod policies;
 
@@ -53,6 +54,7 @@ pub enum CoreError {
 /// connections are pooled inside.
 pub struct Decider {
     stages: Vec<Stage>,
+    log: Option<log::DecisionLog>,
 }
 
 /// One step of the chain, in Kubernetes order.
@@ -88,7 +90,25 @@ impl Decider {
             Stage::ValidatingPolicies(policies),
             Stage::ValidatingWebhooks(validating),
         ];
-        Ok(Self { stages })
+        Ok(Self { stages, log: None })
+    }
+
+    /// The same core, recording every [`Decider::admit`] in the configured decision log.
+    pub fn with_decision_log(mut self, config: &log::DecisionLogConfig) -> std::io::Result<Self> {
+        self.log = log::DecisionLog::open(config)?;
+        Ok(self)
+    }
+
+    /// What a door calls: decides, and records the decision (door, caller, verdict, every
+    /// policy's result, latency) in the decision log before returning it.
+    pub async fn admit(&self, door: &str, request: &AdmissionRequest) -> Verdict {
+        let started = std::time::Instant::now();
+        let verdict = self.decide(request).await;
+        if let Some(log) = &self.log {
+            log.append(&record(door, request, &verdict, started.elapsed()))
+                .await;
+        }
+        verdict
     }
 
     /// True when no policy source is configured: every request is allowed unchanged.
@@ -123,6 +143,50 @@ impl Decider {
         );
         verdict
     }
+}
+
+/// One decision log line.
+fn record(
+    door: &str,
+    request: &AdmissionRequest,
+    verdict: &Verdict,
+    latency: std::time::Duration,
+) -> Value {
+    let object = request.object.as_ref();
+    let images: Vec<&str> = ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .filter_map(|k| object?.pointer(&format!("/spec/{k}"))?.as_array())
+        .flatten()
+        .filter_map(|c| c["image"].as_str())
+        .collect();
+    let patch: Vec<String> = match (object, &verdict.mutated) {
+        (Some(before), Some(after)) => json_patch::diff(before, after)
+            .0
+            .iter()
+            .map(|op| op.path().to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    serde_json::json!({
+        "time": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+        "door": door,
+        "uid": request.uid,
+        "operation": request.operation.as_str(),
+        "kind": request.kind.kind,
+        "subResource": request.sub_resource,
+        "namespace": request.namespace,
+        "name": request.name,
+        "images": images,
+        "caller": request.user_info,
+        "allowed": verdict.allowed,
+        "code": verdict.status.as_ref().and_then(|s| s.code),
+        "message": verdict.message(),
+        "policies": verdict.trail,
+        "warnings": verdict.warnings,
+        "auditAnnotations": verdict.audit_annotations,
+        "patch": patch,
+        "latencyMicros": latency.as_micros() as u64,
+    })
 }
 
 /// Mutating webhooks: sequential, each sees the previous ones' patches.

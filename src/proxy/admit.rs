@@ -436,7 +436,7 @@ impl Proxy {
     }
 
     async fn decide(&self, review: &AdmissionRequest) -> Result<Verdict, Status> {
-        let verdict = self.decider.decide(review).await;
+        let verdict = self.decider.admit("proxy", review).await;
         tracing::info!(
             operation = review.operation.as_str(),
             kind = review.kind.kind,
