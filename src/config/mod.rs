@@ -26,9 +26,21 @@ pub struct Config {
     /// Built-in image rules (docs/policies.md).
     #[serde(default)]
     pub images: ImageRules,
+    /// Per containerd namespace, like Namespace objects: their labels (Pod Security levels,
+    /// selectors of webhooks).
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
     /// Where every decision is recorded.
     #[serde(default)]
     pub decision_log: DecisionLogConfig,
+}
+
+/// `namespaces.NAME:` — what a Namespace object would say about a containerd namespace.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NamespaceConfig {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `proxy:` — the containerd door.

@@ -3,9 +3,9 @@
 //! matches (no rules, no call), then `namespaceSelector`, then `objectSelector`.
 //!
 //! Without an API server there is no discovery, so every match is `matchPolicy: Exact`,
-//! and a namespace's only label is the one Kubernetes always sets,
-//! `kubernetes.io/metadata.name: <namespace>` (a request for a Namespace object itself
-//! uses that object's labels, as upstream).
+//! and a namespace's labels are those of the `namespaces:` config plus the one Kubernetes
+//! always sets, `kubernetes.io/metadata.name: <namespace>` (a request for a Namespace
+//! object itself uses that object's labels, as upstream).
 
 use std::collections::BTreeMap;
 
@@ -19,11 +19,30 @@ use crate::review::{AdmissionRequest, Operation};
 /// The label Kubernetes puts on every namespace.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
-/// Pure: does `webhook` apply to `request`?
+/// Pure: does `webhook` apply to `request`, in a namespace with only the name label?
 pub fn should_call(webhook: &WebhookConfig, request: &AdmissionRequest) -> bool {
+    should_call_in(webhook, request, &name_label(&request.namespace))
+}
+
+/// Pure: does `webhook` apply to `request` in a namespace labelled `namespace_labels`
+/// (the `namespaces:` config plus the name label)?
+pub fn should_call_in(
+    webhook: &WebhookConfig,
+    request: &AdmissionRequest,
+    namespace_labels: &BTreeMap<String, String>,
+) -> bool {
     webhook.rules.iter().any(|rule| rule_matches(rule, request))
-        && namespace_matches(webhook.namespace_selector.as_ref(), request)
+        && namespace_matches(
+            webhook.namespace_selector.as_ref(),
+            request,
+            namespace_labels,
+        )
         && object_matches(webhook.object_selector.as_ref(), request)
+}
+
+/// The labels of a namespace nothing else is known about.
+pub fn name_label(namespace: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), namespace.to_owned())])
 }
 
 /// Upstream `rules.Matcher.Matches`.
@@ -78,7 +97,11 @@ fn scope_matches(scope: Option<Scope>, request: &AdmissionRequest) -> bool {
 }
 
 /// Upstream `namespace.Matcher.MatchNamespaceSelector`.
-fn namespace_matches(selector: Option<&LabelSelector>, request: &AdmissionRequest) -> bool {
+fn namespace_matches(
+    selector: Option<&LabelSelector>,
+    request: &AdmissionRequest,
+    namespace_labels: &BTreeMap<String, String>,
+) -> bool {
     let Some(selector) = selector.filter(|s| !s.is_empty()) else {
         return true;
     };
@@ -99,8 +122,7 @@ fn namespace_matches(selector: Option<&LabelSelector>, request: &AdmissionReques
         // Cluster-scoped requests are never exempted by a namespace selector.
         return true;
     }
-    let labels = BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), request.namespace.clone())]);
-    selector.matches(&labels)
+    selector.matches(namespace_labels)
 }
 
 /// Upstream `object.Matcher.MatchObjectSelector`: the new or the old object may match.

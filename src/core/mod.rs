@@ -30,11 +30,12 @@ mod testing;
 mod tests;
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use crate::config::webhook::{InvalidWebhook, WebhookKind};
-use crate::config::Config;
+use crate::config::{Config, NamespaceConfig};
 use crate::review::{AdmissionRequest, Outcome, PolicyResult, Refusal, Status, Verdict};
 
 pub use client::{CallError, MAX_RESPONSE_BYTES};
@@ -54,6 +55,7 @@ pub enum CoreError {
 /// connections are pooled inside.
 pub struct Decider {
     stages: Vec<Stage>,
+    namespaces: BTreeMap<String, NamespaceConfig>,
     log: Option<log::DecisionLog>,
 }
 
@@ -90,13 +92,29 @@ impl Decider {
             Stage::ValidatingPolicies(policies),
             Stage::ValidatingWebhooks(validating),
         ];
-        Ok(Self { stages, log: None })
+        Ok(Self {
+            stages,
+            namespaces: config.namespaces.clone(),
+            log: None,
+        })
     }
 
     /// The same core, recording every [`Decider::admit`] in the configured decision log.
     pub fn with_decision_log(mut self, config: &log::DecisionLogConfig) -> std::io::Result<Self> {
         self.log = log::DecisionLog::open(config)?;
         Ok(self)
+    }
+
+    /// A namespace's labels: those configured under `namespaces:`, plus the name label
+    /// Kubernetes always sets.
+    pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        let mut labels = self
+            .namespaces
+            .get(namespace)
+            .map(|n| n.labels.clone())
+            .unwrap_or_default();
+        labels.extend(matching::name_label(namespace));
+        labels
     }
 
     /// What a door calls: decides, and records the decision (door, caller, verdict, every
@@ -122,7 +140,7 @@ impl Decider {
     /// Asks every applicable policy about `request`. Never fails: problems reaching a
     /// policy become part of the verdict according to its failure policy.
     pub async fn decide(&self, request: &AdmissionRequest) -> Verdict {
-        let mut run = Run::new(request);
+        let mut run = Run::new(request, self.namespace_labels(&request.namespace));
         for stage in &self.stages {
             match stage {
                 Stage::MutatingWebhooks(hooks) => mutate(hooks, &mut run).await,
@@ -197,7 +215,7 @@ async fn mutate(hooks: &[Webhook], run: &mut Run<'_>) {
     let mut reinvoke = std::collections::BTreeSet::new();
     for (index, hook) in hooks.iter().enumerate() {
         let request = run.current();
-        if !hook.matches(&request) {
+        if !hook.matches(&request, &run.namespace_labels) {
             continue;
         }
         let reply = hook.call(&request).await;
@@ -215,7 +233,7 @@ async fn mutate(hooks: &[Webhook], run: &mut Run<'_>) {
     for index in reinvoke {
         let hook = &hooks[index];
         let request = run.current();
-        if !hook.matches(&request) {
+        if !hook.matches(&request, &run.namespace_labels) {
             continue;
         }
         let reply = hook.call(&request).await;
@@ -232,7 +250,7 @@ async fn validate(hooks: &[Webhook], run: &mut Run<'_>) {
     let called: Vec<(usize, &Webhook)> = hooks
         .iter()
         .enumerate()
-        .filter(|(_, h)| h.matches(&request))
+        .filter(|(_, h)| h.matches(&request, &run.namespace_labels))
         .collect();
     let replies =
         futures_util::future::join_all(called.iter().map(|(_, h)| h.call(&request))).await;
@@ -364,14 +382,16 @@ fn failure_status(code: i32, reason: &str, message: String) -> Status {
 /// the policies said. Every stage reports through these methods.
 struct Run<'a> {
     request: &'a AdmissionRequest,
+    namespace_labels: BTreeMap<String, String>,
     object: Option<Value>,
     verdict: Verdict,
 }
 
 impl<'a> Run<'a> {
-    fn new(request: &'a AdmissionRequest) -> Self {
+    fn new(request: &'a AdmissionRequest, namespace_labels: BTreeMap<String, String>) -> Self {
         Self {
             request,
+            namespace_labels,
             object: request.object.clone(),
             verdict: Verdict::default(),
         }

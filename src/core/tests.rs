@@ -873,3 +873,33 @@ fn denial_wording_matches_kube_apiserver() {
     assert_eq!((s.code, s.reason.as_str()), (Some(500), "InternalError"));
     let _: Value = serde_json::to_value(&s).unwrap();
 }
+
+#[tokio::test]
+async fn namespace_selectors_see_the_configured_namespace_labels() {
+    let server = Server::http(handler(|s| {
+        Reply::deny(s, json!({"message": "restricted ns"}))
+    }))
+    .await;
+    let cc = client(&server, "/");
+    let config: Config = Config {
+        webhooks: vec![hook(
+            "tier.example.com",
+            "Validating",
+            &cc,
+            "namespaceSelector: {matchLabels: {tier: restricted}}\n",
+        )],
+        namespaces: serde_saphyr::from_str("default: {labels: {tier: restricted}}\n").unwrap(),
+        ..Config::default()
+    };
+    let d = Decider::new(&config).unwrap();
+    assert_eq!(d.namespace_labels("default")["tier"], "restricted");
+    assert_eq!(
+        d.namespace_labels("default")["kubernetes.io/metadata.name"],
+        "default"
+    );
+    let v = d.decide(&pod()).await;
+    assert_eq!(outcomes(&v), vec![("tier.example.com", Outcome::Denied)]);
+    let mut other = pod();
+    other.namespace = "moby".into();
+    assert!(d.decide(&other).await.allowed);
+}

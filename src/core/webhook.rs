@@ -2,6 +2,8 @@
 //! it ([`super::client`]) and what its answer means for the request. The chain in
 //! [`super`] decides what to do with a [`Reply`].
 
+use std::collections::BTreeMap;
+
 use crate::config::webhook::{
     FailurePolicy, ReinvocationPolicy, SideEffectClass, WebhookConfig, WebhookKind,
 };
@@ -73,9 +75,14 @@ impl Webhook {
         self.config.reinvocation_policy == Some(ReinvocationPolicy::IfNeeded)
     }
 
-    /// Pure: whether this webhook applies to `request` (as patched so far).
-    pub fn matches(&self, request: &AdmissionRequest) -> bool {
-        matching::should_call(&self.config, request)
+    /// Pure: whether this webhook applies to `request` (as patched so far) in a namespace
+    /// with `namespace_labels`.
+    pub fn matches(
+        &self,
+        request: &AdmissionRequest,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> bool {
+        matching::should_call_in(&self.config, request, namespace_labels)
     }
 
     /// Sends `request` and checks the answer. Never panics; every failure is a [`Reply`].
