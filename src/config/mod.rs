@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 pub use webhook::WebhookConfig;
 
+use crate::core::exempt::{BreakGlass, Exemptions};
 use crate::core::log::DecisionLogConfig;
 use crate::policy::images::ImageRules;
 
@@ -26,6 +27,15 @@ pub struct Config {
     /// Built-in image rules (docs/policies.md).
     #[serde(default)]
     pub images: ImageRules,
+    /// Global override of every policy's mode, for rollout.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Requests not judged at all.
+    #[serde(default)]
+    pub exemptions: Exemptions,
+    /// A labelled container let through for listed callers while enabled.
+    #[serde(default)]
+    pub break_glass: BreakGlass,
     /// Per containerd namespace, like Namespace objects: their labels (Pod Security levels,
     /// selectors of webhooks).
     #[serde(default)]
@@ -33,6 +43,17 @@ pub struct Config {
     /// Where every decision is recorded.
     #[serde(default)]
     pub decision_log: DecisionLogConfig,
+}
+
+/// How a policy's refusals take effect: `enforce` refuses the request, `warn` lets it
+/// through with a warning, `audit` lets it through and records the refusal (dry run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Warn,
+    Audit,
 }
 
 /// `namespaces.NAME:` — what a Namespace object would say about a containerd namespace.

@@ -61,6 +61,9 @@ pub struct WebhookConfig {
     /// Mutating webhooks only.
     #[serde(default)]
     pub reinvocation_policy: Option<ReinvocationPolicy>,
+    /// Ours: enforce (default), warn or audit.
+    #[serde(default)]
+    pub mode: super::Mode,
 }
 
 fn default_timeout_seconds() -> i64 {

@@ -16,6 +16,7 @@
 //! are kept. A webhook that cannot be called fails closed (`failurePolicy: Fail`, HTTP 500)
 //! or is skipped with a log line and a `failed-open...` audit annotation (`Ignore`).
 
+pub mod exempt;
 pub mod log;
 pub mod matching;
 pub mod policies;
@@ -35,7 +36,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::config::webhook::{InvalidWebhook, WebhookKind};
-use crate::config::{Config, NamespaceConfig};
+use crate::config::{Config, Mode, NamespaceConfig};
 use crate::review::{AdmissionRequest, Outcome, PolicyResult, Refusal, Status, Verdict};
 
 pub use client::{CallError, MAX_RESPONSE_BYTES};
@@ -55,6 +56,9 @@ pub enum CoreError {
 /// connections are pooled inside.
 pub struct Decider {
     stages: Vec<Stage>,
+    mode: Option<Mode>,
+    exemptions: exempt::Exemptions,
+    break_glass: exempt::BreakGlass,
     namespaces: BTreeMap<String, NamespaceConfig>,
     log: Option<log::DecisionLog>,
 }
@@ -94,6 +98,9 @@ impl Decider {
         ];
         Ok(Self {
             stages,
+            mode: config.mode,
+            exemptions: config.exemptions.clone(),
+            break_glass: config.break_glass.clone(),
             namespaces: config.namespaces.clone(),
             log: None,
         })
@@ -140,7 +147,14 @@ impl Decider {
     /// Asks every applicable policy about `request`. Never fails: problems reaching a
     /// policy become part of the verdict according to its failure policy.
     pub async fn decide(&self, request: &AdmissionRequest) -> Verdict {
-        let mut run = Run::new(request, self.namespace_labels(&request.namespace));
+        if let Some(pass) = exempt::pass(&self.exemptions, &self.break_glass, request) {
+            return passed(pass);
+        }
+        let mut run = Run::new(
+            request,
+            self.namespace_labels(&request.namespace),
+            self.mode,
+        );
         for stage in &self.stages {
             match stage {
                 Stage::MutatingWebhooks(hooks) => mutate(hooks, &mut run).await,
@@ -161,6 +175,30 @@ impl Decider {
         );
         verdict
     }
+}
+
+/// The verdict for a request that skips the chain.
+fn passed(pass: exempt::Pass) -> Verdict {
+    let (policy, message) = match pass {
+        exempt::Pass::Exempt(m) => ("exemptions", m),
+        exempt::Pass::BreakGlass(m) => {
+            tracing::warn!(message = %m, "break-glass used");
+            ("breakGlass", m)
+        }
+    };
+    let mut verdict = Verdict {
+        allowed: true,
+        ..Verdict::default()
+    };
+    verdict
+        .audit_annotations
+        .insert(format!("portcullis.dev/{policy}"), message.clone());
+    verdict.trail.push(PolicyResult {
+        policy: policy.into(),
+        outcome: Outcome::Skipped,
+        message,
+    });
+    verdict
 }
 
 /// One decision log line.
@@ -270,17 +308,18 @@ fn judge(policies: &[Box<dyn ValidatingPolicy>], run: &mut Run<'_>) {
             Answer::Deny(message) => {
                 let message = format!("policy {name:?} denied the request: {message}");
                 run.record(name, Outcome::Denied, &message);
-                run.refuse(Refusal::Denied, failure_status(403, "Forbidden", message));
-                return;
+                let status = failure_status(403, "Forbidden", message);
+                if run.refuse_by(policy.mode(), name, Refusal::Denied, status) {
+                    return;
+                }
             }
             Answer::Error(error) => {
                 let message = format!("policy {name:?} could not judge the request: {error}");
                 run.record(name, Outcome::Failed, &message);
-                run.refuse(
-                    Refusal::Failed,
-                    failure_status(500, "InternalError", message),
-                );
-                return;
+                let status = failure_status(500, "InternalError", message);
+                if run.refuse_by(policy.mode(), name, Refusal::Failed, status) {
+                    return;
+                }
             }
         }
     }
@@ -315,10 +354,8 @@ fn settle(run: &mut Run<'_>, hook: &Webhook, index: usize, round: u8, reply: Rep
             tracing::warn!(webhook = %name, %error, "failed calling webhook, failing closed");
             run.record(name, Outcome::Failed, error.to_string());
             let message = format!("failed calling webhook {name:?}: {error}");
-            run.refuse(
-                Refusal::Failed,
-                failure_status(500, "InternalError", message),
-            );
+            let status = failure_status(500, "InternalError", message);
+            run.refuse_by(hook.mode(), name, Refusal::Failed, status);
             false
         }
         Reply::Answered(answer) => {
@@ -329,10 +366,19 @@ fn settle(run: &mut Run<'_>, hook: &Webhook, index: usize, round: u8, reply: Rep
             if !answer.allowed {
                 let status = denial_status(name, answer.status);
                 run.record(name, Outcome::Denied, &status.message);
-                run.refuse(Refusal::Denied, status);
+                run.refuse_by(hook.mode(), name, Refusal::Denied, status);
                 return false;
             }
             match answer.patch {
+                Some(patch) if !patch.is_empty() && run.effective(hook.mode()) != Mode::Enforce => {
+                    let mode = run.effective(hook.mode());
+                    let message = format!(
+                        "would apply {} patch operation(s); not applied in mode {mode:?}",
+                        patch.len()
+                    );
+                    run.record(name, Outcome::Allowed, message);
+                    false
+                }
                 Some(patch) if !patch.is_empty() => run.apply_patch(name, &patch),
                 _ => {
                     run.record(name, Outcome::Allowed, "");
@@ -383,15 +429,21 @@ fn failure_status(code: i32, reason: &str, message: String) -> Status {
 struct Run<'a> {
     request: &'a AdmissionRequest,
     namespace_labels: BTreeMap<String, String>,
+    mode_override: Option<Mode>,
     object: Option<Value>,
     verdict: Verdict,
 }
 
 impl<'a> Run<'a> {
-    fn new(request: &'a AdmissionRequest, namespace_labels: BTreeMap<String, String>) -> Self {
+    fn new(
+        request: &'a AdmissionRequest,
+        namespace_labels: BTreeMap<String, String>,
+        mode_override: Option<Mode>,
+    ) -> Self {
         Self {
             request,
             namespace_labels,
+            mode_override,
             object: request.object.clone(),
             verdict: Verdict::default(),
         }
@@ -423,6 +475,32 @@ impl<'a> Run<'a> {
 
     fn annotate(&mut self, key: String, value: String) {
         self.verdict.audit_annotations.insert(key, value);
+    }
+
+    /// The mode a policy runs in: the global override if set, else its own.
+    fn effective(&self, mode: Mode) -> Mode {
+        self.mode_override.unwrap_or(mode)
+    }
+
+    /// A policy's refusal, as its mode has it: enforced (returns true), a warning, or an
+    /// audit annotation (`portcullis.dev/audit.POLICY`).
+    fn refuse_by(&mut self, mode: Mode, policy: &str, refusal: Refusal, status: Status) -> bool {
+        match self.effective(mode) {
+            Mode::Enforce => {
+                self.refuse(refusal, status);
+                true
+            }
+            Mode::Warn => {
+                self.verdict
+                    .warnings
+                    .push(format!("{} (mode warn: not enforced)", status.message));
+                false
+            }
+            Mode::Audit => {
+                self.annotate(format!("portcullis.dev/audit.{policy}"), status.message);
+                false
+            }
+        }
     }
 
     /// The first refusal wins; later ones stay in the trail only.

@@ -3,6 +3,7 @@
 //! [`crate::policy`]; this is their seam to the chain. Pod Security, CEL
 //! ValidatingAdmissionPolicy and Rego plug in here as further implementations.
 
+use crate::config::Mode;
 use crate::policy::images::{self, ImageRules};
 use crate::review::AdmissionRequest;
 
@@ -21,6 +22,10 @@ pub trait ValidatingPolicy: Send + Sync {
     /// The name denials and decision records carry.
     fn name(&self) -> &str;
     fn validate(&self, request: &AdmissionRequest) -> Answer;
+    /// How its refusals take effect (the global `mode` overrides it).
+    fn mode(&self) -> Mode {
+        Mode::Enforce
+    }
 }
 
 /// `images:` — the built-in image rules, on Pod creates and updates.
@@ -40,6 +45,10 @@ impl Images {
 impl ValidatingPolicy for Images {
     fn name(&self) -> &str {
         "images"
+    }
+
+    fn mode(&self) -> Mode {
+        self.rules.mode
     }
 
     fn validate(&self, request: &AdmissionRequest) -> Answer {

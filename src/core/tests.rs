@@ -903,3 +903,74 @@ async fn namespace_selectors_see_the_configured_namespace_labels() {
     other.namespace = "moby".into();
     assert!(d.decide(&other).await.allowed);
 }
+
+#[tokio::test]
+async fn modes_turn_refusals_into_warnings_or_audit_annotations() {
+    let server = Server::http(handler(|s| Reply::deny(s, json!({"message": "no"})))).await;
+    let cc = client(&server, "/");
+    let with_mode = |webhook_mode: &str, global: Option<crate::config::Mode>| {
+        Decider::new(&Config {
+            webhooks: vec![hook(
+                "m.example.com",
+                "Validating",
+                &cc,
+                &format!("mode: {webhook_mode}\n"),
+            )],
+            mode: global,
+            ..Config::default()
+        })
+        .unwrap()
+    };
+    let v = with_mode("enforce", None).decide(&pod()).await;
+    assert!(!v.allowed);
+    let v = with_mode("warn", None).decide(&pod()).await;
+    assert!(v.allowed, "{v:?}");
+    assert!(
+        v.warnings[0].contains("denied the request: no") && v.warnings[0].contains("warn"),
+        "{v:?}"
+    );
+    let v = with_mode("audit", None).decide(&pod()).await;
+    assert!(v.allowed && v.warnings.is_empty());
+    assert!(v.audit_annotations["portcullis.dev/audit.m.example.com"].contains("no"));
+    // The global override wins over the policy's own mode, both ways.
+    assert!(
+        with_mode("enforce", Some(crate::config::Mode::Audit))
+            .decide(&pod())
+            .await
+            .allowed
+    );
+    assert!(
+        !with_mode("audit", Some(crate::config::Mode::Enforce))
+            .decide(&pod())
+            .await
+            .allowed
+    );
+}
+
+#[tokio::test]
+async fn exempt_requests_and_break_glass_skip_every_policy() {
+    let server = Server::http(handler(|s| Reply::deny(s, json!({"message": "no"})))).await;
+    let cc = client(&server, "/");
+    let config = Config {
+        webhooks: vec![hook("deny.example.com", "Validating", &cc, "")],
+        exemptions: serde_saphyr::from_str("namespaces: [kube-system]\n").unwrap(),
+        break_glass: serde_saphyr::from_str("callers: ['uid:0']\nenabled: true\n").unwrap(),
+        ..Config::default()
+    };
+    let d = Decider::new(&config).unwrap();
+    assert!(!d.decide(&pod()).await.allowed);
+    let mut system = pod();
+    system.namespace = "kube-system".into();
+    let v = d.decide(&system).await;
+    assert!(v.allowed && v.trail[0].policy == "exemptions", "{v:?}");
+    let mut glass = pod();
+    glass.user_info.uid = "0".into();
+    glass.object.as_mut().unwrap()["metadata"]["labels"] =
+        json!({"portcullis.dev/break-glass": "INC-1"});
+    let v = d.decide(&glass).await;
+    assert!(v.allowed && v.trail[0].policy == "breakGlass", "{v:?}");
+    assert!(v
+        .audit_annotations
+        .contains_key("portcullis.dev/breakGlass"));
+    assert_eq!(server.calls(), 1);
+}

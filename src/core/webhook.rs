@@ -71,6 +71,10 @@ impl Webhook {
         self.config.failure_policy == FailurePolicy::Ignore
     }
 
+    pub fn mode(&self) -> crate::config::Mode {
+        self.config.mode
+    }
+
     pub fn reinvoke_if_needed(&self) -> bool {
         self.config.reinvocation_policy == Some(ReinvocationPolicy::IfNeeded)
     }

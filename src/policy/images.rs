@@ -18,6 +18,9 @@ use super::{glob, quote};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ImageRules {
+    /// enforce (default), warn or audit.
+    #[serde(default)]
+    pub mode: crate::config::Mode,
     /// Refuse tag `latest`, and images with neither tag nor digest (they mean `latest`).
     /// An image pinned by digest passes, whatever its tag.
     #[serde(default)]
