@@ -63,11 +63,7 @@ pub fn pass(
     break_glass: &BreakGlass,
     request: &AdmissionRequest,
 ) -> Option<Pass> {
-    if exemptions
-        .namespaces
-        .iter()
-        .any(|n| *n == request.namespace)
-    {
+    if exemptions.namespaces.contains(&request.namespace) {
         return Some(Pass::Exempt(format!(
             "namespace {:?} is exempt",
             request.namespace
