@@ -570,3 +570,51 @@ fn every_decision_is_a_line_in_the_decision_log() {
         "{records:?}"
     );
 }
+
+#[test]
+fn pod_security_labels_on_the_namespace_are_enforced() {
+    let config = "namespaces:\n  default: {labels: {pod-security.kubernetes.io/enforce: baseline, pod-security.kubernetes.io/warn: restricted}}\n";
+    let w = World::new(config);
+    // ctr applies no seccomp profile unless asked: that container is Unconfined, which
+    // baseline forbids. With the runtime default profile it is admitted.
+    let out = w.ctr(&["run", "--rm", IMAGE, &unique("unconfined"), "true"]);
+    assert!(text(&out).contains("seccompProfile"), "{}", text(&out));
+    let out = ok(w.ctr(&[
+        "run",
+        "--rm",
+        "--seccomp",
+        IMAGE,
+        &unique("baseline-ok"),
+        "echo",
+        "baseline-admits-this",
+    ]));
+    assert!(out.contains("baseline-admits-this"), "{out}");
+    let out = w.ctr(&[
+        "run",
+        "--rm",
+        "--privileged",
+        IMAGE,
+        &unique("privileged"),
+        "true",
+    ]);
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains(r#"violates PodSecurity "baseline:latest""#) && msg.contains("privileged"),
+        "{msg}"
+    );
+    let out = w.ctr(&[
+        "run",
+        "--rm",
+        "--net-host",
+        IMAGE,
+        &unique("hostnet"),
+        "true",
+    ]);
+    assert!(
+        text(&out).contains("host namespaces (hostNetwork=true)"),
+        "{}",
+        text(&out)
+    );
+    assert!(w.containers("default").is_empty());
+}

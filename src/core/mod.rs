@@ -88,6 +88,15 @@ impl Decider {
             }
         }
         let mut policies: Vec<Box<dyn ValidatingPolicy>> = Vec::new();
+        // Pod Security acts only where a namespace's labels ask for a level.
+        let pod_security_labels = config.namespaces.values().any(|n| {
+            n.labels
+                .keys()
+                .any(|k| k.starts_with("pod-security.kubernetes.io/"))
+        });
+        if pod_security_labels {
+            policies.push(Box::new(policies::PodSecurity));
+        }
         if let Some(images) = policies::Images::new(&config.images) {
             policies.push(Box::new(images));
         }
@@ -302,7 +311,12 @@ fn judge(policies: &[Box<dyn ValidatingPolicy>], run: &mut Run<'_>) {
     let request = run.current();
     for policy in policies {
         let name = policy.name();
-        match policy.validate(&request) {
+        let judgement = policy.validate(&request, &run.namespace_labels);
+        run.verdict.warnings.extend(judgement.warnings);
+        for (key, value) in judgement.audit_annotations {
+            run.annotate(key, value);
+        }
+        match judgement.answer {
             Answer::Skip => {}
             Answer::Allow => run.record(name, Outcome::Allowed, ""),
             Answer::Deny(message) => {

@@ -4,7 +4,10 @@
 //! ValidatingAdmissionPolicy and Rego plug in here as further implementations.
 
 use crate::config::Mode;
+use std::collections::BTreeMap;
+
 use crate::policy::images::{self, ImageRules};
+use crate::policy::pss;
 use crate::review::AdmissionRequest;
 
 /// What an in-process validating policy says about one request.
@@ -18,10 +21,33 @@ pub enum Answer {
     Error(String),
 }
 
+/// An answer plus what a policy says without refusing: warnings and audit annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    pub answer: Answer,
+    pub warnings: Vec<String>,
+    pub audit_annotations: BTreeMap<String, String>,
+}
+
+impl From<Answer> for Judgement {
+    fn from(answer: Answer) -> Self {
+        Self {
+            answer,
+            warnings: Vec::new(),
+            audit_annotations: BTreeMap::new(),
+        }
+    }
+}
+
 pub trait ValidatingPolicy: Send + Sync {
     /// The name denials and decision records carry.
     fn name(&self) -> &str;
-    fn validate(&self, request: &AdmissionRequest) -> Answer;
+    /// Judges `request` in a namespace labelled `namespace_labels`.
+    fn validate(
+        &self,
+        request: &AdmissionRequest,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> Judgement;
     /// How its refusals take effect (the global `mode` overrides it).
     fn mode(&self) -> Mode {
         Mode::Enforce
@@ -51,19 +77,94 @@ impl ValidatingPolicy for Images {
         self.rules.mode
     }
 
-    fn validate(&self, request: &AdmissionRequest) -> Answer {
-        // Exec and other subresources carry no Pod to judge; the Pod was judged at create.
-        if request.kind.kind != "Pod" || request.sub_resource.is_some() {
-            return Answer::Skip;
-        }
-        let Some(object) = &request.object else {
-            return Answer::Skip;
+    fn validate(&self, request: &AdmissionRequest, _: &BTreeMap<String, String>) -> Judgement {
+        let Some(object) = pod_object(request) else {
+            return Answer::Skip.into();
         };
         match images::check(&self.rules, object) {
             Ok(violations) if violations.is_empty() => Answer::Allow,
             Ok(violations) => Answer::Deny(images::message(&violations)),
             Err(not_a_pod) => Answer::Error(not_a_pod.to_string()),
         }
+        .into()
+    }
+}
+
+/// The Pod of a Pod create or update. Exec and other subresources carry no Pod to judge;
+/// the Pod was judged when it was created.
+fn pod_object(request: &AdmissionRequest) -> Option<&serde_json::Value> {
+    if request.kind.kind != "Pod" || request.sub_resource.is_some() {
+        return None;
+    }
+    request.object.as_ref()
+}
+
+/// Pod Security Admission: the levels the namespace's `pod-security.kubernetes.io/*`
+/// labels ask for, enforced, warned about and audited as upstream does.
+pub struct PodSecurity;
+
+const PSA_PREFIX: &str = "pod-security.kubernetes.io/";
+
+impl ValidatingPolicy for PodSecurity {
+    fn name(&self) -> &str {
+        "pod-security"
+    }
+
+    fn validate(&self, request: &AdmissionRequest, labels: &BTreeMap<String, String>) -> Judgement {
+        let mut judgement = Judgement::from(Answer::Skip);
+        let Some(pod) = pod_object(request) else {
+            return judgement;
+        };
+        for mode in ["enforce", "warn", "audit"] {
+            let Some(level) = labels.get(&format!("{PSA_PREFIX}{mode}")) else {
+                continue;
+            };
+            let version = labels
+                .get(&format!("{PSA_PREFIX}{mode}-version"))
+                .map(String::as_str)
+                .unwrap_or("latest");
+            // As upstream, a label that does not parse means the most restrictive policy.
+            let lv: pss::LevelVersion =
+                format!("{level}:{version}")
+                    .parse()
+                    .unwrap_or(pss::LevelVersion {
+                        level: pss::Level::Restricted,
+                        version: pss::Version::Latest,
+                    });
+            let failures = match pss::evaluate(&lv, pod) {
+                Ok(failures) => failures,
+                Err(invalid) => {
+                    if mode == "enforce" {
+                        judgement.answer = Answer::Error(format!(
+                            "the Pod cannot be checked: {}",
+                            invalid.0.join("; ")
+                        ));
+                    }
+                    continue;
+                }
+            };
+            if failures.is_empty() {
+                if mode == "enforce" {
+                    judgement.answer = Answer::Allow;
+                }
+                continue;
+            }
+            let message = pss::message(&lv, &failures);
+            match mode {
+                "enforce" => judgement.answer = Answer::Deny(message),
+                "warn" => judgement.warnings.push(format!(
+                    "would {}",
+                    message.replacen("violates", "violate", 1)
+                )),
+                _ => {
+                    judgement.audit_annotations.insert(
+                        format!("{PSA_PREFIX}audit-violations"),
+                        format!("would {}", message.replacen("violates", "violate", 1)),
+                    );
+                }
+            }
+        }
+        judgement
     }
 }
 
@@ -94,8 +195,12 @@ mod tests {
             ..Default::default()
         };
         let policy = Images::new(&rules).unwrap();
-        assert_eq!(policy.validate(&request("busybox:1.36")), Answer::Allow);
-        let Answer::Deny(message) = policy.validate(&request("busybox")) else {
+        let none = BTreeMap::new();
+        assert_eq!(
+            policy.validate(&request("busybox:1.36"), &none).answer,
+            Answer::Allow
+        );
+        let Answer::Deny(message) = policy.validate(&request("busybox"), &none).answer else {
             panic!("busybox admitted")
         };
         assert!(
@@ -104,7 +209,53 @@ mod tests {
         );
         let mut exec = request("busybox");
         exec.sub_resource = Some("exec".into());
-        assert_eq!(policy.validate(&exec), Answer::Skip);
+        assert_eq!(policy.validate(&exec, &none).answer, Answer::Skip);
         assert!(Images::new(&ImageRules::default()).is_none());
+    }
+
+    #[test]
+    fn pod_security_follows_the_namespace_labels() {
+        let mut privileged = request("busybox:1.36");
+        privileged.object.as_mut().unwrap()["spec"]["hostNetwork"] = serde_json::json!(true);
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (format!("{PSA_PREFIX}{k}"), v.to_string()))
+                .collect()
+        };
+        let j = PodSecurity.validate(&privileged, &labels(&[("enforce", "baseline")]));
+        let Answer::Deny(message) = j.answer else {
+            panic!("{j:?}")
+        };
+        assert!(
+            message.starts_with("violates PodSecurity \"baseline:latest\": host namespaces"),
+            "{message}"
+        );
+        let j = PodSecurity.validate(
+            &privileged,
+            &labels(&[
+                ("warn", "baseline"),
+                ("audit", "restricted"),
+                ("audit-version", "v1.30"),
+            ]),
+        );
+        assert_eq!(j.answer, Answer::Skip);
+        assert!(
+            j.warnings[0].starts_with("would violate PodSecurity \"baseline:latest\""),
+            "{j:?}"
+        );
+        assert!(
+            j.audit_annotations["pod-security.kubernetes.io/audit-violations"]
+                .contains("restricted:v1.30")
+        );
+        assert_eq!(
+            PodSecurity.validate(&privileged, &BTreeMap::new()).answer,
+            Answer::Skip
+        );
+        let j = PodSecurity.validate(
+            &request("busybox:1.36"),
+            &labels(&[("enforce", "no-such-level")]),
+        );
+        assert!(matches!(j.answer, Answer::Deny(m) if m.contains("restricted:latest")));
     }
 }
