@@ -618,3 +618,26 @@ fn pod_security_labels_on_the_namespace_are_enforced() {
     );
     assert!(w.containers("default").is_empty());
 }
+
+#[test]
+fn the_runtime_class_rule_rewrites_a_reserved_runtime_in_containerd() {
+    let config =
+        "proxy:\n  runtimeClasses: {standard: io.containerd.runc.v2, alt: io.containerd.runc.v1}\n\
+                  runtimeClass: {reservedRuntimes: [standard], fallbackRuntime: alt}\n";
+    let w = World::new(config);
+    let id = unique("reserved");
+    ok(w.ctr(&["containers", "create", IMAGE, &id, "true"]));
+    let info: Value =
+        serde_json::from_str(&ok(w.ctr_direct(&["containers", "info", &id]))).unwrap();
+    assert_eq!(info["Runtime"]["Name"], "io.containerd.runc.v1", "{info}");
+    // And the rewritten container runs.
+    let out = ok(w.ctr(&[
+        "run",
+        "--rm",
+        IMAGE,
+        &unique("rewritten"),
+        "echo",
+        "on-the-fallback",
+    ]));
+    assert!(out.contains("on-the-fallback"), "{out}");
+}

@@ -13,6 +13,7 @@ pub use webhook::WebhookConfig;
 use crate::core::exempt::{BreakGlass, Exemptions};
 use crate::core::log::DecisionLogConfig;
 use crate::policy::images::ImageRules;
+use crate::policy::runtime_class::RuntimeClassRule;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -27,6 +28,9 @@ pub struct Config {
     /// Built-in image rules (docs/policies.md).
     #[serde(default)]
     pub images: ImageRules,
+    /// Built-in runtime-class rule (docs/policies.md).
+    #[serde(default)]
+    pub runtime_class: RuntimeClassRule,
     /// Global override of every policy's mode, for rollout.
     #[serde(default)]
     pub mode: Option<Mode>,

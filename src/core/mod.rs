@@ -40,7 +40,7 @@ use crate::config::{Config, Mode, NamespaceConfig};
 use crate::review::{AdmissionRequest, Outcome, PolicyResult, Refusal, Status, Verdict};
 
 pub use client::{CallError, MAX_RESPONSE_BYTES};
-use policies::{Answer, ValidatingPolicy};
+use policies::{Answer, MutatingPolicy, Mutation, ValidatingPolicy};
 use webhook::{Reply, Webhook};
 
 /// Why a [`Decider`] cannot be built.
@@ -65,6 +65,7 @@ pub struct Decider {
 
 /// One step of the chain, in Kubernetes order.
 enum Stage {
+    MutatingPolicies(Vec<Box<dyn MutatingPolicy>>),
     // Mutation phase. In-process mutating policies (MutatingAdmissionPolicy, defaults)
     // go here, before the webhooks.
     MutatingWebhooks(Vec<Webhook>),
@@ -101,6 +102,12 @@ impl Decider {
             policies.push(Box::new(images));
         }
         let stages = vec![
+            Stage::MutatingPolicies(
+                policies::RuntimeClass::new(&config.runtime_class)
+                    .into_iter()
+                    .map(|p| Box::new(p) as Box<dyn MutatingPolicy>)
+                    .collect(),
+            ),
             Stage::MutatingWebhooks(mutating),
             Stage::ValidatingPolicies(policies),
             Stage::ValidatingWebhooks(validating),
@@ -150,6 +157,7 @@ impl Decider {
         self.stages.iter().all(|s| match s {
             Stage::MutatingWebhooks(h) | Stage::ValidatingWebhooks(h) => h.is_empty(),
             Stage::ValidatingPolicies(p) => p.is_empty(),
+            Stage::MutatingPolicies(p) => p.is_empty(),
         })
     }
 
@@ -168,6 +176,7 @@ impl Decider {
             match stage {
                 Stage::MutatingWebhooks(hooks) => mutate(hooks, &mut run).await,
                 Stage::ValidatingPolicies(policies) => judge(policies, &mut run),
+                Stage::MutatingPolicies(policies) => change(policies, &mut run),
                 Stage::ValidatingWebhooks(hooks) => validate(hooks, &mut run).await,
             }
             if run.is_refused() {
@@ -303,6 +312,37 @@ async fn validate(hooks: &[Webhook], run: &mut Run<'_>) {
         futures_util::future::join_all(called.iter().map(|(_, h)| h.call(&request))).await;
     for ((index, hook), reply) in called.into_iter().zip(replies) {
         settle(run, hook, index, 0, reply);
+    }
+}
+
+/// In-process mutating policies, in order, each seeing the previous ones' changes.
+fn change(policies: &[Box<dyn MutatingPolicy>], run: &mut Run<'_>) {
+    for policy in policies {
+        let name = policy.name();
+        let request = run.current();
+        match policy.mutate(&request) {
+            Mutation::Skip => {}
+            Mutation::Allow => run.record(name, Outcome::Allowed, ""),
+            Mutation::Patch(patch) if run.effective(policy.mode()) != Mode::Enforce => {
+                let mode = run.effective(policy.mode());
+                run.record(
+                    name,
+                    Outcome::Allowed,
+                    format!("would apply {patch:?}; not applied in mode {mode:?}"),
+                );
+            }
+            Mutation::Patch(patch) => {
+                run.apply_patch(name, &patch);
+            }
+            Mutation::Deny(message) => {
+                let message = format!("policy {name:?} denied the request: {message}");
+                run.record(name, Outcome::Denied, &message);
+                let status = failure_status(403, "Forbidden", message);
+                if run.refuse_by(policy.mode(), name, Refusal::Denied, status) {
+                    return;
+                }
+            }
+        }
     }
 }
 

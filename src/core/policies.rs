@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::policy::images::{self, ImageRules};
 use crate::policy::pss;
+use crate::policy::runtime_class::{Decision, RuntimeClassRule};
 use crate::review::AdmissionRequest;
 
 /// What an in-process validating policy says about one request.
@@ -87,6 +88,66 @@ impl ValidatingPolicy for Images {
             Err(not_a_pod) => Answer::Error(not_a_pod.to_string()),
         }
         .into()
+    }
+}
+
+/// What an in-process mutating policy does with one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    Skip,
+    Allow,
+    Patch(json_patch::Patch),
+    Deny(String),
+}
+
+pub trait MutatingPolicy: Send + Sync {
+    fn name(&self) -> &str;
+    fn mutate(&self, request: &AdmissionRequest) -> Mutation;
+    fn mode(&self) -> Mode {
+        Mode::Enforce
+    }
+}
+
+/// `runtimeClass:` — reserved runtimes refused or sent to the fallback.
+pub struct RuntimeClass {
+    rule: RuntimeClassRule,
+}
+
+impl RuntimeClass {
+    pub fn new(rule: &RuntimeClassRule) -> Option<Self> {
+        rule.is_active().then(|| Self { rule: rule.clone() })
+    }
+}
+
+impl MutatingPolicy for RuntimeClass {
+    fn name(&self) -> &str {
+        "runtime-class"
+    }
+
+    fn mode(&self) -> Mode {
+        self.rule.mode
+    }
+
+    fn mutate(&self, request: &AdmissionRequest) -> Mutation {
+        let Some(pod) = pod_object(request) else {
+            return Mutation::Skip;
+        };
+        match self.rule.decide(pod) {
+            Decision::Keep => Mutation::Allow,
+            Decision::Refuse(message) => Mutation::Deny(message),
+            Decision::Set(class) => {
+                let op = if pod.pointer("/spec/runtimeClassName").is_some() {
+                    "replace"
+                } else {
+                    "add"
+                };
+                let patch = serde_json::json!([{"op": op, "path": "/spec/runtimeClassName", "value": class}]);
+                match serde_json::from_value(patch) {
+                    Ok(patch) => Mutation::Patch(patch),
+                    Err(e) => Mutation::Deny(format!("internal error building the patch: {e}")),
+                }
+            }
+        }
     }
 }
 

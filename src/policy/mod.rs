@@ -8,6 +8,7 @@
 pub mod images;
 pub mod pss;
 pub mod reference;
+pub mod runtime_class;
 
 mod glob;
 
