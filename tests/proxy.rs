@@ -641,3 +641,98 @@ fn the_runtime_class_rule_rewrites_a_reserved_runtime_in_containerd() {
     ]));
     assert!(out.contains("on-the-fallback"), "{out}");
 }
+
+#[test]
+fn a_cel_policy_and_a_restricted_namespace_deny_a_bind_mount() {
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("no-hostpath.yaml"),
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: no-hostpath}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}]
+  validations:
+    - expression: "!has(object.spec.volumes) || object.spec.volumes.all(v, !has(v.hostPath))"
+      messageExpression: "'hostPath volumes are not allowed: ' + object.spec.volumes.filter(v, has(v.hostPath)).map(v, v.hostPath.path).join(', ')"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: no-hostpath-everywhere}
+spec:
+  policyName: no-hostpath
+  validationActions: [Deny]
+"#,
+    )
+    .unwrap();
+    let config = format!(
+        "policyDir: {}\nnamespaces:\n  default: {{labels: {{pod-security.kubernetes.io/enforce: restricted}}}}\n",
+        policies.path().display()
+    );
+    let w = World::new(&config);
+    let host_dir = w.dir.path().join("shared-data");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let mount = format!(
+        "type=bind,src={},dst=/data,options=rbind:ro",
+        host_dir.display()
+    );
+
+    // The restricted namespace refuses it (and much else about a root busybox).
+    let out = w.ctr(&[
+        "run",
+        "--rm",
+        "--mount",
+        &mount,
+        IMAGE,
+        &unique("restricted"),
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(r#"violates PodSecurity "restricted:latest""#),
+        "{}",
+        text(&out)
+    );
+
+    // In a namespace without Pod Security labels, the CEL policy alone refuses the mount
+    // and admits the same container without it.
+    ok(w.ctr(&[
+        "-n",
+        "team",
+        "images",
+        "import",
+        common::image_tar().to_str().unwrap(),
+    ]));
+    let out = w.ctr(&[
+        "-n",
+        "team",
+        "run",
+        "--rm",
+        "--mount",
+        &mount,
+        IMAGE,
+        &unique("bind"),
+        "true",
+    ]);
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("ValidatingAdmissionPolicy 'no-hostpath' with binding 'no-hostpath-everywhere' denied request")
+            && msg.contains(&format!("hostPath volumes are not allowed: {}", host_dir.display())),
+        "{msg}"
+    );
+    let out = ok(w.ctr(&[
+        "-n",
+        "team",
+        "run",
+        "--rm",
+        IMAGE,
+        &unique("nobind"),
+        "echo",
+        "no-mount-ok",
+    ]));
+    assert!(out.contains("no-mount-ok"));
+    assert!(w.containers("team").is_empty());
+}

@@ -25,6 +25,10 @@ pub struct Config {
     /// `webhooks[]` form plus `kind`.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// Directory of Kubernetes-style YAML objects: ValidatingAdmissionPolicies, their
+    /// bindings and params (every `*.yaml`, `*.yml`, `*.json`; several documents a file).
+    #[serde(default)]
+    pub policy_dir: Option<PathBuf>,
     /// Built-in image rules (docs/policies.md).
     #[serde(default)]
     pub images: ImageRules,

@@ -50,6 +50,8 @@ pub enum CoreError {
     InvalidWebhook { name: String, error: InvalidWebhook },
     #[error("webhook {name:?}: {message}")]
     Setup { name: String, message: String },
+    #[error("policyDir {dir}: {message}")]
+    PolicyDir { dir: String, message: String },
 }
 
 /// The one decision core every door asks. Build it once and share it (`Arc`); webhook
@@ -100,6 +102,12 @@ impl Decider {
         }
         if let Some(images) = policies::Images::new(&config.images) {
             policies.push(Box::new(images));
+        }
+        if let Some(dir) = &config.policy_dir {
+            let set = load_policy_dir(dir)?;
+            if !set.is_empty() {
+                policies.push(Box::new(set));
+            }
         }
         let stages = vec![
             Stage::MutatingPolicies(
@@ -193,6 +201,32 @@ impl Decider {
         );
         verdict
     }
+}
+
+/// Every policy document in `dir`, compiled once.
+fn load_policy_dir(dir: &std::path::Path) -> Result<crate::policy::vap::PolicySet, CoreError> {
+    let error = |message: String| CoreError::PolicyDir {
+        dir: dir.display().to_string(),
+        message,
+    };
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| error(e.to_string()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        })
+        .collect();
+    paths.sort();
+    let mut documents = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| error(format!("{}: {e}", path.display())))?;
+        documents.push((path, text));
+    }
+    crate::policy::vap::PolicySet::from_documents(&documents).map_err(|e| error(e.to_string()))
 }
 
 /// The verdict for a request that skips the chain.

@@ -9,6 +9,7 @@ pub mod images;
 pub mod pss;
 pub mod reference;
 pub mod runtime_class;
+pub mod vap;
 
 mod glob;
 

@@ -1,0 +1,236 @@
+//! The checks a policy or binding must pass beyond its YAML shape (upstream's API
+//! validation, and consistency between bindings and policies), and compiling every
+//! expression of a policy.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::expr;
+use super::load::{Binding, Compiled, CompiledValidation, LoadIssue, Policy};
+use super::types::*;
+use crate::policy::quote;
+
+pub(crate) struct Loader<'a> {
+    pub file: &'a Path,
+    pub issues: &'a mut Vec<LoadIssue>,
+}
+
+impl Loader<'_> {
+    pub fn issue(&mut self, line: Option<u64>, message: String) {
+        self.issues.push(LoadIssue {
+            file: self.file.to_owned(),
+            line,
+            message,
+        });
+    }
+
+    fn compile(&mut self, what: &str, field: &str, e: &Expression) -> Option<Compiled> {
+        match expr::compile(&e.value) {
+            Ok(program) => Some(Compiled {
+                source: e.value.clone(),
+                program,
+            }),
+            Err(err) => {
+                let line = e.referenced.line();
+                self.issue(
+                    (line > 0).then_some(line),
+                    format!("{what}: {field}: compile error: {err}: {}", quote(&e.value)),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn policy(&mut self, p: ValidatingAdmissionPolicy) -> Option<Policy> {
+        let name = p.metadata.name;
+        let what = format!("{POLICY_KIND} {}", quote(&name));
+        let before = self.issues.len();
+        if name.is_empty() {
+            self.issue(None, format!("{POLICY_KIND}: metadata.name is required"));
+        }
+        let spec = p.spec;
+        let constraints = spec.match_constraints.unwrap_or_default();
+        if constraints.resource_rules.is_empty() {
+            self.issue(
+                None,
+                format!("{what}: spec.matchConstraints.resourceRules is required"),
+            );
+        }
+        if spec.validations.is_empty() && spec.audit_annotations.is_empty() {
+            self.issue(
+                None,
+                format!("{what}: spec.validations or spec.auditAnnotations is required"),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        let mut variables = Vec::new();
+        for (i, v) in spec.variables.iter().enumerate() {
+            if !is_identifier(&v.name) || !seen.insert(v.name.clone()) {
+                self.issue(
+                    Some(v.expression.referenced.line()),
+                    format!("{what}: spec.variables[{i}].name: {} is not a CEL identifier or is not unique",
+                        quote(&v.name)),
+                );
+            }
+            let field = format!("spec.variables[{i}].expression");
+            variables.extend(
+                self.compile(&what, &field, &v.expression)
+                    .map(|c| (v.name.clone(), c)),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        let mut conditions = Vec::new();
+        for (i, c) in spec.match_conditions.iter().enumerate() {
+            if c.name.is_empty() || !seen.insert(c.name.clone()) {
+                self.issue(
+                    Some(c.expression.referenced.line()),
+                    format!("{what}: spec.matchConditions[{i}].name must be set and unique"),
+                );
+            }
+            let field = format!("spec.matchConditions[{i}].expression");
+            conditions.extend(
+                self.compile(&what, &field, &c.expression)
+                    .map(|p| (c.name.clone(), p)),
+            );
+        }
+        let mut validations = Vec::new();
+        for (i, v) in spec.validations.iter().enumerate() {
+            let reason = v.reason.clone().unwrap_or_else(|| "Invalid".into());
+            if ![
+                "Unauthorized",
+                "Forbidden",
+                "Invalid",
+                "RequestEntityTooLarge",
+            ]
+            .contains(&reason.as_str())
+            {
+                self.issue(
+                    Some(v.expression.referenced.line()),
+                    format!(
+                        "{what}: spec.validations[{i}].reason: unsupported value {}",
+                        quote(&reason)
+                    ),
+                );
+            }
+            let expression = self.compile(
+                &what,
+                &format!("spec.validations[{i}].expression"),
+                &v.expression,
+            );
+            let message_expression = match &v.message_expression {
+                None => None,
+                Some(m) => match self.compile(
+                    &what,
+                    &format!("spec.validations[{i}].messageExpression"),
+                    m,
+                ) {
+                    None => continue,
+                    some => some,
+                },
+            };
+            if let Some(expression) = expression {
+                validations.push(CompiledValidation {
+                    expression,
+                    message: v.message.clone(),
+                    message_expression,
+                    reason,
+                });
+            }
+        }
+        let mut seen = BTreeSet::new();
+        let mut audit = Vec::new();
+        for (i, a) in spec.audit_annotations.iter().enumerate() {
+            if a.key.is_empty() || !seen.insert(a.key.clone()) {
+                self.issue(
+                    Some(a.value_expression.referenced.line()),
+                    format!("{what}: spec.auditAnnotations[{i}].key must be set and unique"),
+                );
+            }
+            let field = format!("spec.auditAnnotations[{i}].valueExpression");
+            audit.extend(
+                self.compile(&what, &field, &a.value_expression)
+                    .map(|c| (a.key.clone(), c)),
+            );
+        }
+        (self.issues.len() == before).then(|| Policy {
+            name,
+            param_kind: spec.param_kind,
+            match_constraints: constraints,
+            failure_policy: spec.failure_policy.unwrap_or_default(),
+            match_conditions: conditions,
+            variables,
+            validations,
+            audit_annotations: audit,
+        })
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, as upstream requires of variable names.
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub(crate) fn binding(
+    loader: &mut Loader,
+    b: ValidatingAdmissionPolicyBinding,
+    policies: &[Policy],
+) -> Option<Binding> {
+    let name = b.metadata.name;
+    let what = format!("{BINDING_KIND} {}", quote(&name));
+    let before = loader.issues.len();
+    let spec = b.spec;
+    if name.is_empty() {
+        loader.issue(None, format!("{BINDING_KIND}: metadata.name is required"));
+    }
+    let policy = policies.iter().position(|p| p.name == spec.policy_name);
+    if policy.is_none() {
+        let m = format!(
+            "{what}: spec.policyName: no {POLICY_KIND} {} is loaded",
+            quote(&spec.policy_name)
+        );
+        loader.issue(None, m);
+    }
+    let unique: BTreeSet<_> = spec.validation_actions.iter().collect();
+    if spec.validation_actions.is_empty() || unique.len() != spec.validation_actions.len() {
+        let m = format!(
+            "{what}: spec.validationActions must list Deny, Warn or Audit, each at most once"
+        );
+        loader.issue(None, m);
+    }
+    if spec.validation_actions.contains(&ValidationAction::Deny)
+        && spec.validation_actions.contains(&ValidationAction::Warn)
+    {
+        let m = format!("{what}: spec.validationActions: Deny and Warn may not be used together");
+        loader.issue(None, m);
+    }
+    let param_kind = policy.and_then(|i| policies[i].param_kind.as_ref());
+    match (&spec.param_ref, param_kind) {
+        (Some(r), Some(_)) if r.name.is_some() == r.selector.is_some() => {
+            let m = format!("{what}: spec.paramRef needs exactly one of name and selector");
+            loader.issue(None, m);
+        }
+        (Some(_), None) if policy.is_some() => {
+            let m = format!("{what}: spec.paramRef is set but the policy has no spec.paramKind");
+            loader.issue(None, m);
+        }
+        (None, Some(kind)) => {
+            let m = format!(
+                "{what}: the policy has spec.paramKind {} {}, so spec.paramRef is required",
+                kind.api_version, kind.kind
+            );
+            loader.issue(None, m);
+        }
+        _ => {}
+    }
+    (loader.issues.len() == before).then(|| Binding {
+        name,
+        policy: policy.unwrap_or_default(),
+        param_ref: spec.param_ref,
+        match_resources: spec.match_resources,
+        actions: spec.validation_actions,
+    })
+}

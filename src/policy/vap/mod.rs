@@ -1,0 +1,389 @@
+//! ValidatingAdmissionPolicy and ValidatingAdmissionPolicyBinding
+//! (`admissionregistration.k8s.io/v1`), evaluated in process with CEL (the `cel` crate
+//! and the Kubernetes CEL libraries of `kube-cel`), as kube-apiserver's
+//! k8s.io/apiserver/pkg/admission/plugin/policy/validating does.
+//!
+//! [`PolicySet::from_documents`] parses YAML files of policies, bindings and params (any
+//! other object) and compiles every expression once; [`PolicySet::evaluate`] is pure and
+//! synchronous: a request and its Namespace in, an [`Evaluation`] out. The bounds on
+//! evaluation (size, stack, time — not memory) are described in [`expr`].
+//!
+//! - [`types`]: the YAML shapes.
+//! - `load`: documents into policies, bindings and params; `check`: what they must obey.
+//! - `matching`: `matchConstraints`, `matchResources`, `paramRef`.
+//! - `eval`: one policy for one binding and one params object.
+//! - `pool`: the threads CEL runs on, and the time limit.
+
+pub mod expr;
+pub mod types;
+
+mod check;
+mod eval;
+mod load;
+mod matching;
+mod pool;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use load::{Binding, Loaded, Policy};
+pub use load::{LoadError, LoadIssue};
+use types::{FailurePolicy, ValidationAction};
+
+use crate::core::policies::{Answer, Judgement, ValidatingPolicy};
+use crate::review::AdmissionRequest;
+use eval::{Decision, Output};
+use matching::Params;
+use pool::{Job, Pool};
+
+/// How long one [`PolicySet::evaluate`] may run CEL, unless set otherwise.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(500);
+
+/// The audit annotation a failed validation with the `Audit` action sets.
+pub const VALIDATION_FAILURE_ANNOTATION: &str =
+    "validation.policy.admission.k8s.io/validation_failure";
+
+/// Upstream: audit annotation values are cut to 10 KiB.
+const MAX_AUDIT_ANNOTATION_BYTES: usize = 10 * 1024;
+
+/// Compiled policies, their bindings and the params objects; immutable, cheap to clone.
+#[derive(Clone)]
+pub struct PolicySet {
+    loaded: Arc<Loaded>,
+    pool: Arc<Pool>,
+    time_limit: Duration,
+}
+
+/// A failed validation under a binding with `Deny`: the request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// `ValidatingAdmissionPolicy 'P' with binding 'B' denied request: MSG`.
+    pub message: String,
+    /// The validation's `reason` (default `Invalid`) and its HTTP code.
+    pub reason: String,
+    pub code: u16,
+}
+
+/// What the policies say about one request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Evaluation {
+    pub denials: Vec<Denial>,
+    /// `Validation failed for ValidatingAdmissionPolicy 'P' with binding 'B': MSG`.
+    pub warnings: Vec<String>,
+    pub audit_annotations: BTreeMap<String, String>,
+    /// Policies that could not be evaluated under `failurePolicy: Fail` (and whose
+    /// binding has `Deny`, or that are misconfigured): the request is refused.
+    pub errors: Vec<String>,
+    /// Evaluation errors `failurePolicy: Ignore` let pass, for logs.
+    pub ignored: Vec<String>,
+    /// `policy/binding` of every binding that applied to the request.
+    pub applied: Vec<String>,
+}
+
+impl Evaluation {
+    pub fn is_allowed(&self) -> bool {
+        self.denials.is_empty() && self.errors.is_empty()
+    }
+}
+
+/// The value of [`VALIDATION_FAILURE_ANNOTATION`] is a JSON list of these (upstream
+/// `ValidationFailureValue`). Upstream keeps only the first failure of a request; this
+/// keeps them all.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidationFailure<'a> {
+    message: &'a str,
+    policy: &'a str,
+    binding: &'a str,
+    expression_index: usize,
+    validation_actions: &'a [ValidationAction],
+}
+
+/// One CEL evaluation to run: a binding with one params object (or none).
+struct Task {
+    binding: usize,
+    params: Option<Arc<Value>>,
+}
+
+impl PolicySet {
+    /// Parses `(file, YAML text)` pairs — multi-document files welcome — and compiles every
+    /// expression. Documents that are neither policies nor bindings are params objects.
+    pub fn from_documents(docs: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
+        let docs = docs.to_vec();
+        // The CEL parser recurses; give it the same big stack as evaluation.
+        let handle = std::thread::Builder::new()
+            .name("vap-load".into())
+            .stack_size(expr::STACK_BYTES)
+            .spawn(move || load::load(&docs));
+        let loaded = match handle.map(|h| h.join()) {
+            Ok(Ok(result)) => result?,
+            Ok(Err(_)) => return Err(internal("loading the policies panicked")),
+            Err(e) => return Err(internal(&format!("cannot start a thread: {e}"))),
+        };
+        let loaded = Arc::new(loaded);
+        Ok(PolicySet {
+            pool: Arc::new(Pool::new(loaded.clone())),
+            loaded,
+            time_limit: DEFAULT_TIME_LIMIT,
+        })
+    }
+
+    /// The bound on the time one [`evaluate`](Self::evaluate) spends in CEL. Past it, the
+    /// bindings not yet evaluated fail as their policy's `failurePolicy` says.
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.loaded.bindings.is_empty()
+    }
+
+    /// Evaluates every binding that applies to `request`. `namespace` is the request's
+    /// Namespace object (its labels serve `namespaceSelector`; it is `namespaceObject`),
+    /// or null for cluster-scoped requests.
+    pub fn evaluate(&self, request: &AdmissionRequest, namespace: &Value) -> Evaluation {
+        let loaded = &self.loaded;
+        let mut evaluation = Evaluation::default();
+        let mut tasks = Vec::new();
+        for (pi, policy) in loaded.policies.iter().enumerate() {
+            if !matching::matches(&policy.match_constraints, true, request, namespace) {
+                continue;
+            }
+            for (bi, binding) in loaded.bindings.iter().enumerate() {
+                if binding.policy != pi
+                    || binding
+                        .match_resources
+                        .as_ref()
+                        .is_some_and(|m| !matching::matches(m, false, request, namespace))
+                {
+                    continue;
+                }
+                evaluation
+                    .applied
+                    .push(format!("{}/{}", policy.name, binding.name));
+                match matching::collect_params(policy, binding, &loaded.params, request) {
+                    Ok(Params::None) => tasks.push(Task {
+                        binding: bi,
+                        params: None,
+                    }),
+                    Ok(Params::Some(found)) => tasks.extend(found.into_iter().map(|p| Task {
+                        binding: bi,
+                        params: Some(p.value.clone()),
+                    })),
+                    Ok(Params::NotFoundAllowed) => {}
+                    Err(e) => {
+                        let message = format!("failed to configure binding: {e}");
+                        refuse(&mut evaluation, policy, binding, &message);
+                    }
+                }
+            }
+        }
+        if tasks.is_empty() {
+            return evaluation;
+        }
+        let outputs = self.run(request, namespace, &tasks);
+        let mut annotations: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut failures = Vec::new();
+        for (task, output) in tasks.iter().zip(&outputs) {
+            let binding = &loaded.bindings[task.binding];
+            let policy = &loaded.policies[binding.policy];
+            route(&mut evaluation, &mut failures, policy, binding, output);
+            for (key, value) in &output.annotations {
+                let values = annotations
+                    .entry(format!("{}/{key}", policy.name))
+                    .or_default();
+                if !values.contains(value) {
+                    values.push(value.clone());
+                }
+            }
+        }
+        for (key, values) in annotations {
+            evaluation
+                .audit_annotations
+                .insert(key, truncate(values.join(", ")));
+        }
+        if !failures.is_empty() {
+            let json = serde_json::to_string(&failures).unwrap_or_default();
+            evaluation
+                .audit_annotations
+                .insert(VALIDATION_FAILURE_ANNOTATION.into(), truncate(json));
+        }
+        evaluation
+    }
+
+    /// Runs the CEL of `tasks` on a worker, for at most the time limit. A task that did
+    /// not finish in time, or could not run, gets an error.
+    fn run(&self, request: &AdmissionRequest, namespace: &Value, tasks: &[Task]) -> Vec<Output> {
+        let namespace_object = if request.namespace.is_empty() || matching::is_namespace(request) {
+            Value::Null
+        } else {
+            namespace.clone()
+        };
+        let job = Job {
+            request: request.clone(),
+            namespace_object,
+            work: tasks
+                .iter()
+                .map(|t| (t.binding, t.params.clone()))
+                .collect(),
+        };
+        let timed_out = format!(
+            "CEL evaluation exceeded the time limit of {} ms",
+            self.time_limit.as_millis()
+        );
+        match self.pool.run(job, Instant::now() + self.time_limit) {
+            Ok(outputs) => outputs
+                .into_iter()
+                .map(|o| o.unwrap_or_else(|| pool::failed(timed_out.clone())))
+                .collect(),
+            Err(e) => tasks.iter().map(|_| pool::failed(e.clone())).collect(),
+        }
+    }
+}
+
+/// Upstream dispatcher: a decision to deny goes where the binding's actions send it; an
+/// error does the same under `failurePolicy: Fail` and is dropped under `Ignore`.
+fn route<'a>(
+    evaluation: &mut Evaluation,
+    failures: &mut Vec<ValidationFailure<'a>>,
+    policy: &'a Policy,
+    binding: &'a Binding,
+    output: &'a Output,
+) {
+    for decision in &output.decisions {
+        let (index, message, reason, is_error) = match decision {
+            Decision::Violation {
+                index,
+                message,
+                reason,
+            } => (*index, message, reason.as_str(), false),
+            Decision::Error { index, message } => (*index, message, "Invalid", true),
+            Decision::AnnotationError(message) => {
+                refuse(evaluation, policy, binding, message);
+                continue;
+            }
+        };
+        if is_error && policy.failure_policy == FailurePolicy::Ignore {
+            evaluation.ignored.push(denied(policy, binding, message));
+            continue;
+        }
+        for action in &binding.actions {
+            match action {
+                ValidationAction::Deny if is_error => {
+                    evaluation.errors.push(denied(policy, binding, message))
+                }
+                ValidationAction::Deny => evaluation.denials.push(Denial {
+                    message: denied(policy, binding, message),
+                    reason: reason.to_owned(),
+                    code: reason_code(reason),
+                }),
+                ValidationAction::Warn => evaluation.warnings.push(format!(
+                    "Validation failed for ValidatingAdmissionPolicy '{}' with binding '{}': {message}",
+                    policy.name, binding.name
+                )),
+                ValidationAction::Audit => failures.push(ValidationFailure {
+                    message,
+                    policy: &policy.name,
+                    binding: &binding.name,
+                    expression_index: index,
+                    validation_actions: &binding.actions,
+                }),
+            }
+        }
+    }
+}
+
+/// A configuration or audit-annotation error: refuses under `Fail` whatever the actions.
+fn refuse(evaluation: &mut Evaluation, policy: &Policy, binding: &Binding, message: &str) {
+    let message = denied(policy, binding, message);
+    match policy.failure_policy {
+        FailurePolicy::Fail => evaluation.errors.push(message),
+        FailurePolicy::Ignore => evaluation.ignored.push(message),
+    }
+}
+
+fn denied(policy: &Policy, binding: &Binding, message: &str) -> String {
+    format!(
+        "ValidatingAdmissionPolicy '{}' with binding '{}' denied request: {message}",
+        policy.name, binding.name
+    )
+}
+
+/// Upstream `reasonToCode`.
+fn reason_code(reason: &str) -> u16 {
+    match reason {
+        "Forbidden" => 403,
+        "Unauthorized" => 401,
+        "RequestEntityTooLarge" => 413,
+        _ => 422,
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_AUDIT_ANNOTATION_BYTES {
+        let mut cut = MAX_AUDIT_ANNOTATION_BYTES;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+fn internal(message: &str) -> LoadError {
+    LoadError {
+        issues: vec![LoadIssue {
+            file: PathBuf::new(),
+            line: None,
+            message: message.to_owned(),
+        }],
+    }
+}
+
+/// The seam to the decision core, which knows a namespace by its labels: the Namespace
+/// object is built from them (`namespaceObject.metadata.{name,labels}`).
+impl ValidatingPolicy for PolicySet {
+    fn name(&self) -> &str {
+        "validatingAdmissionPolicies"
+    }
+
+    fn validate(
+        &self,
+        request: &AdmissionRequest,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> Judgement {
+        let namespace = if request.namespace.is_empty() {
+            Value::Null
+        } else {
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": request.namespace, "labels": namespace_labels},
+            })
+        };
+        let evaluation = self.evaluate(request, &namespace);
+        let answer = if let Some(denial) = evaluation.denials.first() {
+            Answer::Deny(denial.message.clone())
+        } else if let Some(error) = evaluation.errors.first() {
+            Answer::Error(error.clone())
+        } else if evaluation.applied.is_empty() {
+            Answer::Skip
+        } else {
+            Answer::Allow
+        };
+        Judgement {
+            answer,
+            warnings: evaluation.warnings,
+            audit_annotations: evaluation.audit_annotations,
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The `admissionregistration.k8s.io/v1` ValidatingAdmissionPolicy and
+//! ValidatingAdmissionPolicyBinding, as YAML files write them
+//! (k8s.io/api/admissionregistration/v1/types.go).
+//!
+//! Specs are closed (`deny_unknown_fields`), so a misspelt key is an error with file and
+//! line; `metadata` is open, as the API server's is. Expressions are kept with their
+//! position in the file, for compile errors.
+
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub use crate::config::webhook::{LabelSelector, OperationType, Scope};
+
+pub const API_VERSION: &str = "admissionregistration.k8s.io/v1";
+pub const POLICY_KIND: &str = "ValidatingAdmissionPolicy";
+pub const BINDING_KIND: &str = "ValidatingAdmissionPolicyBinding";
+
+/// An expression and the line it is written on.
+pub type Expression = Spanned<String>;
+
+/// The fields every document has, read first to decide what the document is.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Header {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+}
+
+/// The part of `metav1.ObjectMeta` policies use; other keys are accepted and ignored.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValidatingAdmissionPolicy {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    pub spec: PolicySpec,
+    #[serde(default)]
+    pub status: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicySpec {
+    #[serde(default)]
+    pub param_kind: Option<ParamKind>,
+    #[serde(default)]
+    pub match_constraints: Option<MatchResources>,
+    #[serde(default)]
+    pub validations: Vec<Validation>,
+    #[serde(default)]
+    pub failure_policy: Option<FailurePolicy>,
+    #[serde(default)]
+    pub audit_annotations: Vec<AuditAnnotation>,
+    #[serde(default)]
+    pub match_conditions: Vec<NamedExpression>,
+    #[serde(default)]
+    pub variables: Vec<NamedExpression>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ParamKind {
+    pub api_version: String,
+    pub kind: String,
+}
+
+/// Upstream `MatchResources`. `matchPolicy` is read but every match is `Exact`: without
+/// an API server there is no discovery to find equivalent resources.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MatchResources {
+    #[serde(default)]
+    pub namespace_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub object_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub resource_rules: Vec<NamedRuleWithOperations>,
+    #[serde(default)]
+    pub exclude_resource_rules: Vec<NamedRuleWithOperations>,
+    #[serde(default)]
+    pub match_policy: Option<MatchPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum MatchPolicy {
+    Exact,
+    Equivalent,
+}
+
+/// Upstream `NamedRuleWithOperations`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NamedRuleWithOperations {
+    #[serde(default)]
+    pub resource_names: Vec<String>,
+    #[serde(default)]
+    pub operations: Vec<OperationType>,
+    #[serde(default)]
+    pub api_groups: Vec<String>,
+    #[serde(default)]
+    pub api_versions: Vec<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub scope: Option<Scope>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Validation {
+    pub expression: Expression,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub message_expression: Option<Expression>,
+    /// `Unauthorized`, `Forbidden`, `Invalid` or `RequestEntityTooLarge`; default `Invalid`.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A `matchConditions` entry or a `variables` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NamedExpression {
+    pub name: String,
+    pub expression: Expression,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditAnnotation {
+    pub key: String,
+    pub value_expression: Expression,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum FailurePolicy {
+    #[default]
+    Fail,
+    Ignore,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValidatingAdmissionPolicyBinding {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    pub spec: BindingSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BindingSpec {
+    pub policy_name: String,
+    #[serde(default)]
+    pub param_ref: Option<ParamRef>,
+    #[serde(default)]
+    pub match_resources: Option<MatchResources>,
+    #[serde(default)]
+    pub validation_actions: Vec<ValidationAction>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ParamRef {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub parameter_not_found_action: Option<ParameterNotFoundAction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ParameterNotFoundAction {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+pub enum ValidationAction {
+    Deny,
+    Warn,
+    Audit,
+}
