@@ -60,7 +60,7 @@ pub fn rule_matches(rule: &RuleWithOperations, request: &AdmissionRequest) -> bo
         && scope_matches(rule.scope, request)
 }
 
-fn operation_matches(ops: &[OperationType], op: Operation) -> bool {
+pub(crate) fn operation_matches(ops: &[OperationType], op: Operation) -> bool {
     ops.iter().any(|o| {
         matches!(
             (o, op),
@@ -75,19 +75,19 @@ fn operation_matches(ops: &[OperationType], op: Operation) -> bool {
 
 /// `pods` matches only the resource itself; `pods/exec` the subresource; `*` every resource
 /// but no subresource; `*/*` everything; `pods/*` and `*/exec` as they read.
-fn resource_matches(resources: &[String], resource: &str, sub: &str) -> bool {
+pub(crate) fn resource_matches(resources: &[String], resource: &str, sub: &str) -> bool {
     resources.iter().any(|entry| {
         let (res, want_sub) = entry.split_once('/').unwrap_or((entry.as_str(), ""));
         (res == "*" || res == resource) && (want_sub == "*" || want_sub == sub)
     })
 }
 
-fn is_namespace_resource(request: &AdmissionRequest) -> bool {
+pub(crate) fn is_namespace_resource(request: &AdmissionRequest) -> bool {
     let r = &request.resource;
     r.group.is_empty() && r.version == "v1" && r.resource == "namespaces"
 }
 
-fn scope_matches(scope: Option<Scope>, request: &AdmissionRequest) -> bool {
+pub(crate) fn scope_matches(scope: Option<Scope>, request: &AdmissionRequest) -> bool {
     match scope {
         None | Some(Scope::All) => true,
         // Namespace objects are cluster-scoped even though their requests carry a namespace.
@@ -126,7 +126,7 @@ fn namespace_matches(
 }
 
 /// Upstream `object.Matcher.MatchObjectSelector`: the new or the old object may match.
-fn object_matches(selector: Option<&LabelSelector>, request: &AdmissionRequest) -> bool {
+pub(crate) fn object_matches(selector: Option<&LabelSelector>, request: &AdmissionRequest) -> bool {
     let Some(selector) = selector.filter(|s| !s.is_empty()) else {
         return true;
     };

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::load::{Binding, Param, Policy};
 use super::types::*;
-use crate::review::{AdmissionRequest, Operation};
+use crate::core::matching as core;
+use crate::review::AdmissionRequest;
 
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
@@ -32,37 +33,21 @@ pub(crate) fn matches(
             || m.resource_rules.iter().any(|r| rule_matches(r, request)))
 }
 
+/// The webhook rule match (core::matching) plus `resourceNames`.
 fn rule_matches(rule: &NamedRuleWithOperations, request: &AdmissionRequest) -> bool {
     let gvr = &request.resource;
     let any = |list: &[String], value: &str| list.iter().any(|x| x == "*" || x == value);
     let sub = request.sub_resource.as_deref().unwrap_or("");
-    rule.operations.iter().any(|o| {
-        matches!(
-            (o, request.operation),
-            (OperationType::All, _)
-                | (OperationType::Create, Operation::Create)
-                | (OperationType::Update, Operation::Update)
-                | (OperationType::Delete, Operation::Delete)
-                | (OperationType::Connect, Operation::Connect)
-        )
-    }) && any(&rule.api_groups, &gvr.group)
+    core::operation_matches(&rule.operations, request.operation)
+        && any(&rule.api_groups, &gvr.group)
         && any(&rule.api_versions, &gvr.version)
-        && rule.resources.iter().any(|entry| {
-            let (res, want_sub) = entry.split_once('/').unwrap_or((entry.as_str(), ""));
-            (res == "*" || res == gvr.resource) && (want_sub == "*" || want_sub == sub)
-        })
+        && core::resource_matches(&rule.resources, &gvr.resource, sub)
         && (rule.resource_names.is_empty() || rule.resource_names.contains(&request.name))
-        && match rule.scope {
-            None | Some(Scope::All) => true,
-            Some(Scope::Namespaced) => !is_namespace(request) && !request.namespace.is_empty(),
-            Some(Scope::Cluster) => is_namespace(request) || request.namespace.is_empty(),
-        }
+        && core::scope_matches(rule.scope, request)
 }
 
-pub(crate) fn is_namespace(request: &AdmissionRequest) -> bool {
-    let r = &request.resource;
-    r.group.is_empty() && r.version == "v1" && r.resource == "namespaces"
-}
+pub(crate) use core::is_namespace_resource as is_namespace;
+use core::object_matches;
 
 fn namespace_matches(
     selector: Option<&LabelSelector>,
@@ -86,17 +71,6 @@ fn namespace_matches(
         .entry(NAMESPACE_NAME_LABEL.into())
         .or_insert_with(|| name.to_owned());
     selector.matches(&labels)
-}
-
-/// Upstream: the new or the old object may match.
-fn object_matches(selector: Option<&LabelSelector>, request: &AdmissionRequest) -> bool {
-    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
-        return true;
-    };
-    [&request.object, &request.old_object]
-        .into_iter()
-        .flatten()
-        .any(|o| selector.matches(&labels_of(o)))
 }
 
 /// `metadata.labels`, string values only.
