@@ -41,16 +41,6 @@ pub(super) fn read_json(path: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn str_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A record as each door would build it: `ctr containers info` views carry the containerd
 /// Container; podman bundles carry config.json plus the hook's state (no labels).
 pub(super) fn record(name: &str) -> ContainerRecord {
@@ -58,32 +48,12 @@ pub(super) fn record(name: &str) -> ContainerRecord {
     if kind == "podman" {
         let spec = read_json(&format!("{DIR}/{name}.config.json"));
         let state = read_json(&format!("{DIR}/{name}.state.json"));
-        let image = [
-            "io.kubernetes.cri-o.ImageName",
-            "org.opencontainers.image.ref.name",
-        ]
-        .iter()
-        .find_map(|k| spec["annotations"][k].as_str())
-        .unwrap_or("")
-        .to_owned();
-        return ContainerRecord {
-            namespace: "podman".into(),
-            id: state["id"].as_str().unwrap().to_owned(),
-            image,
-            spec,
-            ..Default::default()
-        };
+        return super::record::from_oci_config("podman", state["id"].as_str().unwrap(), &spec)
+            .unwrap();
     }
     let info = read_json(&format!("{DIR}/{name}.container.json"));
-    ContainerRecord {
-        namespace: if kind == "docker" { "moby" } else { "default" }.into(),
-        id: info["ID"].as_str().unwrap().to_owned(),
-        labels: str_map(&info["Labels"]),
-        image: info["Image"].as_str().unwrap_or("").to_owned(),
-        runtime: info["Runtime"]["Name"].as_str().unwrap_or("").to_owned(),
-        spec: info["Spec"].clone(),
-        task: None,
-    }
+    let namespace = if kind == "docker" { "moby" } else { "default" };
+    super::record::from_container_info(namespace, &info).unwrap()
 }
 
 pub(super) fn opts() -> PodOptions {

@@ -203,7 +203,7 @@ impl Proxy {
         let old_record = self.record(ns, &current).await?;
         let record = ContainerRecord {
             image: resolved_image(&merged, &current, &old_record),
-            ..self.record_only(ns, &merged)?
+            ..record::to_record(ns, &merged)?
         };
         let old_view = self.view(&old_record, &current)?;
         let view = self.view(&record, &merged)?;
@@ -359,10 +359,6 @@ impl Proxy {
         response
             .container
             .ok_or_else(|| Status::new(Code::NotFound, format!("container {id:?}: not found")))
-    }
-
-    fn record_only(&self, ns: &str, container: &Container) -> Result<ContainerRecord, Status> {
-        record::to_record(ns, container)
     }
 
     /// The record of a container, with its image resolved through dockerd when the caller

@@ -12,7 +12,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-pub use crate::config::webhook::{LabelSelector, OperationType, Scope};
+pub use crate::config::webhook::{LabelSelector, MatchPolicy, OperationType, Scope};
 
 pub const API_VERSION: &str = "admissionregistration.k8s.io/v1";
 pub const POLICY_KIND: &str = "ValidatingAdmissionPolicy";
@@ -98,12 +98,6 @@ pub struct MatchResources {
     pub exclude_resource_rules: Vec<NamedRuleWithOperations>,
     #[serde(default)]
     pub match_policy: Option<MatchPolicy>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum MatchPolicy {
-    Exact,
-    Equivalent,
 }
 
 /// Upstream `NamedRuleWithOperations`.
