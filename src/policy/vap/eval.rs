@@ -10,14 +10,6 @@ use cel::{Context, ExecutionError, Value};
 use super::expr::{self, map_of, run, type_name, MAX_MESSAGE_BYTES};
 use super::load::{Compiled, Policy};
 
-/// The CEL variables every expression of a policy sees, except `params` and `variables`.
-pub(crate) struct Inputs {
-    pub object: Value,
-    pub old_object: Value,
-    pub request: Value,
-    pub namespace_object: Value,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Decision {
     /// A validation evaluated to false.
@@ -66,12 +58,9 @@ fn boolean(c: &Compiled, ctx: &Context, failed: &BTreeMap<String, String>) -> Re
     }
 }
 
-pub(crate) fn evaluate(root: &Context, policy: &Policy, inputs: &Inputs, params: Value) -> Output {
-    let mut ctx = root.new_inner_scope();
-    ctx.add_variable_from_value("object", inputs.object.clone());
-    ctx.add_variable_from_value("oldObject", inputs.old_object.clone());
-    ctx.add_variable_from_value("request", inputs.request.clone());
-    ctx.add_variable_from_value("namespaceObject", inputs.namespace_object.clone());
+/// Evaluates `policy` in `scope`, the request's scope from [`request_scope`].
+pub(crate) fn evaluate(scope: &Context, policy: &Policy, params: Value) -> Output {
+    let mut ctx = scope.new_inner_scope();
     ctx.add_variable_from_value("params", params);
     ctx.add_variable_from_value("variables", map_of(&[]));
     let none = BTreeMap::new();
@@ -164,11 +153,16 @@ fn message(c: Option<&Compiled>, ctx: &Context) -> Option<String> {
     }
 }
 
-/// The inputs as CEL values. `request` is the AdmissionRequest without its objects.
-pub(crate) fn inputs(
+/// A scope below `root` holding the CEL variables every policy sees for one request
+/// (`object`, `oldObject`, `request`, `namespaceObject`). Built once per request: the
+/// cel crate converts a variable's whole value when it is added, so adding the Pod once
+/// per binding would cost more than evaluating most policies. `request` is the
+/// AdmissionRequest without its objects.
+pub(crate) fn request_scope<'a>(
+    root: &'a Context<'a>,
     request: &crate::review::AdmissionRequest,
     namespace_object: &serde_json::Value,
-) -> Result<Inputs, String> {
+) -> Result<Context<'a>, String> {
     let mut req = serde_json::to_value(request).map_err(|e| e.to_string())?;
     if let Some(fields) = req.as_object_mut() {
         fields.remove("object");
@@ -183,10 +177,10 @@ pub(crate) fn inputs(
             .or_insert(serde_json::Value::Bool(false));
     }
     let value = |v: Option<&serde_json::Value>| v.map_or(Ok(Value::Null), expr::json_to_cel);
-    Ok(Inputs {
-        object: value(request.object.as_ref())?,
-        old_object: value(request.old_object.as_ref())?,
-        request: expr::json_to_cel(&req)?,
-        namespace_object: expr::json_to_cel(namespace_object)?,
-    })
+    let mut scope = root.new_inner_scope();
+    scope.add_variable_from_value("object", value(request.object.as_ref())?);
+    scope.add_variable_from_value("oldObject", value(request.old_object.as_ref())?);
+    scope.add_variable_from_value("request", expr::json_to_cel(&req)?);
+    scope.add_variable_from_value("namespaceObject", expr::json_to_cel(namespace_object)?);
+    Ok(scope)
 }

@@ -118,7 +118,7 @@ impl Pool {
 /// Converts the inputs once, then evaluates item after item, sending each output as soon
 /// as it is ready.
 fn work_on(loaded: &Loaded, root: &cel::Context, job: &Job, reply: &Reply) {
-    let inputs = eval::inputs(&job.request, &job.namespace_object);
+    let scope = eval::request_scope(root, &job.request, &job.namespace_object);
     for (i, (binding, params)) in job.work.iter().enumerate() {
         let policy = loaded
             .bindings
@@ -127,8 +127,8 @@ fn work_on(loaded: &Loaded, root: &cel::Context, job: &Job, reply: &Reply) {
         let params = params
             .as_deref()
             .map_or(Ok(cel::Value::Null), expr::json_to_cel);
-        let output = match (policy, &inputs, params) {
-            (Some(policy), Ok(inputs), Ok(params)) => eval::evaluate(root, policy, inputs, params),
+        let output = match (policy, &scope, params) {
+            (Some(policy), Ok(scope), Ok(params)) => eval::evaluate(scope, policy, params),
             (None, _, _) => failed("no such binding".into()),
             (_, Err(e), _) => failed(format!("cannot convert the request to CEL: {e}")),
             (_, _, Err(e)) => failed(format!("cannot convert the params to CEL: {e}")),
