@@ -6,10 +6,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use arc_swap::ArcSwap;
+
 use crate::config::Config;
 use crate::core::Decider;
+use crate::metrics::Metrics;
 use crate::net::listener;
 use crate::proxy::Proxy;
+use crate::reload::{LiveDecider, Reloader};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,6 +29,9 @@ pub struct Args {
     /// containerd's socket (overrides `proxy.containerd`).
     #[arg(long)]
     containerd: Option<PathBuf>,
+    /// `HOST:PORT` for the Prometheus endpoint (overrides `metrics.listen`).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -41,6 +48,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(containerd) = args.containerd {
         config.proxy.containerd = containerd;
     }
+    if let Some(addr) = args.metrics_listen {
+        config.metrics.listen = Some(addr);
+    }
     let mode = listener::ListenMode::parse(&config.proxy.listen_mode).context("--listen-mode")?;
     // One thread: relaying is I/O-bound, and keeping both h2 connections and every stream
     // task on one thread avoids a cross-thread wake-up per hop, which dominated latency.
@@ -49,14 +59,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let decider = Arc::new(Decider::new(&config)?.with_decision_log(&config.decision_log)?);
+        let metrics = Arc::new(Metrics::new());
+        let decider = Decider::new(&config)?
+            .with_decision_log(&config.decision_log)?
+            .with_metrics(metrics.clone());
+        let live: LiveDecider = Arc::new(ArcSwap::from_pointee(decider));
+        let exporter = match config.metrics.listen {
+            Some(addr) => Some(
+                crate::metrics::serve(addr, metrics.clone())
+                    .await
+                    .with_context(|| format!("metrics.listen {addr}"))?,
+            ),
+            None => None,
+        };
+        let reloader = args
+            .config
+            .as_deref()
+            .map(|path| Reloader::new(path, &config, live.clone(), metrics.clone()));
         let socket = config.proxy.listen.clone();
         let listener = listener::bind(&socket, &mode)?;
-        let proxy = Arc::new(Proxy::new(&config, decider));
+        let proxy = Arc::new(Proxy::new(&config, live));
         tracing::info!(listen = %socket.display(), containerd = %config.proxy.containerd.display(), webhooks = config.webhooks.len(), "proxy serving");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let result = tokio::select! {
             served = proxy.serve(listener) => served.context("serving"),
+            () = optional(exporter) => Ok(()),
+            () = optional(reloader.map(Reloader::run)) => Ok(()),
             _ = tokio::signal::ctrl_c() => Ok(()),
             _ = term.recv() => Ok(()),
         };
@@ -64,4 +92,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::info!("proxy stopped");
         result.map(|()| ExitCode::SUCCESS)
     })
+}
+
+/// Runs `task` if there is one; otherwise never resolves.
+async fn optional(task: Option<impl std::future::Future<Output = ()>>) {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
 }

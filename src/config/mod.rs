@@ -10,8 +10,10 @@ use serde::Deserialize;
 
 pub use webhook::WebhookConfig;
 
+use crate::core::cache::CacheConfig;
 use crate::core::exempt::{BreakGlass, Exemptions};
 use crate::core::log::DecisionLogConfig;
+use crate::metrics::MetricsConfig;
 use crate::policy::images::ImageRules;
 use crate::policy::runtime_class::RuntimeClassRule;
 
@@ -51,6 +53,12 @@ pub struct Config {
     /// Where every decision is recorded.
     #[serde(default)]
     pub decision_log: DecisionLogConfig,
+    /// The decision cache; absent, every request is decided afresh.
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// How a policy's refusals take effect: `enforce` refuses the request, `warn` lets it

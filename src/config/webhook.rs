@@ -64,6 +64,10 @@ pub struct WebhookConfig {
     /// Ours: enforce (default), warn or audit.
     #[serde(default)]
     pub mode: super::Mode,
+    /// Ours: decisions this webhook took part in may be answered from the decision cache
+    /// (`cache:`). Off by default: a webhook may answer differently to the same request.
+    #[serde(default)]
+    pub cache: bool,
 }
 
 fn default_timeout_seconds() -> i64 {

@@ -16,6 +16,7 @@
 //! are kept. A webhook that cannot be called fails closed (`failurePolicy: Fail`, HTTP 500)
 //! or is skipped with a log line and a `failed-open...` audit annotation (`Ignore`).
 
+pub mod cache;
 pub mod exempt;
 pub mod log;
 pub mod matching;
@@ -26,17 +27,22 @@ mod tls;
 mod webhook;
 
 #[cfg(test)]
+mod operate_tests;
+#[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::config::webhook::{InvalidWebhook, WebhookKind};
 use crate::config::{Config, Mode, NamespaceConfig};
+use crate::metrics::{CallResult, Metrics, SharedMetrics};
 use crate::review::{AdmissionRequest, Outcome, PolicyResult, Refusal, Status, Verdict};
 
 pub use client::{CallError, MAX_RESPONSE_BYTES};
@@ -62,7 +68,9 @@ pub struct Decider {
     exemptions: exempt::Exemptions,
     break_glass: exempt::BreakGlass,
     namespaces: BTreeMap<String, NamespaceConfig>,
-    log: Option<log::DecisionLog>,
+    log: Option<Arc<log::DecisionLog>>,
+    cache: Option<(cache::DecisionCache, cache::CacheConfig)>,
+    metrics: SharedMetrics,
 }
 
 /// One step of the chain, in Kubernetes order.
@@ -127,13 +135,34 @@ impl Decider {
             break_glass: config.break_glass.clone(),
             namespaces: config.namespaces.clone(),
             log: None,
+            cache: config
+                .cache
+                .as_ref()
+                .map(|c| (cache::DecisionCache::new(c), c.clone())),
+            metrics: Arc::new(Metrics::new()),
         })
     }
 
     /// The same core, recording every [`Decider::admit`] in the configured decision log.
     pub fn with_decision_log(mut self, config: &log::DecisionLogConfig) -> std::io::Result<Self> {
-        self.log = log::DecisionLog::open(config)?;
+        self.log = log::DecisionLog::open(config)?.map(Arc::new);
         Ok(self)
+    }
+
+    /// The same core, writing to `log` (a reloaded core keeps its predecessor's log).
+    pub fn with_shared_log(mut self, log: Option<Arc<log::DecisionLog>>) -> Self {
+        self.log = log;
+        self
+    }
+
+    pub fn decision_log(&self) -> Option<Arc<log::DecisionLog>> {
+        self.log.clone()
+    }
+
+    /// The same core, counting into `metrics` (which outlive reloads of the core).
+    pub fn with_metrics(mut self, metrics: SharedMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// A namespace's labels: those configured under `namespaces:`, plus the name label
@@ -148,15 +177,40 @@ impl Decider {
         labels
     }
 
-    /// What a door calls: decides, and records the decision (door, caller, verdict, every
-    /// policy's result, latency) in the decision log before returning it.
+    /// What a door calls: decides — or finds the decision in the cache — and records it
+    /// (door, caller, verdict, every policy's result, latency) in the decision log and the
+    /// metrics before returning it.
     pub async fn admit(&self, door: &str, request: &AdmissionRequest) -> Verdict {
-        let started = std::time::Instant::now();
-        let verdict = self.decide(request).await;
+        let started = Instant::now();
+        let key = self
+            .cache
+            .as_ref()
+            .and_then(|_| cache::DecisionCache::key(request));
+        let cached = match (&self.cache, &key) {
+            (Some((cache, _)), Some(key)) => {
+                let hit = cache.get(key);
+                self.metrics.cache_lookup(hit.is_some());
+                hit
+            }
+            _ => None,
+        };
+        let is_cached = cached.is_some();
+        let verdict = match cached {
+            Some(verdict) => verdict,
+            None => {
+                let (verdict, uncacheable) = self.decide_and_tell(request).await;
+                if let (Some((cache, config)), Some(key)) = (&self.cache, key) {
+                    cache.put(key, &verdict, uncacheable, config);
+                }
+                verdict
+            }
+        };
         if let Some(log) = &self.log {
-            log.append(&record(door, request, &verdict, started.elapsed()))
-                .await;
+            let line = record(door, request, &verdict, is_cached, started.elapsed());
+            log.append(&line).await;
         }
+        self.metrics
+            .decided(door, &verdict, is_cached, started.elapsed());
         verdict
     }
 
@@ -172,13 +226,19 @@ impl Decider {
     /// Asks every applicable policy about `request`. Never fails: problems reaching a
     /// policy become part of the verdict according to its failure policy.
     pub async fn decide(&self, request: &AdmissionRequest) -> Verdict {
+        self.decide_and_tell(request).await.0
+    }
+
+    /// [`Decider::decide`], and whether a webhook that is not `cache: true` took part.
+    async fn decide_and_tell(&self, request: &AdmissionRequest) -> (Verdict, bool) {
         if let Some(pass) = exempt::pass(&self.exemptions, &self.break_glass, request) {
-            return passed(pass);
+            return (passed(pass), false);
         }
         let mut run = Run::new(
             request,
             self.namespace_labels(&request.namespace),
             self.mode,
+            &self.metrics,
         );
         for stage in &self.stages {
             match stage {
@@ -191,6 +251,7 @@ impl Decider {
                 break;
             }
         }
+        let uncacheable = run.uncacheable;
         let verdict = run.finish();
         tracing::debug!(
             uid = %request.uid,
@@ -199,7 +260,7 @@ impl Decider {
             policies = verdict.trail.len(),
             "admission decided"
         );
-        verdict
+        (verdict, uncacheable)
     }
 }
 
@@ -258,6 +319,7 @@ fn record(
     door: &str,
     request: &AdmissionRequest,
     verdict: &Verdict,
+    cached: bool,
     latency: std::time::Duration,
 ) -> Value {
     let object = request.object.as_ref();
@@ -293,6 +355,7 @@ fn record(
         "warnings": verdict.warnings,
         "auditAnnotations": verdict.audit_annotations,
         "patch": patch,
+        "cached": cached,
         "latencyMicros": latency.as_micros() as u64,
     })
 }
@@ -308,7 +371,7 @@ async fn mutate(hooks: &[Webhook], run: &mut Run<'_>) {
         if !hook.matches(&request, &run.namespace_labels) {
             continue;
         }
-        let reply = hook.call(&request).await;
+        let reply = call(hook, &request, run).await;
         let changed = settle(run, hook, index, 0, reply);
         if run.is_refused() {
             return;
@@ -326,7 +389,7 @@ async fn mutate(hooks: &[Webhook], run: &mut Run<'_>) {
         if !hook.matches(&request, &run.namespace_labels) {
             continue;
         }
-        let reply = hook.call(&request).await;
+        let reply = call(hook, &request, run).await;
         settle(run, hook, index, 1, reply);
         if run.is_refused() {
             return;
@@ -342,11 +405,35 @@ async fn validate(hooks: &[Webhook], run: &mut Run<'_>) {
         .enumerate()
         .filter(|(_, h)| h.matches(&request, &run.namespace_labels))
         .collect();
+    run.uncacheable |= called.iter().any(|(_, h)| !h.cacheable());
+    let metrics = run.metrics;
     let replies =
-        futures_util::future::join_all(called.iter().map(|(_, h)| h.call(&request))).await;
+        futures_util::future::join_all(called.iter().map(|(_, h)| timed(h, &request, metrics)))
+            .await;
     for ((index, hook), reply) in called.into_iter().zip(replies) {
         settle(run, hook, index, 0, reply);
     }
+}
+
+/// Calls a mutating webhook, noting what the cache and the metrics need to know.
+async fn call(hook: &Webhook, request: &AdmissionRequest, run: &mut Run<'_>) -> Reply {
+    run.uncacheable |= !hook.cacheable();
+    timed(hook, request, run.metrics).await
+}
+
+async fn timed(hook: &Webhook, request: &AdmissionRequest, metrics: &Metrics) -> Reply {
+    let started = Instant::now();
+    let reply = hook.call(request).await;
+    let result = match &reply {
+        Reply::CallFailed(CallError::Timeout { .. }) => Some(CallResult::Timeout),
+        Reply::CallFailed(_) => Some(CallResult::Error),
+        Reply::Answered(_) => Some(CallResult::Answered),
+        Reply::DryRunUnsupported => None,
+    };
+    if let Some(result) = result {
+        metrics.webhook_called(hook.name(), result, started.elapsed());
+    }
+    reply
 }
 
 /// In-process mutating policies, in order, each seeing the previous ones' changes.
@@ -520,6 +607,9 @@ struct Run<'a> {
     mode_override: Option<Mode>,
     object: Option<Value>,
     verdict: Verdict,
+    metrics: &'a Metrics,
+    /// A webhook without `cache: true` was called: the verdict must not be cached.
+    uncacheable: bool,
 }
 
 impl<'a> Run<'a> {
@@ -527,6 +617,7 @@ impl<'a> Run<'a> {
         request: &'a AdmissionRequest,
         namespace_labels: BTreeMap<String, String>,
         mode_override: Option<Mode>,
+        metrics: &'a Metrics,
     ) -> Self {
         Self {
             request,
@@ -534,6 +625,8 @@ impl<'a> Run<'a> {
             mode_override,
             object: request.object.clone(),
             verdict: Verdict::default(),
+            metrics,
+            uncacheable: false,
         }
     }
 

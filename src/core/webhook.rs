@@ -59,6 +59,11 @@ impl Webhook {
         })
     }
 
+    /// Whether decisions it took part in may be cached (`cache: true`).
+    pub fn cacheable(&self) -> bool {
+        self.config.cache
+    }
+
     pub fn name(&self) -> &str {
         &self.config.name
     }

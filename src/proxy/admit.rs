@@ -432,7 +432,9 @@ impl Proxy {
     }
 
     async fn decide(&self, review: &AdmissionRequest) -> Result<Verdict, Status> {
-        let verdict = self.decider.admit("proxy", review).await;
+        // The core serving now; a reload during this call does not affect it.
+        let decider = self.decider.load_full();
+        let verdict = decider.admit("proxy", review).await;
         tracing::info!(
             operation = review.operation.as_str(),
             kind = review.kind.kind,

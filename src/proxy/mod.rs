@@ -24,15 +24,15 @@ use tokio::net::UnixListener;
 
 use crate::config::{Config, Conversion};
 use crate::convert::PodOptions;
-use crate::core::Decider;
 use crate::net::peer::PeerCred;
+use crate::reload::LiveDecider;
 use crate::review::UserInfo;
 use upstream::{Body, Upstream};
 
 /// The proxy's settings, resolved from the config file.
 pub struct Proxy {
     upstream: Upstream,
-    decider: Arc<Decider>,
+    decider: LiveDecider,
     conversion: Conversion,
     pod: PodOptions,
     docker: Option<docker::Docker>,
@@ -52,7 +52,7 @@ impl Caller {
 }
 
 impl Proxy {
-    pub fn new(config: &Config, decider: Arc<Decider>) -> Self {
+    pub fn new(config: &Config, decider: LiveDecider) -> Self {
         let p = &config.proxy;
         Self {
             upstream: Upstream::new(&p.containerd),

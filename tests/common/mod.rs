@@ -4,7 +4,8 @@
 //! test controls.
 //!
 //! Missing components are a failure, not a skip: run `scripts/setup.sh` first.
-#![allow(dead_code)]
+// Each test binary uses a part of it.
+#![allow(dead_code, unused_imports)]
 
 pub mod webhook;
 

@@ -1,0 +1,151 @@
+//! Operating the proxy end to end: the Prometheus endpoint, the decision cache and hot
+//! reload of the config file, with a private containerd and the real `ctr`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::{ok, text, unique, World, IMAGE, IMAGE_LATEST};
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` over plain HTTP/1.1: (status line, body).
+fn get(port: u16, path: &str) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.to_owned(), body.to_owned())
+}
+
+/// The value of the sample `line` starts with (`name{labels}`), 0 if absent.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn wait_until(what: &str, w: &World, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: timed out\n{}", w.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn metrics_count_decisions_and_cache_hits_and_the_config_reloads_live() {
+    let port = free_port();
+    let config = |images: &str| {
+        format!("metrics: {{listen: '127.0.0.1:{port}'}}\ncache: {{}}\nimages: {{disallowLatest: true{images}}}\n")
+    };
+    let w = World::new(&config(""));
+
+    ok(w.ctr(&["run", "--rm", IMAGE, &unique("admitted"), "true"]));
+    let latest = unique("latest");
+    for _ in 0..2 {
+        let out = w.ctr(&["run", "--rm", IMAGE_LATEST, &latest, "true"]);
+        assert!(text(&out).contains("uses the tag latest"), "{}", text(&out));
+        // ctr prepares the snapshot before it asks for the container, and leaves it.
+        ok(w.ctr_direct(&["snapshots", "rm", &latest]));
+    }
+
+    let (status, metrics) = get(port, "/metrics");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(status.contains("application/openmetrics-text"), "{status}");
+    // The admitted run is two decisions: Containers/Create, and Tasks/Create re-checking
+    // the same stored container, an identical request the cache answers.
+    let decisions = |verdict: &str, cached: &str| {
+        sample(
+            &metrics,
+            &format!(
+                r#"portcullis_decisions_total{{door="proxy",verdict="{verdict}",cached="{cached}"}}"#
+            ),
+        )
+    };
+    assert_eq!(decisions("allowed", "false"), 1.0, "{metrics}");
+    assert_eq!(decisions("allowed", "true"), 1.0, "{metrics}");
+    assert_eq!(decisions("denied", "false"), 1.0, "{metrics}");
+    assert_eq!(decisions("denied", "true"), 1.0, "{metrics}");
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"portcullis_policy_results_total{door="proxy",policy="images",outcome="denied"}"#
+        ),
+        2.0,
+        "{metrics}"
+    );
+    assert!(
+        sample(
+            &metrics,
+            r#"portcullis_decision_duration_seconds_count{door="proxy"}"#
+        ) >= 4.0
+    );
+    assert_eq!(get(port, "/healthz").1, "ok\n");
+
+    // A new rule in the file takes effect without a restart...
+    let stricter = config(", deny: ['*busybox*']");
+    std::fs::write(&w.proxy.config, &stricter).unwrap();
+    wait_until("the stricter config is loaded", &w, || {
+        !w.ctr(&["run", "--rm", IMAGE, &unique("reloaded"), "true"])
+            .status
+            .success()
+    });
+    let out = w.ctr(&["run", "--rm", IMAGE, &unique("reloaded"), "true"]);
+    assert!(
+        text(&out).contains("matches the denied pattern"),
+        "{}",
+        text(&out)
+    );
+
+    // ...and a broken one is rejected: the last good config keeps serving.
+    std::fs::write(&w.proxy.config, format!("{stricter}bogusKey: 1\n")).unwrap();
+    wait_until("the broken config is rejected", &w, || {
+        w.proxy.log().contains("config reload rejected")
+    });
+    let log = w.proxy.log();
+    assert!(
+        log.contains("unknown field") && log.contains("bogusKey"),
+        "{log}"
+    );
+    assert!(!w
+        .ctr(&["run", "--rm", IMAGE, &unique("still-denied"), "true"])
+        .status
+        .success());
+    let metrics = get(port, "/metrics").1;
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"portcullis_config_reloads_total{result="success"}"#
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"portcullis_config_reloads_total{result="failure"}"#
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "portcullis_config_last_reload_successful"),
+        0.0
+    );
+    assert_eq!(sample(&metrics, "portcullis_config_generation"), 2.0);
+}
