@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use portcullis::config::Config;
 use portcullis::core::Decider;
-use portcullis::review::{AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation};
+use portcullis::review::{AdmissionRequest, Operation};
 use serde_json::json;
 
 const CONFIG: &str = r#"
@@ -105,12 +105,7 @@ fn policy_dir() -> tempfile::TempDir {
 }
 
 fn request() -> AdmissionRequest {
-    let mut r = AdmissionRequest::new(
-        Operation::Create,
-        GroupVersionKind::core("Pod"),
-        GroupVersionResource::core("pods"),
-        None,
-    );
+    let mut r = AdmissionRequest::pod(Operation::Create);
     r.name = "web".into();
     r.namespace = "default".into();
     r.object = Some(json!({

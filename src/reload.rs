@@ -205,15 +205,10 @@ async fn hangup(sighup: &mut Option<tokio::signal::unix::Signal>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::review::{AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation};
+    use crate::review::{AdmissionRequest, Operation};
 
     fn pod(image: &str) -> AdmissionRequest {
-        let mut r = AdmissionRequest::new(
-            Operation::Create,
-            GroupVersionKind::core("Pod"),
-            GroupVersionResource::core("pods"),
-            None,
-        );
+        let mut r = AdmissionRequest::pod(Operation::Create);
         r.object =
             Some(serde_json::json!({"spec": {"containers": [{"name": "c", "image": image}]}}));
         r

@@ -12,9 +12,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::convert::{pod, record, PodOptions};
 use crate::core::Decider;
-use crate::review::{
-    AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, UserInfo, Verdict,
-};
+use crate::review::{AdmissionRequest, Operation, UserInfo, Verdict};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -194,12 +192,7 @@ fn to_request(
             "cannot tell what this is (kind {other:?}); expected a Pod, an AdmissionReview, an OCI config.json (ociVersion) or a container record (ID, Spec)"
         ),
     };
-    let mut request = AdmissionRequest::new(
-        Operation::Create,
-        GroupVersionKind::core("Pod"),
-        GroupVersionResource::core("pods"),
-        None,
-    );
+    let mut request = AdmissionRequest::pod(Operation::Create);
     request.name = pod["metadata"]["name"]
         .as_str()
         .unwrap_or_default()

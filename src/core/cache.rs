@@ -157,15 +157,10 @@ mod humantime_serde {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::review::{GroupVersionKind, GroupVersionResource, Operation, PolicyResult};
+    use crate::review::{Operation, PolicyResult};
 
     fn request(image: &str, pid: &str) -> AdmissionRequest {
-        let mut r = AdmissionRequest::new(
-            Operation::Create,
-            GroupVersionKind::core("Pod"),
-            GroupVersionResource::core("pods"),
-            None,
-        );
+        let mut r = AdmissionRequest::pod(Operation::Create);
         r.object = Some(serde_json::json!({"spec": {"containers": [{"image": image}]}}));
         r.user_info.extra.insert(PID_KEY.into(), vec![pid.into()]);
         r

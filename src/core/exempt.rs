@@ -139,16 +139,11 @@ fn digest_listed(image: &str, digests: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::review::{GroupVersionKind, GroupVersionResource, Operation};
+    use crate::review::Operation;
     use serde_json::json;
 
     fn request(ns: &str, image: &str, labels: Value, uid: &str) -> AdmissionRequest {
-        let mut r = AdmissionRequest::new(
-            Operation::Create,
-            GroupVersionKind::core("Pod"),
-            GroupVersionResource::core("pods"),
-            None,
-        );
+        let mut r = AdmissionRequest::pod(Operation::Create);
         r.namespace = ns.into();
         r.user_info = UserInfo {
             username: "alice".into(),

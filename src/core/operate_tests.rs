@@ -7,15 +7,10 @@ use serde_json::json;
 
 use super::testing::{handler, Reply, Server};
 use super::*;
-use crate::review::{GroupVersionKind, GroupVersionResource, Operation};
+use crate::review::Operation;
 
 fn pod(image: &str, pid: &str) -> AdmissionRequest {
-    let mut r = AdmissionRequest::new(
-        Operation::Create,
-        GroupVersionKind::core("Pod"),
-        GroupVersionResource::core("pods"),
-        None,
-    );
+    let mut r = AdmissionRequest::pod(Operation::Create);
     r.namespace = "default".into();
     r.object = Some(json!({
         "apiVersion": "v1", "kind": "Pod",

@@ -232,16 +232,11 @@ impl ValidatingPolicy for PodSecurity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::review::{GroupVersionKind, GroupVersionResource, Operation};
+    use crate::review::Operation;
     use serde_json::json;
 
     fn request(image: &str) -> AdmissionRequest {
-        let mut r = AdmissionRequest::new(
-            Operation::Create,
-            GroupVersionKind::core("Pod"),
-            GroupVersionResource::core("pods"),
-            None,
-        );
+        let mut r = AdmissionRequest::pod(Operation::Create);
         r.object = Some(
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "spec": {"containers": [{"name": "c", "image": image}]}}),

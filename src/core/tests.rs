@@ -36,12 +36,7 @@ fn decider(webhooks: Vec<WebhookConfig>) -> Decider {
 }
 
 fn pod() -> AdmissionRequest {
-    let mut r = AdmissionRequest::new(
-        Operation::Create,
-        GroupVersionKind::core("Pod"),
-        GroupVersionResource::core("pods"),
-        None,
-    );
+    let mut r = AdmissionRequest::pod(Operation::Create);
     r.namespace = "default".into();
     r.name = "web".into();
     r.object = Some(json!({

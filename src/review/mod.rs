@@ -141,6 +141,18 @@ impl AdmissionRequest {
     }
 }
 
+impl AdmissionRequest {
+    /// A request about a Pod (`v1 pods`), with a fresh uid.
+    pub fn pod(operation: Operation) -> Self {
+        Self::new(
+            operation,
+            GroupVersionKind::core("Pod"),
+            GroupVersionResource::core("pods"),
+            None,
+        )
+    }
+}
+
 /// `metav1.Status` as far as admission answers carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

@@ -298,7 +298,7 @@ pub fn encode_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::review::{GroupVersionKind, GroupVersionResource, Operation};
+    use crate::review::Operation;
     use serde_json::{json, Value};
 
     const UID: &str = "705ab4f5-6393-11e8-b7cc-42010a800002";
@@ -319,12 +319,7 @@ mod tests {
 
     #[test]
     fn encodes_the_request_in_both_versions() {
-        let mut req = AdmissionRequest::new(
-            Operation::Create,
-            GroupVersionKind::core("Pod"),
-            GroupVersionResource::core("pods"),
-            None,
-        );
+        let mut req = AdmissionRequest::pod(Operation::Create);
         req.uid = UID.into();
         req.namespace = "default".into();
         req.object = Some(json!({"metadata": {"name": "p"}}));
