@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cel::Program;
+use super::expr::Program;
 
 use super::check::{binding, Loader};
 use super::types::*;

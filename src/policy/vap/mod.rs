@@ -19,6 +19,7 @@ pub mod types;
 
 mod check;
 mod eval;
+mod literal;
 mod load;
 mod matching;
 mod pool;
