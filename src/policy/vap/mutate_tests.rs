@@ -420,3 +420,22 @@ fn mutating_documents_are_not_params() {
     // Nor validating policies: a MAP and a VAP may share a name.
     assert!(set.is_empty());
 }
+
+#[test]
+fn the_example_policy_works() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/mutating-policy.yaml");
+    let yaml = std::fs::read_to_string(path).unwrap();
+    let set = load_set(&yaml);
+    let mut bare = pod();
+    bare["metadata"].as_object_mut().unwrap().remove("labels");
+    for p in [pod(), bare] {
+        let m = mutate(&set, p);
+        assert!(m.errors.is_empty(), "{m:?}");
+        let o = object(&m);
+        assert_eq!(o["metadata"]["labels"]["example.com/mutated"], "true");
+        assert_eq!(
+            o["spec"]["containers"][1]["env"],
+            json!([{"name": "GREETING", "value": "hello"}])
+        );
+    }
+}
