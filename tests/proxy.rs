@@ -112,6 +112,49 @@ fn mutated_command_changes_what_the_container_prints() {
 }
 
 #[test]
+fn a_mutating_admission_policy_sets_an_env_var_the_container_prints() {
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("greeting.yaml"),
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: {name: greeting}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{spec: Object.spec{containers: object.spec.containers.map(c,
+          Object.spec.containers{name: c.name,
+            env: [Object.spec.containers.env{name: "GREETING", value: "hello-from-a-policy"}]})}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: greeting}
+spec: {policyName: greeting}
+"#,
+    )
+    .unwrap();
+    let w = World::new(&format!("policyDir: {}\n", policies.path().display()));
+    let out = ok(w.ctr(&[
+        "run",
+        "--rm",
+        IMAGE,
+        &unique("greeting"),
+        "sh",
+        "-c",
+        "echo greeting=$GREETING",
+    ]));
+    assert!(
+        out.contains("greeting=hello-from-a-policy"),
+        "{out}\n{}",
+        w.logs()
+    );
+}
+
+#[test]
 fn mutated_runtime_class_changes_the_stored_runtime() {
     let hook = WebhookServer::tcp(|r| {
         if r["request"]["operation"] == "CREATE"

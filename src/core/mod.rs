@@ -111,19 +111,23 @@ impl Decider {
         if let Some(images) = policies::Images::new(&config.images) {
             policies.push(Box::new(images));
         }
+        let mut mutating_policies: Vec<Box<dyn MutatingPolicy>> =
+            policies::RuntimeClass::new(&config.runtime_class)
+                .into_iter()
+                .map(|p| Box::new(p) as Box<dyn MutatingPolicy>)
+                .collect();
         if let Some(dir) = &config.policy_dir {
             let set = load_policy_dir(dir)?;
+            // MutatingAdmissionPolicy: after the built-in rule, before the webhooks.
+            if let Some(mutating) = set.mutating() {
+                mutating_policies.push(Box::new(mutating));
+            }
             if !set.is_empty() {
                 policies.push(Box::new(set));
             }
         }
         let stages = vec![
-            Stage::MutatingPolicies(
-                policies::RuntimeClass::new(&config.runtime_class)
-                    .into_iter()
-                    .map(|p| Box::new(p) as Box<dyn MutatingPolicy>)
-                    .collect(),
-            ),
+            Stage::MutatingPolicies(mutating_policies),
             Stage::MutatingWebhooks(mutating),
             Stage::ValidatingPolicies(policies),
             Stage::ValidatingWebhooks(validating),
@@ -441,8 +445,16 @@ fn change(policies: &[Box<dyn MutatingPolicy>], run: &mut Run<'_>) {
     for policy in policies {
         let name = policy.name();
         let request = run.current();
-        match policy.mutate(&request) {
-            Mutation::Skip => {}
+        let mutation = match policy.mutate(&request, &run.namespace_labels) {
+            Mutation::Ignored { errors, patch } => {
+                tracing::warn!(policy = %name, ?errors, "policy failed; ignored (failurePolicy: Ignore)");
+                run.record(name, Outcome::Ignored, errors.join("; "));
+                patch.map_or(Mutation::Skip, Mutation::Patch)
+            }
+            mutation => mutation,
+        };
+        match mutation {
+            Mutation::Skip | Mutation::Ignored { .. } => {}
             Mutation::Allow => run.record(name, Outcome::Allowed, ""),
             Mutation::Patch(patch) if run.effective(policy.mode()) != Mode::Enforce => {
                 let mode = run.effective(policy.mode());

@@ -98,11 +98,22 @@ pub enum Mutation {
     Allow,
     Patch(json_patch::Patch),
     Deny(String),
+    /// Parts of the policy failed and were let pass (`failurePolicy: Ignore`); the rest
+    /// may still have changed the object.
+    Ignored {
+        errors: Vec<String>,
+        patch: Option<json_patch::Patch>,
+    },
 }
 
 pub trait MutatingPolicy: Send + Sync {
     fn name(&self) -> &str;
-    fn mutate(&self, request: &AdmissionRequest) -> Mutation;
+    /// Changes `request` in a namespace labelled `namespace_labels`.
+    fn mutate(
+        &self,
+        request: &AdmissionRequest,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> Mutation;
     fn mode(&self) -> Mode {
         Mode::Enforce
     }
@@ -128,7 +139,7 @@ impl MutatingPolicy for RuntimeClass {
         self.rule.mode
     }
 
-    fn mutate(&self, request: &AdmissionRequest) -> Mutation {
+    fn mutate(&self, request: &AdmissionRequest, _: &BTreeMap<String, String>) -> Mutation {
         let Some(pod) = pod_object(request) else {
             return Mutation::Skip;
         };

@@ -969,3 +969,76 @@ async fn exempt_requests_and_break_glass_skip_every_policy() {
         .contains_key("portcullis.dev/breakGlass"));
     assert_eq!(server.calls(), 1);
 }
+
+#[tokio::test]
+async fn mutating_admission_policies_patch_before_validation_sees_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policies.yaml"),
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: {name: add-team}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: 'Object{metadata: Object.metadata{labels: {"team": namespaceObject.metadata.labels.team}}}'
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: add-team}
+spec: {policyName: add-team}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: team-required}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+  validations:
+  - expression: has(object.metadata.labels.team)
+    message: pods need a team label
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: team-required}
+spec: {policyName: team-required, validationActions: [Deny]}
+"#,
+    )
+    .unwrap();
+    let config = Config {
+        policy_dir: Some(dir.path().to_owned()),
+        namespaces: serde_saphyr::from_str("default: {labels: {team: blue}}\n").unwrap(),
+        ..Config::default()
+    };
+    let d = Decider::new(&config).unwrap();
+    let v = d.decide(&pod()).await;
+    assert!(v.allowed, "{v:?}");
+    assert_eq!(
+        outcomes(&v),
+        vec![
+            ("mutatingAdmissionPolicies", Outcome::Mutated),
+            ("validatingAdmissionPolicies", Outcome::Allowed)
+        ]
+    );
+    let mutated = v.mutated.expect("mutated");
+    assert_eq!(
+        mutated["metadata"]["labels"],
+        json!({"app": "web", "team": "blue"})
+    );
+    // Where the namespace has no team, the mutation fails (failurePolicy: Fail).
+    let mut other = pod();
+    other.namespace = "moby".into();
+    let v = d.decide(&other).await;
+    assert!(!v.allowed);
+    let message = v.message();
+    assert!(
+        message.starts_with(
+            "policy \"mutatingAdmissionPolicies\" denied the request: policy 'add-team' with \
+             binding 'add-team' denied request: expression 'Object{"
+        ),
+        "{message}"
+    );
+}

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::expr;
-use super::load::{Binding, Compiled, CompiledValidation, LoadIssue, Policy};
+use super::expr::Literals;
+use super::load::{Binding, Compiled, CompiledMutation, CompiledValidation, LoadIssue, Policy};
 use super::types::*;
 use crate::policy::quote;
 
@@ -25,7 +26,17 @@ impl Loader<'_> {
     }
 
     fn compile(&mut self, what: &str, field: &str, e: &Expression) -> Option<Compiled> {
-        match expr::compile(&e.value) {
+        self.compile_with(what, field, e, Literals::None)
+    }
+
+    fn compile_with(
+        &mut self,
+        what: &str,
+        field: &str,
+        e: &Expression,
+        literals: Literals,
+    ) -> Option<Compiled> {
+        match expr::compile_with(&e.value, literals) {
             Ok(program) => Some(Compiled {
                 source: e.value.clone(),
                 program,
@@ -39,6 +50,49 @@ impl Loader<'_> {
                 None
             }
         }
+    }
+
+    /// What both kinds of policy have: `variables` and `matchConditions`, compiled.
+    #[allow(clippy::type_complexity)]
+    fn shared(
+        &mut self,
+        what: &str,
+        spec_variables: &[NamedExpression],
+        match_conditions: &[NamedExpression],
+        literals: Literals,
+    ) -> (Vec<(String, Compiled)>, Vec<(String, Compiled)>) {
+        let mut seen = BTreeSet::new();
+        let mut variables = Vec::new();
+        for (i, v) in spec_variables.iter().enumerate() {
+            if !is_identifier(&v.name) || !seen.insert(v.name.clone()) {
+                self.issue(
+                    Some(v.expression.referenced.line()),
+                    format!("{what}: spec.variables[{i}].name: {} is not a CEL identifier or is not unique",
+                        quote(&v.name)),
+                );
+            }
+            let field = format!("spec.variables[{i}].expression");
+            variables.extend(
+                self.compile_with(what, &field, &v.expression, literals)
+                    .map(|c| (v.name.clone(), c)),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        let mut conditions = Vec::new();
+        for (i, c) in match_conditions.iter().enumerate() {
+            if c.name.is_empty() || !seen.insert(c.name.clone()) {
+                self.issue(
+                    Some(c.expression.referenced.line()),
+                    format!("{what}: spec.matchConditions[{i}].name must be set and unique"),
+                );
+            }
+            let field = format!("spec.matchConditions[{i}].expression");
+            conditions.extend(
+                self.compile_with(what, &field, &c.expression, literals)
+                    .map(|p| (c.name.clone(), p)),
+            );
+        }
+        (variables, conditions)
     }
 
     pub fn policy(&mut self, p: ValidatingAdmissionPolicy) -> Option<Policy> {
@@ -62,37 +116,12 @@ impl Loader<'_> {
                 format!("{what}: spec.validations or spec.auditAnnotations is required"),
             );
         }
-        let mut seen = BTreeSet::new();
-        let mut variables = Vec::new();
-        for (i, v) in spec.variables.iter().enumerate() {
-            if !is_identifier(&v.name) || !seen.insert(v.name.clone()) {
-                self.issue(
-                    Some(v.expression.referenced.line()),
-                    format!("{what}: spec.variables[{i}].name: {} is not a CEL identifier or is not unique",
-                        quote(&v.name)),
-                );
-            }
-            let field = format!("spec.variables[{i}].expression");
-            variables.extend(
-                self.compile(&what, &field, &v.expression)
-                    .map(|c| (v.name.clone(), c)),
-            );
-        }
-        let mut seen = BTreeSet::new();
-        let mut conditions = Vec::new();
-        for (i, c) in spec.match_conditions.iter().enumerate() {
-            if c.name.is_empty() || !seen.insert(c.name.clone()) {
-                self.issue(
-                    Some(c.expression.referenced.line()),
-                    format!("{what}: spec.matchConditions[{i}].name must be set and unique"),
-                );
-            }
-            let field = format!("spec.matchConditions[{i}].expression");
-            conditions.extend(
-                self.compile(&what, &field, &c.expression)
-                    .map(|p| (c.name.clone(), p)),
-            );
-        }
+        let (variables, conditions) = self.shared(
+            &what,
+            &spec.variables,
+            &spec.match_conditions,
+            Literals::None,
+        );
         let mut validations = Vec::new();
         for (i, v) in spec.validations.iter().enumerate() {
             let reason = v.reason.clone().unwrap_or_else(|| "Invalid".into());
@@ -161,6 +190,85 @@ impl Loader<'_> {
             variables,
             validations,
             audit_annotations: audit,
+            mutations: Vec::new(),
+        })
+    }
+
+    pub fn mutating_policy(&mut self, p: MutatingAdmissionPolicy) -> Option<Policy> {
+        let name = p.metadata.name;
+        let kind = MUTATING_POLICY_KIND;
+        let what = format!("{kind} {}", quote(&name));
+        let before = self.issues.len();
+        if name.is_empty() {
+            self.issue(None, format!("{kind}: metadata.name is required"));
+        }
+        let spec = p.spec;
+        let constraints = spec.match_constraints.unwrap_or_default();
+        if constraints.resource_rules.is_empty() {
+            let m = format!("{what}: spec.matchConstraints.resourceRules is required");
+            self.issue(None, m);
+        }
+        if spec.mutations.is_empty() {
+            self.issue(None, format!("{what}: spec.mutations is required"));
+        }
+        let literals = Literals::Mutation;
+        let (variables, conditions) =
+            self.shared(&what, &spec.variables, &spec.match_conditions, literals);
+        let mut mutations = Vec::new();
+        for (i, m) in spec.mutations.iter().enumerate() {
+            // Upstream validation: the field the patch type names, and only that one.
+            let (wanted, wanted_field, other, other_field) = match m.patch_type {
+                PatchType::JsonPatch => (
+                    &m.json_patch,
+                    "jsonPatch",
+                    &m.apply_configuration,
+                    "applyConfiguration",
+                ),
+                PatchType::ApplyConfiguration => (
+                    &m.apply_configuration,
+                    "applyConfiguration",
+                    &m.json_patch,
+                    "jsonPatch",
+                ),
+            };
+            let type_name = match m.patch_type {
+                PatchType::JsonPatch => "JSONPatch",
+                PatchType::ApplyConfiguration => "ApplyConfiguration",
+            };
+            if other.is_some() {
+                let m = format!(
+                    "{what}: spec.mutations[{i}].{other_field}: Forbidden: must not be \
+                     specified when patchType is {type_name}"
+                );
+                self.issue(None, m);
+            }
+            let Some(wanted) = wanted else {
+                let m = format!(
+                    "{what}: spec.mutations[{i}].{wanted_field}: Required value: must be \
+                     specified when patchType is {type_name}"
+                );
+                self.issue(None, m);
+                continue;
+            };
+            let field = format!("spec.mutations[{i}].{wanted_field}.expression");
+            if let Some(expression) = self.compile_with(&what, &field, &wanted.expression, literals)
+            {
+                mutations.push(CompiledMutation {
+                    patch_type: m.patch_type,
+                    expression,
+                });
+            }
+        }
+        (self.issues.len() == before).then(|| Policy {
+            name,
+            param_kind: spec.param_kind,
+            match_constraints: constraints,
+            failure_policy: spec.failure_policy.unwrap_or_default(),
+            match_conditions: conditions,
+            variables,
+            validations: Vec::new(),
+            audit_annotations: Vec::new(),
+            mutations,
         })
     }
 }
@@ -174,41 +282,89 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The parts of a binding both kinds share.
+pub(crate) struct BindingFields {
+    pub name: String,
+    pub policy_name: String,
+    pub param_ref: Option<ParamRef>,
+    pub match_resources: Option<MatchResources>,
+}
+
 pub(crate) fn binding(
     loader: &mut Loader,
     b: ValidatingAdmissionPolicyBinding,
     policies: &[Policy],
 ) -> Option<Binding> {
-    let name = b.metadata.name;
-    let what = format!("{BINDING_KIND} {}", quote(&name));
+    let fields = BindingFields {
+        name: b.metadata.name,
+        policy_name: b.spec.policy_name,
+        param_ref: b.spec.param_ref,
+        match_resources: b.spec.match_resources,
+    };
+    let actions = b.spec.validation_actions;
+    bind(
+        loader,
+        (POLICY_KIND, BINDING_KIND),
+        fields,
+        Some(actions),
+        policies,
+    )
+}
+
+pub(crate) fn mutating_binding(
+    loader: &mut Loader,
+    b: MutatingAdmissionPolicyBinding,
+    policies: &[Policy],
+) -> Option<Binding> {
+    let fields = BindingFields {
+        name: b.metadata.name,
+        policy_name: b.spec.policy_name,
+        param_ref: b.spec.param_ref,
+        match_resources: b.spec.match_resources,
+    };
+    let kinds = (MUTATING_POLICY_KIND, MUTATING_BINDING_KIND);
+    bind(loader, kinds, fields, None, policies)
+}
+
+/// Checks a binding of a policy of `kinds.0` against `policies`; `actions` are the
+/// `validationActions` of a validating binding (a mutating one has none).
+fn bind(
+    loader: &mut Loader,
+    (policy_kind, binding_kind): (&str, &str),
+    b: BindingFields,
+    actions: Option<Vec<ValidationAction>>,
+    policies: &[Policy],
+) -> Option<Binding> {
+    let name = b.name;
+    let what = format!("{binding_kind} {}", quote(&name));
     let before = loader.issues.len();
-    let spec = b.spec;
     if name.is_empty() {
-        loader.issue(None, format!("{BINDING_KIND}: metadata.name is required"));
+        loader.issue(None, format!("{binding_kind}: metadata.name is required"));
     }
-    let policy = policies.iter().position(|p| p.name == spec.policy_name);
+    let policy = policies.iter().position(|p| p.name == b.policy_name);
     if policy.is_none() {
         let m = format!(
-            "{what}: spec.policyName: no {POLICY_KIND} {} is loaded",
-            quote(&spec.policy_name)
+            "{what}: spec.policyName: no {policy_kind} {} is loaded",
+            quote(&b.policy_name)
         );
         loader.issue(None, m);
     }
-    let unique: BTreeSet<_> = spec.validation_actions.iter().collect();
-    if spec.validation_actions.is_empty() || unique.len() != spec.validation_actions.len() {
-        let m = format!(
-            "{what}: spec.validationActions must list Deny, Warn or Audit, each at most once"
-        );
-        loader.issue(None, m);
-    }
-    if spec.validation_actions.contains(&ValidationAction::Deny)
-        && spec.validation_actions.contains(&ValidationAction::Warn)
-    {
-        let m = format!("{what}: spec.validationActions: Deny and Warn may not be used together");
-        loader.issue(None, m);
+    if let Some(actions) = &actions {
+        let unique: BTreeSet<_> = actions.iter().collect();
+        if actions.is_empty() || unique.len() != actions.len() {
+            let m = format!(
+                "{what}: spec.validationActions must list Deny, Warn or Audit, each at most once"
+            );
+            loader.issue(None, m);
+        }
+        if actions.contains(&ValidationAction::Deny) && actions.contains(&ValidationAction::Warn) {
+            let m =
+                format!("{what}: spec.validationActions: Deny and Warn may not be used together");
+            loader.issue(None, m);
+        }
     }
     let param_kind = policy.and_then(|i| policies[i].param_kind.as_ref());
-    match (&spec.param_ref, param_kind) {
+    match (&b.param_ref, param_kind) {
         (Some(r), Some(_)) if r.name.is_some() == r.selector.is_some() => {
             let m = format!("{what}: spec.paramRef needs exactly one of name and selector");
             loader.issue(None, m);
@@ -229,8 +385,8 @@ pub(crate) fn binding(
     (loader.issues.len() == before).then(|| Binding {
         name,
         policy: policy.unwrap_or_default(),
-        param_ref: spec.param_ref,
-        match_resources: spec.match_resources,
-        actions: spec.validation_actions,
+        param_ref: b.param_ref,
+        match_resources: b.match_resources,
+        actions: actions.unwrap_or_default(),
     })
 }

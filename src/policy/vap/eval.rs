@@ -32,7 +32,11 @@ pub(crate) struct Output {
     pub annotations: Vec<(String, String)>,
 }
 
-fn error_message(c: &Compiled, e: &ExecutionError, failed: &BTreeMap<String, String>) -> String {
+pub(crate) fn error_message(
+    c: &Compiled,
+    e: &ExecutionError,
+    failed: &BTreeMap<String, String>,
+) -> String {
     let detail = match e {
         ExecutionError::NoSuchKey(k) if failed.contains_key(k.as_str()) => {
             format!("variable '{k}' failed: {}", failed[k.as_str()])
@@ -63,41 +67,17 @@ pub(crate) fn evaluate(scope: &Context, policy: &Policy, params: Value) -> Outpu
     let mut ctx = scope.new_inner_scope();
     ctx.add_variable_from_value("params", params);
     ctx.add_variable_from_value("variables", map_of(&[]));
-    let none = BTreeMap::new();
     let mut out = Output::default();
 
-    // Upstream matchconditions: any false skips the policy, even when another errs.
-    let mut errors = Vec::new();
-    for (_, condition) in &policy.match_conditions {
-        match boolean(condition, &ctx, &none) {
-            Ok(true) => {}
-            Ok(false) => return out,
-            Err(e) => errors.push(e),
+    match match_conditions(policy, &ctx) {
+        Ok(true) => {}
+        Ok(false) => return out,
+        Err(message) => {
+            out.decisions.push(Decision::Error { index: 0, message });
+            return out;
         }
     }
-    if !errors.is_empty() {
-        out.decisions.push(Decision::Error {
-            index: 0,
-            message: errors.join(", "),
-        });
-        return out;
-    }
-
-    // Variables, in order, each seeing those before it. A failed variable is left out and
-    // only matters to the expressions that use it (upstream evaluates them lazily).
-    let mut values: Vec<(String, Value)> = Vec::new();
-    let mut failed = BTreeMap::new();
-    for (name, c) in &policy.variables {
-        match run(&c.program, &ctx) {
-            Ok(v) => {
-                values.push((name.clone(), v));
-                ctx.add_variable_from_value("variables", map_of(&values));
-            }
-            Err(e) => {
-                failed.insert(name.clone(), error_message(c, &e, &failed));
-            }
-        }
-    }
+    let failed = variables(policy, &mut ctx);
 
     for (index, v) in policy.validations.iter().enumerate() {
         match boolean(&v.expression, &ctx, &failed) {
@@ -138,6 +118,45 @@ pub(crate) fn evaluate(scope: &Context, policy: &Policy, params: Value) -> Outpu
         }
     }
     out
+}
+
+/// Upstream matchconditions: any false skips the policy (`Ok(false)`), even when
+/// another errs; otherwise errors are joined.
+pub(crate) fn match_conditions(policy: &Policy, ctx: &Context) -> Result<bool, String> {
+    let none = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (_, condition) in &policy.match_conditions {
+        match boolean(condition, ctx, &none) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(true)
+    } else {
+        Err(errors.join(", "))
+    }
+}
+
+/// Variables, in order, each seeing those before it, set as `variables` in `ctx`. A
+/// failed variable is left out and only matters to the expressions that use it
+/// (upstream evaluates them lazily): the map returned says why each failed.
+pub(crate) fn variables(policy: &Policy, ctx: &mut Context) -> BTreeMap<String, String> {
+    let mut values: Vec<(String, Value)> = Vec::new();
+    let mut failed = BTreeMap::new();
+    for (name, c) in &policy.variables {
+        match run(&c.program, ctx) {
+            Ok(v) => {
+                values.push((name.clone(), v));
+                ctx.add_variable_from_value("variables", map_of(&values));
+            }
+            Err(e) => {
+                failed.insert(name.clone(), error_message(c, &e, &failed));
+            }
+        }
+    }
+    failed
 }
 
 /// A `messageExpression`'s message, when it yields a usable one: a string, trimmed,

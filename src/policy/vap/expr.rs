@@ -16,8 +16,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cel::objects::{Key, Map};
-use cel::{Context, ExecutionError, Program, ResolveResult, Value};
+use cel::{Context, ExecutionError, IdedExpr, ResolveResult, Value};
 use kube_cel::KubeCelExt;
+
+pub use super::literal::Literals;
 
 /// The longest expression accepted, in bytes. Long enough for any policy we have seen,
 /// short enough that a chain of operators cannot overflow [`STACK_BYTES`] even in a
@@ -33,8 +35,28 @@ const MAX_JSON_DEPTH: usize = 200;
 /// Kubernetes' `MaxEvaluatedMessageExpressionSizeBytes`.
 pub const MAX_MESSAGE_BYTES: usize = 5 * 1024;
 
-/// Parses `source`, refusing what the bounds above refuse. Must run on a big stack.
+/// A compiled expression: the parsed tree, with typed literals lowered (see
+/// [`super::literal`]). `cel::Program` cannot be built from a tree, so this stands in
+/// for it; running it is what `cel::Program::execute` does.
+#[derive(Debug)]
+pub struct Program {
+    expr: IdedExpr,
+}
+
+impl Program {
+    pub fn execute(&self, ctx: &Context) -> ResolveResult {
+        Value::resolve(&self.expr, ctx)
+    }
+}
+
+/// Parses `source`, refusing what the bounds above refuse, and typed literals (`T{...}`).
+/// Must run on a big stack.
 pub fn compile(source: &str) -> Result<Program, String> {
+    compile_with(source, Literals::None)
+}
+
+/// [`compile`], accepting the typed literals `literals` allows.
+pub fn compile_with(source: &str, literals: Literals) -> Result<Program, String> {
     if source.len() > MAX_EXPRESSION_BYTES {
         return Err(format!(
             "expression is {} bytes long; at most {MAX_EXPRESSION_BYTES} are accepted",
@@ -45,10 +67,13 @@ pub fn compile(source: &str) -> Result<Program, String> {
         return Err("expression is empty".into());
     }
     // In debug builds the parser's depth counter can overflow on deep input and panic.
-    match std::panic::catch_unwind(|| Program::compile(source)) {
-        Ok(result) => result.map_err(|e| one_line(&e.to_string())),
-        Err(_) => Err("the expression nests too deeply".into()),
-    }
+    let parsed = std::panic::catch_unwind(|| cel::parser::Parser::default().parse(source));
+    let mut expr = match parsed {
+        Ok(result) => result.map_err(|e| one_line(&e.to_string()))?,
+        Err(_) => return Err("the expression nests too deeply".into()),
+    };
+    super::literal::lower(&mut expr, literals)?;
+    Ok(Program { expr })
 }
 
 /// The parser's multi-line report (with a caret drawing) as one line.
@@ -115,6 +140,37 @@ fn convert(value: &serde_json::Value, depth: usize) -> Result<Value, String> {
             }
             Value::Map(Map { map: Arc::new(map) })
         }
+    })
+}
+
+/// A CEL value as JSON, for patches: maps need string keys; a double must be finite.
+/// Durations and timestamps are not JSON values (upstream's conversion to
+/// `structpb.Value` refuses them too).
+pub fn cel_to_json(value: &Value) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    Ok(match value {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::UInt(u) => J::from(*u),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(J::Number)
+            .ok_or_else(|| format!("{f} is not a JSON number"))?,
+        Value::String(s) => J::String(s.to_string()),
+        Value::List(items) => J::Array(items.iter().map(cel_to_json).collect::<Result<_, _>>()?),
+        Value::Map(map) => {
+            let mut fields = serde_json::Map::with_capacity(map.map.len());
+            for (k, v) in map.map.iter() {
+                let Key::String(k) = k else {
+                    return Err(format!(
+                        "a map key must be a string to become JSON, not {k:?}"
+                    ));
+                };
+                fields.insert(k.to_string(), cel_to_json(v)?);
+            }
+            J::Object(fields)
+        }
+        other => return Err(format!("a {} value cannot become JSON", type_name(other))),
     })
 }
 

@@ -7,9 +7,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cel::Program;
+use super::expr::Program;
 
-use super::check::{binding, Loader};
+use super::check::{binding, mutating_binding, Loader};
 use super::types::*;
 
 /// A compiled expression and its source text.
@@ -25,6 +25,14 @@ pub(crate) struct CompiledValidation {
     pub reason: String,
 }
 
+/// One of a MutatingAdmissionPolicy's `mutations`.
+pub(crate) struct CompiledMutation {
+    pub patch_type: PatchType,
+    pub expression: Compiled,
+}
+
+/// A ValidatingAdmissionPolicy (with validations and audit annotations) or a
+/// MutatingAdmissionPolicy (with mutations).
 pub(crate) struct Policy {
     pub name: String,
     pub param_kind: Option<ParamKind>,
@@ -34,6 +42,7 @@ pub(crate) struct Policy {
     pub variables: Vec<(String, Compiled)>,
     pub validations: Vec<CompiledValidation>,
     pub audit_annotations: Vec<(String, Compiled)>,
+    pub mutations: Vec<CompiledMutation>,
 }
 
 pub(crate) struct Binding {
@@ -44,7 +53,7 @@ pub(crate) struct Binding {
     pub actions: Vec<ValidationAction>,
 }
 
-/// A params object: any document that is not a policy or a binding.
+/// A params object: any document that is not a policy or a binding of either kind.
 pub(crate) struct Param {
     pub api_version: String,
     pub kind: String,
@@ -57,7 +66,36 @@ pub(crate) struct Param {
 pub(crate) struct Loaded {
     pub policies: Vec<Policy>,
     pub bindings: Vec<Binding>,
+    /// MutatingAdmissionPolicies and their bindings, in file order.
+    pub mutating: Vec<Policy>,
+    pub mutating_bindings: Vec<Binding>,
     pub params: Vec<Param>,
+}
+
+/// Adds `policy` to `policies` unless one of that name is already there.
+fn add_policy(loader: &mut Loader, policies: &mut Vec<Policy>, kind: &str, policy: Policy) {
+    if policies.iter().any(|q| q.name == policy.name) {
+        let m = format!(
+            "{kind} {} is defined twice",
+            crate::policy::quote(&policy.name)
+        );
+        loader.issue(None, m);
+    } else {
+        policies.push(policy);
+    }
+}
+
+/// Adds `binding` to `bindings` unless one of that name is already there.
+fn add_binding(loader: &mut Loader, bindings: &mut Vec<Binding>, kind: &str, binding: Binding) {
+    if bindings.iter().any(|c| c.name == binding.name) {
+        let m = format!(
+            "{kind} {} is defined twice",
+            crate::policy::quote(&binding.name)
+        );
+        loader.issue(None, m);
+    } else {
+        bindings.push(binding);
+    }
 }
 
 /// One problem in the policy files.
@@ -119,9 +157,12 @@ pub(crate) fn load(docs: &[(PathBuf, String)]) -> Result<Loaded, LoadError> {
     let mut issues = Vec::new();
     let mut policies: Vec<Policy> = Vec::new();
     let mut raw_bindings: Vec<(PathBuf, ValidatingAdmissionPolicyBinding)> = Vec::new();
+    let mut mutating: Vec<Policy> = Vec::new();
+    let mut raw_mutating_bindings: Vec<(PathBuf, MutatingAdmissionPolicyBinding)> = Vec::new();
     let mut params = Vec::new();
     // Policies that failed to load: their bindings are not reported again.
     let mut failed: BTreeSet<String> = BTreeSet::new();
+    let mut failed_mutating: BTreeSet<String> = BTreeSet::new();
     for (file, text) in docs {
         let mut loader = Loader {
             file,
@@ -145,34 +186,30 @@ pub(crate) fn load(docs: &[(PathBuf, String)]) -> Result<Loaded, LoadError> {
                     continue;
                 }
             };
-            let is_ours = header.kind == POLICY_KIND || header.kind == BINDING_KIND;
-            if is_ours && header.api_version != API_VERSION {
+            let versions: &[&str] = match header.kind.as_str() {
+                POLICY_KIND | BINDING_KIND => &[API_VERSION],
+                MUTATING_POLICY_KIND | MUTATING_BINDING_KIND => &MUTATING_API_VERSIONS,
+                _ => &[],
+            };
+            if !versions.is_empty() && !versions.contains(&header.api_version.as_str()) {
                 loader.issue(
                     None,
                     format!(
-                        "{} {}: apiVersion {} is not supported; use {API_VERSION}",
+                        "{} {}: apiVersion {} is not supported; use {}",
                         header.kind,
                         crate::policy::quote(&header.metadata.name),
-                        crate::policy::quote(&header.api_version)
+                        crate::policy::quote(&header.api_version),
+                        versions.join(" or ")
                     ),
                 );
             } else if header.kind == POLICY_KIND {
                 match serde_saphyr::from_str::<ValidatingAdmissionPolicy>(&doc) {
                     Ok(p) => {
                         let name = p.metadata.name.clone();
-                        let policy = loader.policy(p);
-                        if policy.is_none() {
-                            failed.insert(name);
-                        }
-                        if let Some(p) = policy {
-                            if policies.iter().any(|q| q.name == p.name) {
-                                let m = format!(
-                                    "{POLICY_KIND} {} is defined twice",
-                                    crate::policy::quote(&p.name)
-                                );
-                                loader.issue(None, m);
-                            } else {
-                                policies.push(p);
+                        match loader.policy(p) {
+                            Some(p) => add_policy(&mut loader, &mut policies, POLICY_KIND, p),
+                            None => {
+                                failed.insert(name);
                             }
                         }
                     }
@@ -182,6 +219,25 @@ pub(crate) fn load(docs: &[(PathBuf, String)]) -> Result<Loaded, LoadError> {
                 match serde_saphyr::from_str::<ValidatingAdmissionPolicyBinding>(&doc) {
                     Ok(b) => raw_bindings.push((file.clone(), b)),
                     Err(e) => loader.issue(None, format!("{BINDING_KIND}: {e}")),
+                }
+            } else if header.kind == MUTATING_POLICY_KIND {
+                let kind = MUTATING_POLICY_KIND;
+                match serde_saphyr::from_str::<MutatingAdmissionPolicy>(&doc) {
+                    Ok(p) => {
+                        let name = p.metadata.name.clone();
+                        match loader.mutating_policy(p) {
+                            Some(p) => add_policy(&mut loader, &mut mutating, kind, p),
+                            None => {
+                                failed_mutating.insert(name);
+                            }
+                        }
+                    }
+                    Err(e) => loader.issue(None, format!("{kind}: {e}")),
+                }
+            } else if header.kind == MUTATING_BINDING_KIND {
+                match serde_saphyr::from_str::<MutatingAdmissionPolicyBinding>(&doc) {
+                    Ok(b) => raw_mutating_bindings.push((file.clone(), b)),
+                    Err(e) => loader.issue(None, format!("{MUTATING_BINDING_KIND}: {e}")),
                 }
             } else if header.api_version.is_empty()
                 || header.kind.is_empty()
@@ -213,21 +269,33 @@ pub(crate) fn load(docs: &[(PathBuf, String)]) -> Result<Loaded, LoadError> {
             continue;
         }
         if let Some(b) = binding(&mut loader, b, &policies) {
-            if bindings.iter().any(|c| c.name == b.name) {
-                let m = format!(
-                    "{BINDING_KIND} {} is defined twice",
-                    crate::policy::quote(&b.name)
-                );
-                loader.issue(None, m);
-            } else {
-                bindings.push(b);
-            }
+            add_binding(&mut loader, &mut bindings, BINDING_KIND, b);
+        }
+    }
+    let mut mutating_bindings: Vec<Binding> = Vec::new();
+    for (file, b) in raw_mutating_bindings {
+        let mut loader = Loader {
+            file: &file,
+            issues: &mut issues,
+        };
+        if failed_mutating.contains(&b.spec.policy_name) {
+            continue;
+        }
+        if let Some(b) = mutating_binding(&mut loader, b, &mutating) {
+            add_binding(
+                &mut loader,
+                &mut mutating_bindings,
+                MUTATING_BINDING_KIND,
+                b,
+            );
         }
     }
     if issues.is_empty() {
         Ok(Loaded {
             policies,
             bindings,
+            mutating,
+            mutating_bindings,
             params,
         })
     } else {

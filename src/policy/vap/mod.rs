@@ -1,28 +1,38 @@
-//! ValidatingAdmissionPolicy and ValidatingAdmissionPolicyBinding
+//! ValidatingAdmissionPolicy, MutatingAdmissionPolicy and their bindings
 //! (`admissionregistration.k8s.io/v1`), evaluated in process with CEL (the `cel` crate
 //! and the Kubernetes CEL libraries of `kube-cel`), as kube-apiserver's
-//! k8s.io/apiserver/pkg/admission/plugin/policy/validating does.
+//! k8s.io/apiserver/pkg/admission/plugin/policy/{validating,mutating} do.
 //!
 //! [`PolicySet::from_documents`] parses YAML files of policies, bindings and params (any
-//! other object) and compiles every expression once; [`PolicySet::evaluate`] is pure and
-//! synchronous: a request and its Namespace in, an [`Evaluation`] out. The bounds on
-//! evaluation (size, stack, time — not memory) are described in [`expr`].
+//! other object) and compiles every expression once; [`PolicySet::evaluate`] and
+//! [`PolicySet::mutate`] are pure and synchronous: a request and its Namespace in, an
+//! [`Evaluation`] or a [`Mutated`] out. The bounds on evaluation (size, stack, time —
+//! not memory) are described in [`expr`].
 //!
 //! - [`types`]: the YAML shapes.
 //! - `load`: documents into policies, bindings and params; `check`: what they must obey.
+//! - `literal`: the typed literals (`JSONPatch{...}`, `Object{...}`) of mutations.
 //! - `matching`: `matchConstraints`, `matchResources`, `paramRef`.
-//! - `eval`: one policy for one binding and one params object.
+//! - `eval`: one validating policy for one binding and one params object.
+//! - `mutate`: the mutating policies for one request; `patch` (JSONPatch) and `apply`
+//!   (ApplyConfiguration) apply one mutation.
 //! - `pool`: the threads CEL runs on, and the time limit.
 
 pub mod expr;
 pub mod types;
 
+mod apply;
 mod check;
 mod eval;
+mod literal;
 mod load;
 mod matching;
+mod mutate;
+mod patch;
 mod pool;
 
+#[cfg(test)]
+mod mutate_tests;
 #[cfg(test)]
 mod tests;
 
@@ -38,7 +48,7 @@ use load::{Binding, Loaded, Policy};
 pub use load::{LoadError, LoadIssue};
 use types::{FailurePolicy, ValidationAction};
 
-use crate::core::policies::{Answer, Judgement, ValidatingPolicy};
+use crate::core::policies::{Answer, Judgement, MutatingPolicy, Mutation, ValidatingPolicy};
 use crate::review::AdmissionRequest;
 use eval::{Decision, Output};
 use matching::Params;
@@ -94,6 +104,34 @@ impl Evaluation {
     }
 }
 
+/// What the mutating policies did to one request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Mutated {
+    /// The object after every mutation, when they changed it.
+    pub object: Option<Value>,
+    /// `policy 'P' with binding 'B' denied request: MSG` for every failure under
+    /// `failurePolicy: Fail`: the request is refused.
+    pub errors: Vec<String>,
+    /// The same for failures `failurePolicy: Ignore` let pass.
+    pub ignored: Vec<String>,
+    /// `policy/binding` of every binding that applied to the request.
+    pub applied: Vec<String>,
+}
+
+impl Mutated {
+    /// Upstream `PolicyError`, routed by the policy's `failurePolicy`.
+    fn fail(&mut self, policy: &Policy, binding: &Binding, message: &str) {
+        let message = format!(
+            "policy '{}' with binding '{}' denied request: {message}",
+            policy.name, binding.name
+        );
+        match policy.failure_policy {
+            FailurePolicy::Fail => self.errors.push(message),
+            FailurePolicy::Ignore => self.ignored.push(message),
+        }
+    }
+}
+
 /// The value of [`VALIDATION_FAILURE_ANNOTATION`] is a JSON list of these (upstream
 /// `ValidationFailureValue`). Upstream keeps only the first failure of a request; this
 /// keeps them all.
@@ -130,7 +168,7 @@ impl PolicySet {
         };
         let loaded = Arc::new(loaded);
         Ok(PolicySet {
-            pool: Arc::new(Pool::new(loaded.clone())),
+            pool: Arc::new(Pool::new()),
             loaded,
             time_limit: DEFAULT_TIME_LIMIT,
         })
@@ -220,17 +258,100 @@ impl PolicySet {
         evaluation
     }
 
-    /// Runs the CEL of `tasks` on a worker, for at most the time limit. A task that did
-    /// not finish in time, or could not run, gets an error.
-    fn run(&self, request: &AdmissionRequest, namespace: &Value, tasks: &[Task]) -> Vec<Output> {
-        let namespace_object = if request.namespace.is_empty() || matching::is_namespace(request) {
+    /// Whether any MutatingAdmissionPolicy is bound.
+    pub fn has_mutations(&self) -> bool {
+        !self.loaded.mutating_bindings.is_empty()
+    }
+
+    /// Runs every MutatingAdmissionPolicy binding that applies to `request`, in order
+    /// (policies in file order, then their bindings), each on the object as the ones
+    /// before left it. `namespace` is as for [`evaluate`](Self::evaluate).
+    pub fn mutate(&self, request: &AdmissionRequest, namespace: &Value) -> Mutated {
+        let loaded = &self.loaded;
+        let mut mutated = Mutated::default();
+        let mut invocations = Vec::new();
+        for (pi, policy) in loaded.mutating.iter().enumerate() {
+            if !matching::matches(&policy.match_constraints, true, request, namespace) {
+                continue;
+            }
+            for (bi, binding) in loaded.mutating_bindings.iter().enumerate() {
+                if binding.policy != pi
+                    || binding
+                        .match_resources
+                        .as_ref()
+                        .is_some_and(|m| !matching::matches(m, false, request, namespace))
+                {
+                    continue;
+                }
+                mutated
+                    .applied
+                    .push(format!("{}/{}", policy.name, binding.name));
+                match matching::collect_params(policy, binding, &loaded.params, request) {
+                    Ok(Params::None) => invocations.push((bi, None)),
+                    Ok(Params::Some(found)) => {
+                        invocations.extend(found.into_iter().map(|p| (bi, Some(p.value.clone()))))
+                    }
+                    Ok(Params::NotFoundAllowed) => {}
+                    Err(e) => {
+                        let message = format!("failed to configure binding: {e}");
+                        mutated.fail(policy, binding, &message);
+                    }
+                }
+            }
+        }
+        if invocations.is_empty() {
+            return mutated;
+        }
+        let job = mutate::MutationJob {
+            request: request.clone(),
+            namespace_object: self.namespace_object(request, namespace),
+            invocations: invocations.clone(),
+        };
+        let loaded = self.loaded.clone();
+        let work = move |root: &cel::Context, send: &dyn Fn(usize, mutate::Invoked) -> bool| {
+            mutate::work_on(&loaded, root, &job, send)
+        };
+        let n = invocations.len();
+        let outputs = match self.pool.run(n, work, Instant::now() + self.time_limit) {
+            Ok(outputs) => outputs,
+            Err(e) => (0..n)
+                .map(|_| Some(mutate::Invoked::failed(e.clone())))
+                .collect(),
+        };
+        for ((bi, _), output) in invocations.iter().zip(outputs) {
+            let binding = &self.loaded.mutating_bindings[*bi];
+            let policy = &self.loaded.mutating[binding.policy];
+            let output = output.unwrap_or_else(|| {
+                mutate::Invoked::failed(format!(
+                    "CEL evaluation exceeded the time limit of {} ms",
+                    self.time_limit.as_millis()
+                ))
+            });
+            for error in &output.errors {
+                mutated.fail(policy, binding, error);
+            }
+            if output.object.is_some() {
+                mutated.object = output.object;
+            }
+        }
+        mutated
+    }
+
+    /// The `namespaceObject` variable: null for cluster-scoped requests and Namespaces.
+    fn namespace_object(&self, request: &AdmissionRequest, namespace: &Value) -> Value {
+        if request.namespace.is_empty() || matching::is_namespace(request) {
             Value::Null
         } else {
             namespace.clone()
-        };
+        }
+    }
+
+    /// Runs the CEL of `tasks` on a worker, for at most the time limit. A task that did
+    /// not finish in time, or could not run, gets an error.
+    fn run(&self, request: &AdmissionRequest, namespace: &Value, tasks: &[Task]) -> Vec<Output> {
         let job = Job {
             request: request.clone(),
-            namespace_object,
+            namespace_object: self.namespace_object(request, namespace),
             work: tasks
                 .iter()
                 .map(|t| (t.binding, t.params.clone()))
@@ -240,7 +361,14 @@ impl PolicySet {
             "CEL evaluation exceeded the time limit of {} ms",
             self.time_limit.as_millis()
         );
-        match self.pool.run(job, Instant::now() + self.time_limit) {
+        let loaded = self.loaded.clone();
+        let work = move |root: &cel::Context, send: &dyn Fn(usize, Output) -> bool| {
+            pool::work_on(&loaded, root, &job, send)
+        };
+        match self
+            .pool
+            .run(tasks.len(), work, Instant::now() + self.time_limit)
+        {
             Ok(outputs) => outputs
                 .into_iter()
                 .map(|o| o.unwrap_or_else(|| pool::failed(timed_out.clone())))
@@ -361,16 +489,7 @@ impl ValidatingPolicy for PolicySet {
         request: &AdmissionRequest,
         namespace_labels: &BTreeMap<String, String>,
     ) -> Judgement {
-        let namespace = if request.namespace.is_empty() {
-            Value::Null
-        } else {
-            serde_json::json!({
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": request.namespace, "labels": namespace_labels},
-            })
-        };
-        let evaluation = self.evaluate(request, &namespace);
+        let evaluation = self.evaluate(request, &namespace_of(request, namespace_labels));
         let answer = if let Some(denial) = evaluation.denials.first() {
             Answer::Deny(denial.message.clone())
         } else if let Some(error) = evaluation.errors.first() {
@@ -384,6 +503,67 @@ impl ValidatingPolicy for PolicySet {
             answer,
             warnings: evaluation.warnings,
             audit_annotations: evaluation.audit_annotations,
+        }
+    }
+}
+
+/// The request's Namespace object, built from its labels (`metadata.{name,labels}`).
+fn namespace_of(request: &AdmissionRequest, labels: &BTreeMap<String, String>) -> Value {
+    if request.namespace.is_empty() {
+        Value::Null
+    } else {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": request.namespace, "labels": labels},
+        })
+    }
+}
+
+/// The MutatingAdmissionPolicies of a [`PolicySet`], as the decision core's mutating
+/// policy: their changes become one JSON Patch (the difference they made).
+pub struct MutatingPolicies(PolicySet);
+
+impl PolicySet {
+    /// The mutating side, when any MutatingAdmissionPolicy is bound.
+    pub fn mutating(&self) -> Option<MutatingPolicies> {
+        self.has_mutations().then(|| MutatingPolicies(self.clone()))
+    }
+}
+
+impl MutatingPolicy for MutatingPolicies {
+    fn name(&self) -> &str {
+        "mutatingAdmissionPolicies"
+    }
+
+    fn mutate(
+        &self,
+        request: &AdmissionRequest,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> Mutation {
+        let Some(before) = request.object.as_ref() else {
+            return Mutation::Skip;
+        };
+        let mutated = self
+            .0
+            .mutate(request, &namespace_of(request, namespace_labels));
+        if let Some(error) = mutated.errors.first() {
+            return Mutation::Deny(error.clone());
+        }
+        let patch = mutated
+            .object
+            .map(|after| json_patch::diff(before, &after))
+            .filter(|p| !p.0.is_empty());
+        if !mutated.ignored.is_empty() {
+            return Mutation::Ignored {
+                errors: mutated.ignored,
+                patch,
+            };
+        }
+        match patch {
+            Some(patch) => Mutation::Patch(patch),
+            None if mutated.applied.is_empty() => Mutation::Skip,
+            None => Mutation::Allow,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! CEL context, kept between evaluations (starting a thread costs more than evaluating
 //! most policies). The caller waits for at most its time limit; a worker that is still
 //! busy then is abandoned — CEL cannot be interrupted — and exits when its job is done.
-//! At most [`MAX_WORKERS`] exist, abandoned ones included.
+//! At most [`MAX_WORKERS`] exist, abandoned ones included. Validating and mutating
+//! policies share them: a worker runs whatever closure it is given.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -18,18 +19,19 @@ use crate::review::AdmissionRequest;
 /// How many worker threads may exist at once, busy, idle or abandoned.
 pub const MAX_WORKERS: usize = 32;
 
-/// What a worker evaluates: every `(binding, params)` pair for one request.
+/// What a worker evaluates for ValidatingAdmissionPolicies: every `(binding, params)`
+/// pair for one request.
 pub(crate) struct Job {
     pub request: AdmissionRequest,
     pub namespace_object: Value,
     pub work: Vec<(usize, Option<Arc<Value>>)>,
 }
 
-type Reply = mpsc::Sender<(usize, Output)>;
+/// Work for a worker: it gets the worker's root CEL context.
+type Work = Box<dyn FnOnce(&cel::Context<'static>) + Send>;
 
 pub(crate) struct Pool {
-    loaded: Arc<Loaded>,
-    pub(super) idle: Mutex<Vec<mpsc::Sender<(Job, Reply)>>>,
+    pub(super) idle: Mutex<Vec<mpsc::Sender<Work>>>,
     live: Arc<AtomicUsize>,
 }
 
@@ -43,15 +45,14 @@ impl Drop for Live {
 }
 
 impl Pool {
-    pub fn new(loaded: Arc<Loaded>) -> Self {
+    pub fn new() -> Self {
         Self {
-            loaded,
             idle: Mutex::new(Vec::new()),
             live: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    fn spawn(&self) -> Result<mpsc::Sender<(Job, Reply)>, String> {
+    fn spawn(&self) -> Result<mpsc::Sender<Work>, String> {
         if self.live.fetch_add(1, Ordering::SeqCst) >= MAX_WORKERS {
             self.live.fetch_sub(1, Ordering::SeqCst);
             return Err(format!(
@@ -59,8 +60,7 @@ impl Pool {
             ));
         }
         let live = Live(self.live.clone());
-        let loaded = self.loaded.clone();
-        let (tx, rx) = mpsc::channel::<(Job, Reply)>();
+        let (tx, rx) = mpsc::channel::<Work>();
         std::thread::Builder::new()
             .name("vap-eval".into())
             .stack_size(expr::STACK_BYTES)
@@ -68,28 +68,33 @@ impl Pool {
                 let _live = live;
                 let root = expr::root_context();
                 // Ends when the pool drops this worker: abandoned, or the pool is gone.
-                while let Ok((job, reply)) = rx.recv() {
-                    work_on(&loaded, &root, &job, &reply);
+                while let Ok(work) = rx.recv() {
+                    work(&root);
                 }
             })
             .map_err(|e| format!("cannot start a CEL evaluation thread: {e}"))?;
         Ok(tx)
     }
 
-    /// Evaluates `job` on a worker, waiting until `deadline` at most: one output per work
-    /// item, `None` for those not finished in time.
-    pub fn run(&self, job: Job, deadline: Instant) -> Result<Vec<Option<Output>>, String> {
-        let n = job.work.len();
+    /// Runs `work` on a worker, waiting until `deadline` at most. `work` hands over its
+    /// `n` outputs one by one with `send(index, output)` (false: nobody is waiting any
+    /// more); the result has one slot per output, `None` for those not ready in time.
+    pub fn run<T, F>(&self, n: usize, work: F, deadline: Instant) -> Result<Vec<Option<T>>, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(&cel::Context<'static>, &dyn Fn(usize, T) -> bool) + Send + 'static,
+    {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let worker = match idle {
             Some(w) => w,
             None => self.spawn()?,
         };
         let (tx, rx) = mpsc::channel();
+        let boxed: Work = Box::new(move |root| work(root, &|i, t| tx.send((i, t)).is_ok()));
         worker
-            .send((job, tx))
+            .send(boxed)
             .map_err(|_| "a CEL evaluation thread has died".to_string())?;
-        let mut outputs: Vec<Option<Output>> = (0..n).map(|_| None).collect();
+        let mut outputs: Vec<Option<T>> = (0..n).map(|_| None).collect();
         let mut pending = n;
         while pending > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -117,7 +122,12 @@ impl Pool {
 
 /// Converts the inputs once, then evaluates item after item, sending each output as soon
 /// as it is ready.
-fn work_on(loaded: &Loaded, root: &cel::Context, job: &Job, reply: &Reply) {
+pub(crate) fn work_on(
+    loaded: &Loaded,
+    root: &cel::Context,
+    job: &Job,
+    send: &dyn Fn(usize, Output) -> bool,
+) {
     let scope = eval::request_scope(root, &job.request, &job.namespace_object);
     for (i, (binding, params)) in job.work.iter().enumerate() {
         let policy = loaded
@@ -133,7 +143,7 @@ fn work_on(loaded: &Loaded, root: &cel::Context, job: &Job, reply: &Reply) {
             (_, Err(e), _) => failed(format!("cannot convert the request to CEL: {e}")),
             (_, _, Err(e)) => failed(format!("cannot convert the params to CEL: {e}")),
         };
-        if reply.send((i, output)).is_err() {
+        if !send(i, output) {
             return; // The caller gave up waiting.
         }
     }

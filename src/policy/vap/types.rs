@@ -1,5 +1,5 @@
-//! The `admissionregistration.k8s.io/v1` ValidatingAdmissionPolicy and
-//! ValidatingAdmissionPolicyBinding, as YAML files write them
+//! The `admissionregistration.k8s.io/v1` ValidatingAdmissionPolicy,
+//! MutatingAdmissionPolicy and their bindings, as YAML files write them
 //! (k8s.io/api/admissionregistration/v1/types.go).
 //!
 //! Specs are closed (`deny_unknown_fields`), so a misspelt key is an error with file and
@@ -199,4 +199,98 @@ pub enum ValidationAction {
     Deny,
     Warn,
     Audit,
+}
+
+/// MutatingAdmissionPolicy is `v1` since Kubernetes 1.34 (beta and alpha before, with the
+/// same shape): all three are read.
+pub const MUTATING_API_VERSIONS: [&str; 3] = [
+    API_VERSION,
+    "admissionregistration.k8s.io/v1beta1",
+    "admissionregistration.k8s.io/v1alpha1",
+];
+pub const MUTATING_POLICY_KIND: &str = "MutatingAdmissionPolicy";
+pub const MUTATING_BINDING_KIND: &str = "MutatingAdmissionPolicyBinding";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MutatingAdmissionPolicy {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    pub spec: MutatingPolicySpec,
+    #[serde(default)]
+    pub status: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MutatingPolicySpec {
+    #[serde(default)]
+    pub param_kind: Option<ParamKind>,
+    #[serde(default)]
+    pub match_constraints: Option<MatchResources>,
+    #[serde(default)]
+    pub variables: Vec<NamedExpression>,
+    #[serde(default)]
+    pub mutations: Vec<Mutation>,
+    #[serde(default)]
+    pub failure_policy: Option<FailurePolicy>,
+    #[serde(default)]
+    pub match_conditions: Vec<NamedExpression>,
+    #[serde(default)]
+    pub reinvocation_policy: Option<ReinvocationPolicy>,
+}
+
+/// Upstream `Mutation`: a patch type and the one expression that goes with it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Mutation {
+    pub patch_type: PatchType,
+    #[serde(default)]
+    pub apply_configuration: Option<PatchExpression>,
+    #[serde(default)]
+    pub json_patch: Option<PatchExpression>,
+}
+
+/// Upstream `ApplyConfiguration` and `JSONPatch`: both hold one expression.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PatchExpression {
+    pub expression: Expression,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum PatchType {
+    ApplyConfiguration,
+    #[serde(rename = "JSONPatch")]
+    JsonPatch,
+}
+
+/// Accepted, but every policy runs once: `IfNeeded` is not reinvoked (see the docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum ReinvocationPolicy {
+    #[default]
+    Never,
+    IfNeeded,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MutatingAdmissionPolicyBinding {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    pub spec: MutatingBindingSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MutatingBindingSpec {
+    pub policy_name: String,
+    #[serde(default)]
+    pub param_ref: Option<ParamRef>,
+    #[serde(default)]
+    pub match_resources: Option<MatchResources>,
 }
