@@ -15,6 +15,7 @@ use crate::core::exempt::{BreakGlass, Exemptions};
 use crate::core::log::DecisionLogConfig;
 use crate::metrics::MetricsConfig;
 use crate::policy::images::ImageRules;
+use crate::serve::config::ServeConfig;
 use crate::policy::runtime_class::RuntimeClassRule;
 
 /// The whole file.
@@ -59,6 +60,9 @@ pub struct Config {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `portcullis serve`: the webhook server's listeners.
+    #[serde(default)]
+    pub serve: ServeConfig,
 }
 
 /// How a policy's refusals take effect: `enforce` refuses the request, `warn` lets it
@@ -189,6 +193,10 @@ impl Config {
         self.images
             .validate()
             .map_err(|e| invalid(&e.field, e.message))?;
+        for (i, l) in self.serve.listeners.iter().enumerate() {
+            l.validate()
+                .map_err(|e| invalid(&format!("serve.listeners[{i}]"), e))?;
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, w) in self.webhooks.iter().enumerate() {
             w.validate()
