@@ -14,5 +14,5 @@ pub mod net;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
-pub mod serve;
 pub mod review;
+pub mod serve;

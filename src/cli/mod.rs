@@ -3,6 +3,7 @@
 
 mod check;
 mod proxy;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,9 @@ enum LogFormat {
 enum Command {
     /// Proxy containerd's socket, admitting the calls that create or change containers.
     Proxy(proxy::Args),
+    /// Serve admission webhooks (AdmissionReview, ImageReview, raw objects) on the same
+    /// policies, over TLS, mTLS, plain TCP and unix sockets.
+    Serve(serve::Args),
     /// Evaluate the configured policies offline against Pods, OCI specs, container records
     /// or AdmissionReviews (exit 0 admitted, 1 denied, 2 bad input or policy).
     Check(check::Args),
@@ -46,6 +50,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Proxy(args) => proxy::run(args),
         Command::Check(args) => check::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

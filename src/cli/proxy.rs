@@ -95,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `task` if there is one; otherwise never resolves.
-async fn optional(task: Option<impl std::future::Future<Output = ()>>) {
+pub(super) async fn optional(task: Option<impl std::future::Future<Output = ()>>) {
     match task {
         Some(task) => task.await,
         None => std::future::pending().await,

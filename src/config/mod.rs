@@ -15,8 +15,8 @@ use crate::core::exempt::{BreakGlass, Exemptions};
 use crate::core::log::DecisionLogConfig;
 use crate::metrics::MetricsConfig;
 use crate::policy::images::ImageRules;
-use crate::serve::config::ServeConfig;
 use crate::policy::runtime_class::RuntimeClassRule;
+use crate::serve::config::ServeConfig;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -20,6 +20,7 @@ pub mod cache;
 pub mod exempt;
 pub mod log;
 pub mod matching;
+pub mod pod_view;
 pub mod policies;
 
 mod client;
@@ -71,6 +72,38 @@ pub struct Decider {
     log: Option<Arc<log::DecisionLog>>,
     cache: Option<(cache::DecisionCache, cache::CacheConfig)>,
     metrics: SharedMetrics,
+    /// The image rules again, alone, for [`Scope::Images`].
+    images: Vec<Box<dyn ValidatingPolicy>>,
+}
+
+/// Which part of the chain a door asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything: what the runtime doors ask, where no one else mutates or validates.
+    All,
+    /// The mutation phase only (a `/mutate` webhook call: kube-apiserver validates later).
+    Mutation,
+    /// The validation phase only, of the object as it comes (`/validate`).
+    Validation,
+    /// The image rules only (an ImageReview).
+    Images,
+}
+
+impl Scope {
+    fn runs(self, stage: &Stage) -> bool {
+        matches!(
+            (self, stage),
+            (Scope::All, _)
+                | (
+                    Scope::Mutation,
+                    Stage::MutatingPolicies(_) | Stage::MutatingWebhooks(_)
+                )
+                | (
+                    Scope::Validation,
+                    Stage::ValidatingPolicies(_) | Stage::ValidatingWebhooks(_)
+                )
+        )
+    }
 }
 
 /// One step of the chain, in Kubernetes order.
@@ -108,9 +141,11 @@ impl Decider {
         if pod_security_labels {
             policies.push(Box::new(policies::PodSecurity));
         }
-        if let Some(images) = policies::Images::new(&config.images) {
-            policies.push(Box::new(images));
-        }
+        let images: Vec<Box<dyn ValidatingPolicy>> = policies::Images::new(&config.images)
+            .into_iter()
+            .map(|p| Box::new(p) as Box<dyn ValidatingPolicy>)
+            .collect();
+        policies.extend(policies::Images::new(&config.images).map(|p| Box::new(p) as _));
         let mut mutating_policies: Vec<Box<dyn MutatingPolicy>> =
             policies::RuntimeClass::new(&config.runtime_class)
                 .into_iter()
@@ -144,6 +179,7 @@ impl Decider {
                 .as_ref()
                 .map(|c| (cache::DecisionCache::new(c), c.clone())),
             metrics: Arc::new(Metrics::new()),
+            images,
         })
     }
 
@@ -169,6 +205,11 @@ impl Decider {
         self
     }
 
+    /// `breakGlass.label`.
+    pub fn break_glass_label(&self) -> &str {
+        &self.break_glass.label
+    }
+
     /// A namespace's labels: those configured under `namespaces:`, plus the name label
     /// Kubernetes always sets.
     pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
@@ -185,11 +226,22 @@ impl Decider {
     /// (door, caller, verdict, every policy's result, latency) in the decision log and the
     /// metrics before returning it.
     pub async fn admit(&self, door: &str, request: &AdmissionRequest) -> Verdict {
+        self.admit_scoped(door, request, Scope::All).await
+    }
+
+    /// [`Decider::admit`] for part of the chain.
+    pub async fn admit_scoped(
+        &self,
+        door: &str,
+        request: &AdmissionRequest,
+        scope: Scope,
+    ) -> Verdict {
         let started = Instant::now();
-        let key = self
-            .cache
-            .as_ref()
-            .and_then(|_| cache::DecisionCache::key(request));
+        let key = self.cache.as_ref().and_then(|_| {
+            let mut key = format!("{scope:?}\n").into_bytes();
+            key.extend(cache::DecisionCache::key(request)?);
+            Some(key)
+        });
         let cached = match (&self.cache, &key) {
             (Some((cache, _)), Some(key)) => {
                 let hit = cache.get(key);
@@ -202,7 +254,7 @@ impl Decider {
         let verdict = match cached {
             Some(verdict) => verdict,
             None => {
-                let (verdict, uncacheable) = self.decide_and_tell(request).await;
+                let (verdict, uncacheable) = self.decide_and_tell(request, scope).await;
                 if let (Some((cache, config)), Some(key)) = (&self.cache, key) {
                     cache.put(key, &verdict, uncacheable, config);
                 }
@@ -230,11 +282,12 @@ impl Decider {
     /// Asks every applicable policy about `request`. Never fails: problems reaching a
     /// policy become part of the verdict according to its failure policy.
     pub async fn decide(&self, request: &AdmissionRequest) -> Verdict {
-        self.decide_and_tell(request).await.0
+        self.decide_and_tell(request, Scope::All).await.0
     }
 
-    /// [`Decider::decide`], and whether a webhook that is not `cache: true` took part.
-    async fn decide_and_tell(&self, request: &AdmissionRequest) -> (Verdict, bool) {
+    /// [`Decider::decide`] for part of the chain, and whether a webhook that is not
+    /// `cache: true` took part.
+    async fn decide_and_tell(&self, request: &AdmissionRequest, scope: Scope) -> (Verdict, bool) {
         if let Some(pass) = exempt::pass(&self.exemptions, &self.break_glass, request) {
             return (passed(pass), false);
         }
@@ -244,7 +297,10 @@ impl Decider {
             self.mode,
             &self.metrics,
         );
-        for stage in &self.stages {
+        if scope == Scope::Images {
+            judge(&self.images, &mut run);
+        }
+        for stage in self.stages.iter().filter(|s| scope.runs(s)) {
             match stage {
                 Stage::MutatingWebhooks(hooks) => mutate(hooks, &mut run).await,
                 Stage::ValidatingPolicies(policies) => judge(policies, &mut run),

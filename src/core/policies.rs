@@ -11,6 +11,8 @@ use crate::policy::pss;
 use crate::policy::runtime_class::{Decision, RuntimeClassRule};
 use crate::review::AdmissionRequest;
 
+use super::pod_view::pod_view;
+
 /// What an in-process validating policy says about one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -79,10 +81,10 @@ impl ValidatingPolicy for Images {
     }
 
     fn validate(&self, request: &AdmissionRequest, _: &BTreeMap<String, String>) -> Judgement {
-        let Some(object) = pod_object(request) else {
+        let Some(view) = pod_view(request) else {
             return Answer::Skip.into();
         };
-        match images::check(&self.rules, object) {
+        match images::check(&self.rules, &view.pod) {
             Ok(violations) if violations.is_empty() => Answer::Allow,
             Ok(violations) => Answer::Deny(images::message(&violations)),
             Err(not_a_pod) => Answer::Error(not_a_pod.to_string()),
@@ -140,19 +142,20 @@ impl MutatingPolicy for RuntimeClass {
     }
 
     fn mutate(&self, request: &AdmissionRequest, _: &BTreeMap<String, String>) -> Mutation {
-        let Some(pod) = pod_object(request) else {
+        let Some(view) = pod_view(request) else {
             return Mutation::Skip;
         };
-        match self.rule.decide(pod) {
+        match self.rule.decide(&view.pod) {
             Decision::Keep => Mutation::Allow,
             Decision::Refuse(message) => Mutation::Deny(message),
             Decision::Set(class) => {
-                let op = if pod.pointer("/spec/runtimeClassName").is_some() {
+                let op = if view.pod.pointer("/spec/runtimeClassName").is_some() {
                     "replace"
                 } else {
                     "add"
                 };
-                let patch = serde_json::json!([{"op": op, "path": "/spec/runtimeClassName", "value": class}]);
+                let path = format!("{}/spec/runtimeClassName", view.pointer);
+                let patch = serde_json::json!([{"op": op, "path": path, "value": class}]);
                 match serde_json::from_value(patch) {
                     Ok(patch) => Mutation::Patch(patch),
                     Err(e) => Mutation::Deny(format!("internal error building the patch: {e}")),
@@ -160,15 +163,6 @@ impl MutatingPolicy for RuntimeClass {
             }
         }
     }
-}
-
-/// The Pod of a Pod create or update. Exec and other subresources carry no Pod to judge;
-/// the Pod was judged when it was created.
-fn pod_object(request: &AdmissionRequest) -> Option<&serde_json::Value> {
-    if request.kind.kind != "Pod" || request.sub_resource.is_some() {
-        return None;
-    }
-    request.object.as_ref()
 }
 
 /// Pod Security Admission: the levels the namespace's `pod-security.kubernetes.io/*`
@@ -182,61 +176,90 @@ impl ValidatingPolicy for PodSecurity {
         "pod-security"
     }
 
+    /// Upstream `EvaluatePod`: enforce (Pods only — workload templates are warned about and
+    /// audited, as `ValidatePodController`), audit, and warn unless the request is refused.
     fn validate(&self, request: &AdmissionRequest, labels: &BTreeMap<String, String>) -> Judgement {
         let mut judgement = Judgement::from(Answer::Skip);
-        let Some(pod) = pod_object(request) else {
+        let Some(view) = pod_view(request) else {
             return judgement;
         };
-        for mode in ["enforce", "warn", "audit"] {
-            let Some(level) = labels.get(&format!("{PSA_PREFIX}{mode}")) else {
-                continue;
-            };
-            let version = labels
-                .get(&format!("{PSA_PREFIX}{mode}-version"))
-                .map(String::as_str)
-                .unwrap_or("latest");
-            // As upstream, a label that does not parse means the most restrictive policy.
-            let lv: pss::LevelVersion =
-                format!("{level}:{version}")
-                    .parse()
-                    .unwrap_or(pss::LevelVersion {
-                        level: pss::Level::Restricted,
-                        version: pss::Version::Latest,
-                    });
-            let failures = match pss::evaluate(&lv, pod) {
-                Ok(failures) => failures,
-                Err(invalid) => {
-                    if mode == "enforce" {
-                        judgement.answer = Answer::Error(format!(
-                            "the Pod cannot be checked: {}",
-                            invalid.0.join("; ")
-                        ));
-                    }
-                    continue;
-                }
-            };
-            if failures.is_empty() {
-                if mode == "enforce" {
-                    judgement.answer = Answer::Allow;
-                }
-                continue;
-            }
-            let message = pss::message(&lv, &failures);
-            match mode {
-                "enforce" => judgement.answer = Answer::Deny(message),
-                "warn" => judgement.warnings.push(format!(
-                    "would {}",
-                    message.replacen("violates", "violate", 1)
+        let policy = NamespacePolicy::from_labels(labels);
+        let pod = view.pod.as_ref();
+        let would = |lv: &pss::LevelVersion, failures: &[pss::CheckResult]| {
+            format!(
+                "would {}",
+                pss::message(lv, failures).replacen("violates", "violate", 1)
+            )
+        };
+        if let Some(lv) = policy.enforce.filter(|_| !view.is_template()) {
+            judgement.answer = match pss::evaluate(&lv, pod) {
+                Ok(failures) if failures.is_empty() => Answer::Allow,
+                Ok(failures) => Answer::Deny(pss::message(&lv, &failures)),
+                Err(invalid) => Answer::Error(format!(
+                    "the Pod cannot be checked: {}",
+                    invalid.0.join("; ")
                 )),
-                _ => {
-                    judgement.audit_annotations.insert(
-                        format!("{PSA_PREFIX}audit-violations"),
-                        format!("would {}", message.replacen("violates", "violate", 1)),
-                    );
-                }
+            };
+        }
+        if let Some(lv) = policy.audit {
+            if let Some(failures) = pss::evaluate(&lv, pod).ok().filter(|f| !f.is_empty()) {
+                judgement.audit_annotations.insert(
+                    format!("{PSA_PREFIX}audit-violations"),
+                    would(&lv, &failures),
+                );
+            }
+        }
+        let refused = matches!(judgement.answer, Answer::Deny(_) | Answer::Error(_));
+        if let Some(lv) = policy.warn.filter(|_| !refused) {
+            if let Some(failures) = pss::evaluate(&lv, pod).ok().filter(|f| !f.is_empty()) {
+                judgement.warnings.push(would(&lv, &failures));
             }
         }
         judgement
+    }
+}
+
+/// A namespace's `pod-security.kubernetes.io/*` labels as upstream `PolicyToEvaluate` reads
+/// them; `None` is no label (privileged, nothing to check).
+struct NamespacePolicy {
+    enforce: Option<pss::LevelVersion>,
+    warn: Option<pss::LevelVersion>,
+    audit: Option<pss::LevelVersion>,
+}
+
+impl NamespacePolicy {
+    fn from_labels(labels: &BTreeMap<String, String>) -> Self {
+        let label = |mode: &str, suffix: &str| labels.get(&format!("{PSA_PREFIX}{mode}{suffix}"));
+        // A level that does not parse is the most restrictive one for enforce, and nothing
+        // (privileged) for warn and audit; a version that does not parse is `latest`.
+        let read = |mode: &str, invalid: pss::Level| {
+            let level = label(mode, "")?;
+            let level = level.parse().unwrap_or(invalid);
+            let version = label(mode, "-version")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(pss::Version::Latest);
+            Some(pss::LevelVersion { level, version })
+        };
+        let enforce = read("enforce", pss::Level::Restricted);
+        let mut warn = read("warn", pss::Level::Privileged);
+        // Upstream: with no warn label, warn at the enforce level when that is stricter,
+        // with the enforce version unless a warn version is given.
+        if warn.is_none() {
+            if let Some(e) = enforce.filter(|e| e.level != pss::Level::Privileged) {
+                let version = label("warn", "-version")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(e.version);
+                warn = Some(pss::LevelVersion {
+                    level: e.level,
+                    version,
+                });
+            }
+        }
+        Self {
+            enforce,
+            warn,
+            audit: read("audit", pss::Level::Privileged),
+        }
     }
 }
 
@@ -324,5 +347,58 @@ mod tests {
             &labels(&[("enforce", "no-such-level")]),
         );
         assert!(matches!(j.answer, Answer::Deny(m) if m.contains("restricted:latest")));
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("{PSA_PREFIX}{k}"), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn pod_security_warns_at_the_enforce_level_unless_told_otherwise() {
+        let mut pod = request("nginx:1");
+        pod.object.as_mut().unwrap()["spec"]["hostPID"] = json!(true);
+        let mut deployment = AdmissionRequest::new(
+            Operation::Create,
+            crate::review::GroupVersionKind {
+                group: "apps".into(),
+                version: "v1".into(),
+                kind: "Deployment".into(),
+            },
+            crate::review::GroupVersionResource::core("deployments"),
+            None,
+        );
+        deployment.object = Some(json!({"spec": {"template": pod.object.clone().unwrap()}}));
+
+        let enforce = labels(&[("enforce", "baseline")]);
+        let judged = PodSecurity.validate(&pod, &enforce);
+        assert!(matches!(judged.answer, Answer::Deny(_)));
+        assert!(
+            judged.warnings.is_empty(),
+            "no warning on a refused request"
+        );
+        let judged = PodSecurity.validate(&deployment, &enforce);
+        assert_eq!(judged.answer, Answer::Skip, "templates are not enforced");
+        assert!(judged.warnings[0].starts_with(r#"would violate PodSecurity "baseline:latest""#));
+
+        // An explicit warn level wins; one that does not parse means no warnings at all.
+        let judged = PodSecurity.validate(
+            &deployment,
+            &labels(&[("enforce", "baseline"), ("warn", "privileged")]),
+        );
+        assert!(judged.warnings.is_empty());
+        let judged = PodSecurity.validate(
+            &deployment,
+            &labels(&[("enforce", "baseline"), ("warn", "strict")]),
+        );
+        assert!(judged.warnings.is_empty());
+        // An enforce level that does not parse fails closed, as restricted.
+        let judged = PodSecurity.validate(&request("nginx:1"), &labels(&[("enforce", "strict")]));
+        assert!(
+            matches!(&judged.answer, Answer::Deny(m) if m.contains("restricted:latest")),
+            "{judged:?}"
+        );
     }
 }

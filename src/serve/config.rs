@@ -56,9 +56,10 @@ impl ListenerConfig {
         match (&self.address, &self.socket) {
             (Some(_), Some(_)) => Err("set either address or socket, not both".into()),
             (None, None) => Err("set address (HOST:PORT) or socket (a path)".into()),
-            (None, Some(_)) if self.tls.is_some() => {
-                Err("tls applies to address listeners only; a unix socket is guarded by its mode".into())
-            }
+            (None, Some(_)) if self.tls.is_some() => Err(
+                "tls applies to address listeners only; a unix socket is guarded by its mode"
+                    .into(),
+            ),
             (Some(_), None) if self.mode.is_some() => {
                 Err("mode applies to socket listeners only".into())
             }

@@ -1,5 +1,16 @@
 //! The webhook door: `portcullis serve`, an admission webhook server on the decision core
 //! (AdmissionReview, ImageReview, raw objects) over TLS, mTLS, plain TCP and unix sockets.
+//!
+//! - `config`: the `serve:` section; `listen`: listeners and connections;
+//! - `routes`: the endpoints; `review`, `image_review`: the two wire protocols;
+//! - `tls`: certificates (re-read on rotation) and client identities.
 
 pub mod config;
+pub mod image_review;
+pub mod listen;
+pub mod review;
+pub mod routes;
 pub mod tls;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! The listeners of `portcullis serve`: TCP with TLS (HTTP/2 or HTTP/1.1 by ALPN), plain
+//! TCP (HTTP/1.1 or prior-knowledge HTTP/2) and unix sockets, all serving the same
+//! [`Routes`]. Who is calling comes from the connection: the verified client certificate's
+//! subject (mTLS) or the unix socket peer's credentials.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+
+use super::config::ListenerConfig;
+use super::routes::Routes;
+use super::tls;
+use crate::net::listener::{self, ListenMode};
+use crate::net::peer::PeerCred;
+use crate::review::UserInfo;
+
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bound listener, ready to serve.
+pub enum Bound {
+    Tcp(TcpListener, Option<tokio_rustls::TlsAcceptor>),
+    Unix(UnixListener),
+}
+
+impl Bound {
+    /// Binds `config` now, so a taken port or a bad certificate is a startup error.
+    pub async fn bind(config: &ListenerConfig) -> anyhow::Result<Self> {
+        if let Some(path) = &config.socket {
+            let mode = ListenMode::parse(config.mode.as_deref().unwrap_or("0660"))?;
+            let listener = listener::bind(path, &mode)
+                .with_context(|| format!("serve listener {}", path.display()))?;
+            tracing::info!(socket = %path.display(), "serve listening");
+            return Ok(Bound::Unix(listener));
+        }
+        let address = config
+            .address
+            .context("a serve listener needs an address or a socket")?;
+        let acceptor = match &config.tls {
+            Some(files) => Some(tokio_rustls::TlsAcceptor::from(
+                tls::server_config(files)
+                    .map_err(|e| anyhow::anyhow!("serve listener {address}: {e}"))?,
+            )),
+            None => None,
+        };
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("serve listener {address}"))?;
+        tracing::info!(address = %listener.local_addr()?, tls = acceptor.is_some(), "serve listening");
+        Ok(Bound::Tcp(listener, acceptor))
+    }
+
+    /// Accepts and serves connections until dropped.
+    pub async fn serve(self, routes: Arc<Routes>) {
+        loop {
+            match &self {
+                Bound::Unix(listener) => match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let peer = PeerCred::of(&stream).ok().map(|c| c.user_info());
+                        tokio::spawn(connection(stream, peer, routes.clone()));
+                    }
+                    Err(e) => pause(&e).await,
+                },
+                Bound::Tcp(listener, acceptor) => match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nodelay(true);
+                        let routes = routes.clone();
+                        match acceptor.clone() {
+                            None => {
+                                tokio::spawn(connection(stream, None, routes));
+                            }
+                            Some(acceptor) => {
+                                tokio::spawn(async move {
+                                    let handshake = tokio::time::timeout(
+                                        HANDSHAKE_TIMEOUT,
+                                        acceptor.accept(stream),
+                                    );
+                                    match handshake.await {
+                                        Ok(Ok(stream)) => {
+                                            let peer = stream
+                                                .get_ref()
+                                                .1
+                                                .peer_certificates()
+                                                .and_then(tls::client_user);
+                                            connection(stream, peer, routes).await;
+                                        }
+                                        Ok(Err(e)) => {
+                                            tracing::debug!(error = %e, "TLS handshake failed")
+                                        }
+                                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                                    }
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => pause(&e).await,
+                },
+            }
+        }
+    }
+}
+
+/// EMFILE and friends pass; keep serving the connections there are.
+async fn pause(e: &std::io::Error) {
+    tracing::error!(error = %e, "accepting a connection");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+async fn connection<S>(stream: S, peer: Option<UserInfo>, routes: Arc<Routes>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = Arc::new(peer);
+    let service = service_fn(move |req| {
+        let routes = routes.clone();
+        let peer = peer.clone();
+        async move { Ok::<_, Infallible>(routes.handle(peer.as_ref().as_ref(), req).await) }
+    });
+    if let Err(e) = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(error = %e, "serve connection ended");
+    }
+}

@@ -1,0 +1,314 @@
+//! The HTTP endpoints of `portcullis serve`, over whatever listener the request came in on.
+//!
+//! | endpoint | body | decided by |
+//! | --- | --- | --- |
+//! | `POST /validate` | AdmissionReview v1/v1beta1 | the validation phase, on the object as sent |
+//! | `POST /mutate` | AdmissionReview v1/v1beta1 | the mutation phase; the change as a JSON Patch |
+//! | `POST /image_policy` | ImageReview v1alpha1 | the image rules |
+//! | `POST /validate_raw` | any JSON object | the validation phase |
+//! | `GET /healthz`, `/readyz`, `/metrics` | | |
+//!
+//! A body that is not what the endpoint reads is HTTP 400 with `{"error": "..."}`; one over
+//! `serve.maxRequestBytes` is 413. Nothing a caller sends reaches a panic.
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{json, Value};
+
+use crate::core::Scope;
+use crate::metrics::SharedMetrics;
+use crate::reload::LiveDecider;
+use crate::review::{
+    AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, UserInfo,
+};
+
+use super::{image_review, review};
+
+/// What the decision log and the metrics call this door.
+pub const DOOR: &str = "serve";
+
+pub struct Routes {
+    pub live: LiveDecider,
+    pub metrics: SharedMetrics,
+    pub max_request_bytes: usize,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+impl Routes {
+    /// Answers one request from a caller known as `peer` (mTLS subject, socket peer).
+    pub async fn handle<B>(&self, peer: Option<&UserInfo>, req: Request<B>) -> Reply
+    where
+        B: http_body::Body,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let path = req.uri().path().to_owned();
+        let endpoint = match path.as_str() {
+            "/validate" => Endpoint::Review(Scope::Validation),
+            "/mutate" => Endpoint::Review(Scope::Mutation),
+            "/image_policy" => Endpoint::ImageReview,
+            "/validate_raw" => Endpoint::Raw,
+            "/healthz" | "/readyz" | "/metrics" => {
+                if req.method() != Method::GET {
+                    return error(StatusCode::METHOD_NOT_ALLOWED, &format!("{path}: use GET"));
+                }
+                return match path.as_str() {
+                    "/metrics" => reply(
+                        StatusCode::OK,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        self.metrics.encode(),
+                    ),
+                    // Serving at all means a config loaded: a bad one never starts.
+                    _ => reply(StatusCode::OK, "text/plain", "ok\n"),
+                };
+            }
+            _ => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!(
+                    "no endpoint {path}; POST /validate, /mutate, /image_policy or /validate_raw"
+                ),
+                )
+            }
+        };
+        if req.method() != Method::POST {
+            return error(StatusCode::METHOD_NOT_ALLOWED, &format!("{path}: use POST"));
+        }
+        let query = req.uri().query().unwrap_or_default().to_owned();
+        let body = match self.body(req).await {
+            Ok(body) => body,
+            Err(reply) => return reply,
+        };
+        let decider = self.live.load_full();
+        match endpoint {
+            Endpoint::Review(scope) => {
+                let (version, mut request) = match review::decode(&body) {
+                    Ok(decoded) => decoded,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+                };
+                fill_user(&mut request, peer);
+                let verdict = decider.admit_scoped(DOOR, &request, scope).await;
+                let response = review::response(&request, &verdict, scope == Scope::Mutation);
+                json_reply(StatusCode::OK, review::encode(version, &response))
+            }
+            Endpoint::ImageReview => {
+                let mut request = match image_review::decode(&body, decider.break_glass_label()) {
+                    Ok(request) => request,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+                };
+                fill_user(&mut request, peer);
+                let verdict = decider.admit_scoped(DOOR, &request, Scope::Images).await;
+                json_reply(StatusCode::OK, image_review::encode(&verdict))
+            }
+            Endpoint::Raw => {
+                let mut request = match raw_request(&body, &query) {
+                    Ok(request) => request,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+                };
+                fill_user(&mut request, peer);
+                let verdict = decider
+                    .admit_scoped(DOOR, &request, Scope::Validation)
+                    .await;
+                let answer = json!({
+                    "allowed": verdict.allowed,
+                    "status": verdict.status,
+                    "warnings": verdict.warnings,
+                    "auditAnnotations": verdict.audit_annotations,
+                    "policies": verdict.trail,
+                });
+                json_reply(
+                    StatusCode::OK,
+                    serde_json::to_vec(&answer).unwrap_or_default(),
+                )
+            }
+        }
+    }
+
+    /// The whole body, at most `max_request_bytes`.
+    async fn body<B>(&self, req: Request<B>) -> Result<Bytes, Reply>
+    where
+        B: http_body::Body,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let too_large = || {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "the body exceeds {} bytes (serve.maxRequestBytes)",
+                    self.max_request_bytes
+                ),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.max_request_bytes) {
+            return Err(too_large());
+        }
+        match Limited::new(req.into_body(), self.max_request_bytes)
+            .collect()
+            .await
+        {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(e) => Err(error(
+                StatusCode::BAD_REQUEST,
+                &format!("reading the body: {e}"),
+            )),
+        }
+    }
+}
+
+enum Endpoint {
+    Review(Scope),
+    ImageReview,
+    Raw,
+}
+
+/// The caller of the webhook stands in for the user when the body names none (ImageReview,
+/// raw objects, an AdmissionReview without userInfo).
+fn fill_user(request: &mut AdmissionRequest, peer: Option<&UserInfo>) {
+    let user = &request.user_info;
+    if user.username.is_empty() && user.uid.is_empty() && user.groups.is_empty() {
+        if let Some(peer) = peer {
+            request.user_info = peer.clone();
+        }
+    }
+}
+
+/// A raw object as the request a Kubernetes API server would have built for it.
+/// `?namespace=` and `?operation=` (default CREATE) may be given.
+fn raw_request(body: &[u8], query: &str) -> Result<AdmissionRequest, String> {
+    let object: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    if !object.is_object() {
+        return Err("the body must be a JSON object".into());
+    }
+    let mut namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut operation = Operation::Create;
+    for (key, value) in form_pairs(query) {
+        match key.as_str() {
+            "namespace" => namespace = value,
+            "operation" => {
+                operation = serde_json::from_value(json!(value.to_uppercase())).map_err(|_| {
+                    format!("operation={value:?}: use CREATE, UPDATE, DELETE or CONNECT")
+                })?
+            }
+            _ => {}
+        }
+    }
+    let (group, version) = match object["apiVersion"].as_str().unwrap_or("v1") {
+        api if api.contains('/') => api.split_once('/').unwrap_or(("", api)),
+        api => ("", api),
+    };
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let kind = GroupVersionKind {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+    };
+    let resource = GroupVersionResource {
+        group: kind.group.clone(),
+        version: kind.version.clone(),
+        resource: plural(&kind.kind),
+    };
+    let mut request = AdmissionRequest::new(operation, kind, resource, None);
+    request.namespace = namespace;
+    request.name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    request.object = Some(object);
+    Ok(request)
+}
+
+/// The resource name of a kind as Kubernetes forms it for nearly every built-in type
+/// (without discovery there is no other source): lower case, plural.
+fn plural(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    if lower.is_empty() {
+        lower
+    } else if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") {
+        format!("{lower}es")
+    } else if let Some(stem) = lower
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'i', 'o', 'u']))
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{lower}s")
+    }
+}
+
+fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        Some((decode(k), decode(v)))
+    })
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+fn json_reply(status: StatusCode, body: Vec<u8>) -> Reply {
+    reply(status, "application/json", body)
+}
+
+fn error(status: StatusCode, message: &str) -> Reply {
+    let body = serde_json::to_vec(&json!({ "error": message })).unwrap_or_default();
+    json_reply(status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_become_the_resources_kubernetes_names() {
+        for (kind, resource) in [
+            ("Pod", "pods"),
+            ("Deployment", "deployments"),
+            ("Ingress", "ingresses"),
+            ("NetworkPolicy", "networkpolicies"),
+            ("Gateway", "gateways"),
+            ("", ""),
+        ] {
+            assert_eq!(plural(kind), resource);
+        }
+    }
+
+    #[test]
+    fn a_raw_object_takes_its_kind_namespace_and_operation() {
+        let body =
+            br#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}"#;
+        let r = raw_request(body, "namespace=prod&operation=update").unwrap();
+        assert_eq!(
+            (r.kind.group.as_str(), r.kind.kind.as_str()),
+            ("apps", "Deployment")
+        );
+        assert_eq!(r.resource.resource, "deployments");
+        assert_eq!((r.namespace.as_str(), r.name.as_str()), ("prod", "web"));
+        assert_eq!(r.operation, Operation::Update);
+        assert!(raw_request(b"[1]", "").unwrap_err().contains("JSON object"));
+        assert!(raw_request(b"{}", "operation=PATCH")
+            .unwrap_err()
+            .contains("PATCH"));
+    }
+}
