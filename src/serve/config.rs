@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// `serve:` settings.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServeConfig {
     #[serde(default)]
@@ -14,6 +14,15 @@ pub struct ServeConfig {
     /// Largest request body accepted, in bytes (kube-apiserver sends at most 3 MiB objects).
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listeners: Vec::new(),
+            max_request_bytes: default_max_request_bytes(),
+        }
+    }
 }
 
 fn default_max_request_bytes() -> usize {

@@ -338,6 +338,40 @@ pub fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `portcullis serve` on a unix socket in `dir`, plus the listeners `config` names.
+pub struct Serve {
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    proc: Proc,
+}
+
+impl Serve {
+    pub fn start(dir: &Path, config: &str, extra_args: &[&str]) -> Self {
+        let socket = dir.join("serve.sock");
+        let config_path = dir.join("serve.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let proc = Proc::spawn(
+            Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .args(["--log", "portcullis=debug,info", "serve", "--config"])
+                .arg(&config_path)
+                .arg("--socket")
+                .arg(&socket)
+                .args(extra_args),
+            dir.join("serve.log"),
+        );
+        wait_for_socket(&socket, "portcullis serve", &proc);
+        Self {
+            socket,
+            config: config_path,
+            proc,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log_text()
+    }
+}
+
 /// A test world: temp dir, containerd with the busybox image imported through the proxy.
 /// Fields drop in order: the proxy, then containerd (after its tasks are cleaned up),
 /// then the directory they lived in.
