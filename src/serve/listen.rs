@@ -57,6 +57,14 @@ impl Bound {
         Ok(Bound::Tcp(listener, acceptor))
     }
 
+    /// The TCP address it listens on (with the port chosen, for `:0`).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Bound::Tcp(listener, _) => listener.local_addr().ok(),
+            Bound::Unix(_) => None,
+        }
+    }
+
     /// Accepts and serves connections until dropped.
     pub async fn serve(self, routes: Arc<Routes>) {
         loop {
