@@ -23,7 +23,7 @@ pub mod matching;
 pub mod policies;
 
 mod client;
-mod tls;
+pub(crate) mod tls;
 mod webhook;
 
 #[cfg(test)]
