@@ -2,4 +2,5 @@
 //! (AdmissionReview, ImageReview, raw objects) over TLS, mTLS, plain TCP and unix sockets.
 
 pub mod config;
+pub mod k8s;
 pub mod tls;
