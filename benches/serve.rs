@@ -1,5 +1,6 @@
 //! `portcullis serve` under load on loopback, against the same decision made in-process:
-//! POST /validate with an AdmissionReview of a Pod, under the `:latest` image rule.
+//! POST /validate with an AdmissionReview of a Pod, under the `:latest` image rule, over
+//! HTTP/1.1 and HTTP/2, plain and TLS (a self-signed certificate made in the run).
 //!
 //!     cargo bench --bench serve          (figures go to BENCHMARKS.md)
 //!
@@ -81,8 +82,13 @@ async fn start(tls: Option<TlsConfig>) -> SocketAddr {
 }
 
 /// Sequential latency, then throughput with `concurrency` clients, of POST /validate.
-async fn load<C>(name: &str, client: Client<C, Full<Bytes>>, url: &str, n: usize, concurrency: usize)
-where
+async fn load<C>(
+    name: &str,
+    client: Client<C, Full<Bytes>>,
+    url: &str,
+    n: usize,
+    concurrency: usize,
+) where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
     let body = review();
@@ -91,7 +97,10 @@ where
             .header("content-type", "application/json")
             .body(Full::new(body))
             .unwrap();
-        let response = client.request(req).await.unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(5), client.request(req))
+            .await
+            .expect("no answer in 5 s")
+            .unwrap();
         assert_eq!(response.status(), 200);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         assert!(bytes.windows(14).any(|w| w == b"\"allowed\":true"));
@@ -124,6 +133,38 @@ where
     println!("{name}: p50 {p50:.1} µs, p99 {p99:.1} µs (one client); {rate:.0} requests/s ({concurrency} clients)");
 }
 
+/// Without TCP_NODELAY, HTTP/2's small frames wait out delayed ACKs (~40 ms a request).
+fn connector() -> hyper_util::client::legacy::connect::HttpConnector {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http
+}
+
+/// A self-signed serving certificate for 127.0.0.1, written to `dir`.
+fn certificate(dir: &std::path::Path) -> (TlsConfig, rustls::RootCertStore) {
+    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert_file, key_file) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert_file, issued.cert.pem()).unwrap();
+    std::fs::write(&key_file, issued.signing_key.serialize_pem()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(issued.cert.der().clone()).unwrap();
+    let tls = TlsConfig {
+        cert_file,
+        key_file,
+        client_ca_file: None,
+    };
+    (tls, roots)
+}
+
+fn client_tls(roots: &rustls::RootCertStore) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth()
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -143,7 +184,9 @@ fn main() {
         for i in 0..n + 1000 {
             let t = Instant::now();
             let (version, request) = portcullis::serve::review::decode(&body).unwrap();
-            let verdict = decider.admit_scoped("bench", &request, Scope::Validation).await;
+            let verdict = decider
+                .admit_scoped("bench", &request, Scope::Validation)
+                .await;
             let out = portcullis::serve::review::encode(
                 version,
                 &portcullis::serve::review::response(&request, &verdict, false),
@@ -157,11 +200,44 @@ fn main() {
         println!("in-process (decode, decide, encode): p50 {p50:.1} µs, p99 {p99:.1} µs");
 
         let addr = start(None).await;
-        let client = Client::builder(TokioExecutor::new()).build_http();
-        load("HTTP/1.1, plain", client, &format!("http://{addr}/validate"), n, concurrency).await;
+        let client = Client::builder(TokioExecutor::new()).build(connector());
+        load(
+            "HTTP/1.1, plain",
+            client,
+            &format!("http://{addr}/validate"),
+            n,
+            concurrency,
+        )
+        .await;
         let client = Client::builder(TokioExecutor::new())
             .http2_only(true)
-            .build_http();
-        load("HTTP/2 (h2c), plain", client, &format!("http://{addr}/validate"), n, concurrency).await;
+            .build(connector());
+        load(
+            "HTTP/2 (h2c), plain",
+            client,
+            &format!("http://{addr}/validate"),
+            n,
+            concurrency,
+        )
+        .await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let (tls, roots) = certificate(dir.path());
+        let addr = start(Some(tls)).await;
+        let url = format!("https://{addr}/validate");
+        for (name, h2) in [("HTTP/1.1, TLS", false), ("HTTP/2, TLS", true)] {
+            let builder = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(client_tls(&roots))
+                .https_only();
+            let https = if h2 {
+                builder.enable_http2().wrap_connector(connector())
+            } else {
+                builder.enable_http1().wrap_connector(connector())
+            };
+            let client = Client::builder(TokioExecutor::new())
+                .http2_only(h2)
+                .build(https);
+            load(name, client, &url, n, concurrency).await;
+        }
     });
 }

@@ -24,7 +24,7 @@ pub mod pod_view;
 pub mod policies;
 
 mod client;
-mod tls;
+pub(crate) mod tls;
 mod webhook;
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsSetupError> {
     })
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
     let pem = read(path)?;
     let pem_err = |message: String| TlsSetupError::Pem {
         path: path.display().to_string(),
@@ -104,7 +104,7 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
     let pem = read(path)?;
     let pem_err = |message: String| TlsSetupError::Pem {
         path: path.display().to_string(),

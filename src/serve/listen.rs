@@ -21,9 +21,6 @@ use crate::net::listener::{self, ListenMode};
 use crate::net::peer::PeerCred;
 use crate::review::UserInfo;
 
-/// How long a client has to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A bound listener, ready to serve.
 pub enum Bound {
     Tcp(TcpListener, Option<tokio_rustls::TlsAcceptor>),
@@ -44,10 +41,10 @@ impl Bound {
             .address
             .context("a serve listener needs an address or a socket")?;
         let acceptor = match &config.tls {
-            Some(files) => Some(tokio_rustls::TlsAcceptor::from(
-                tls::server_config(files)
+            Some(files) => Some(
+                tls::acceptor(files)
                     .map_err(|e| anyhow::anyhow!("serve listener {address}: {e}"))?,
-            )),
+            ),
             None => None,
         };
         let listener = TcpListener::bind(address)
@@ -86,23 +83,11 @@ impl Bound {
                             }
                             Some(acceptor) => {
                                 tokio::spawn(async move {
-                                    let handshake = tokio::time::timeout(
-                                        HANDSHAKE_TIMEOUT,
-                                        acceptor.accept(stream),
-                                    );
-                                    match handshake.await {
-                                        Ok(Ok(stream)) => {
-                                            let peer = stream
-                                                .get_ref()
-                                                .1
-                                                .peer_certificates()
-                                                .and_then(tls::client_user);
-                                            connection(stream, peer, routes).await;
+                                    match tls::accept(&acceptor, stream).await {
+                                        Ok(accepted) => {
+                                            connection(accepted.stream, accepted.user, routes).await
                                         }
-                                        Ok(Err(e)) => {
-                                            tracing::debug!(error = %e, "TLS handshake failed")
-                                        }
-                                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                                        Err(e) => tracing::debug!(error = %e, "TLS handshake"),
                                     }
                                 });
                             }

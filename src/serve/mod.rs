@@ -3,10 +3,12 @@
 //!
 //! - `config`: the `serve:` section; `listen`: listeners and connections;
 //! - `routes`: the endpoints; `review`, `image_review`: the two wire protocols;
-//! - `tls`: certificates (re-read on rotation) and client identities.
+//! - `tls`: certificates (re-read on rotation) and client identities;
+//! - `k8s`: the Kubernetes objects that point kube-apiserver here (`--print-k8s-config`).
 
 pub mod config;
 pub mod image_review;
+pub mod k8s;
 pub mod listen;
 pub mod review;
 pub mod routes;
