@@ -129,3 +129,102 @@ fn serve_answers_admission_and_image_reviews_over_plain_tcp() {
         "{answer}"
     );
 }
+
+/// A CA, a serving certificate for 127.0.0.1 and a client certificate, as PEM files in
+/// `dir`: (ca, server cert, server key, client cert, client key).
+fn pki(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "e2e CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let issue = |names: Vec<String>, cn: &str, usage| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![usage];
+        (
+            params.signed_by(&key, &issuer).unwrap().pem(),
+            key.serialize_pem(),
+        )
+    };
+    let server = issue(
+        vec!["127.0.0.1".into()],
+        "serve",
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let client = issue(
+        vec![],
+        "portcullis-proxy",
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let files = ["ca.crt", "tls.crt", "tls.key", "client.crt", "client.key"].map(|f| dir.join(f));
+    for (file, pem) in files
+        .iter()
+        .zip([ca_cert.pem(), server.0, server.1, client.0, client.1])
+    {
+        std::fs::write(file, pem).unwrap();
+    }
+    files
+}
+
+#[test]
+fn the_proxy_asks_serve_over_mutual_tls() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key, client_cert, client_key] = pki(dir.path());
+    let port = free_port();
+    let serve = Serve::start(
+        dir.path(),
+        &format!(
+            "images: {{disallowLatest: true}}\nserve:\n  listeners:\n  - address: 127.0.0.1:{port}\n    \
+             tls: {{certFile: '{}', keyFile: '{}', clientCAFile: '{}'}}\n",
+            cert.display(),
+            key.display(),
+            ca.display()
+        ),
+        &[],
+    );
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&ca).unwrap());
+    let webhook = |client_auth: &str| {
+        format!(
+            "webhooks:\n- name: serve.tls.local\n  clientConfig: {{url: 'https://127.0.0.1:{port}/validate', caBundle: '{ca_bundle}'{client_auth}}}\n  \
+             rules: [{{operations: [CREATE], apiGroups: [''], apiVersions: [v1], resources: [pods]}}]\n"
+        )
+    };
+    let w = World::new(&webhook(&format!(
+        ", clientCertFile: '{}', clientKeyFile: '{}'",
+        client_cert.display(),
+        client_key.display()
+    )));
+    ok(w.ctr(&["run", "--rm", IMAGE, &unique("tls-ok"), "true"]));
+    let out = w.ctr(&["run", "--rm", IMAGE_LATEST, &unique("tls-latest"), "true"]);
+    assert!(
+        text(&out).contains(r#"admission webhook "serve.tls.local" denied the request"#),
+        "{}\n{}\n--- serve log ---\n{}",
+        text(&out),
+        w.logs(),
+        serve.log()
+    );
+
+    // Without a client certificate the handshake is refused, and the webhook fails closed.
+    std::fs::write(&w.proxy.config, webhook("")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let out = w.ctr(&["run", "--rm", IMAGE, &unique("tls-anon"), "true"]);
+        if text(&out).contains(r#"failed calling webhook "serve.tls.local""#) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}\n{}",
+            text(&out),
+            w.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}

@@ -32,6 +32,12 @@ pub struct Args {
     /// `/metrics` is also on every serve listener.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Print the ValidatingWebhookConfiguration, MutatingWebhookConfiguration and the
+    /// ImagePolicyWebhook AdmissionConfiguration + kubeconfig for serve at this base URL
+    /// (e.g. https://portcullis.example.com:8443), with caBundle from the first TLS
+    /// listener's certificate, then exit.
+    #[arg(long, value_name = "URL")]
+    print_k8s_config: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -57,6 +63,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.serve.listeners.extend(extra);
     if let Some(addr) = args.metrics_listen {
         config.metrics.listen = Some(addr);
+    }
+    if let Some(url) = &args.print_k8s_config {
+        print!("{}", crate::serve::k8s::print_k8s_config(&config, url)?);
+        return Ok(ExitCode::SUCCESS);
     }
     if config.serve.listeners.is_empty() {
         anyhow::bail!(
