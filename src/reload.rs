@@ -8,7 +8,7 @@
 //! it needs no inotify limits and sees every way a file is replaced, including the
 //! symlink swap Kubernetes uses for mounted ConfigMaps.
 //!
-//! `proxy:`, `decisionLog:` and `metrics:` are read at start only (sockets, files and
+//! `proxy:`, `serve:`, `decisionLog:` and `metrics:` are read at start only (sockets, files and
 //! listeners are open); a change there is logged as needing a restart.
 
 use std::path::{Path, PathBuf};
@@ -45,6 +45,7 @@ pub struct Reloader {
 #[derive(PartialEq)]
 struct Fixed {
     proxy: String,
+    serve: String,
     decision_log: String,
     metrics: String,
 }
@@ -53,6 +54,7 @@ impl Fixed {
     fn of(config: &Config) -> Self {
         Self {
             proxy: format!("{:?}", config.proxy),
+            serve: format!("{:?}", config.serve),
             decision_log: format!("{:?}", config.decision_log),
             metrics: format!("{:?}", config.metrics),
         }
@@ -173,6 +175,7 @@ impl Reloader {
                 let fixed = Fixed::of(&config);
                 for (section, old, new) in [
                     ("proxy", &self.fixed.proxy, &fixed.proxy),
+                    ("serve", &self.fixed.serve, &fixed.serve),
                     ("decisionLog", &self.fixed.decision_log, &fixed.decision_log),
                     ("metrics", &self.fixed.metrics, &fixed.metrics),
                 ] {
