@@ -60,8 +60,9 @@ fn metrics_count_decisions_and_cache_hits_and_the_config_reloads_live() {
     for _ in 0..2 {
         let out = w.ctr(&["run", "--rm", IMAGE_LATEST, &latest, "true"]);
         assert!(text(&out).contains("uses the tag latest"), "{}", text(&out));
-        // ctr prepares the snapshot before it asks for the container, and leaves it.
-        ok(w.ctr_direct(&["snapshots", "rm", &latest]));
+        // ctr prepares the snapshot before it asks for the container and usually leaves
+        // it behind; the same id is reused, so it must go (it may already be gone).
+        let _ = w.ctr_direct(&["snapshots", "rm", &latest]);
     }
 
     let (status, metrics) = get(port, "/metrics");
