@@ -2,6 +2,7 @@
 //! 1 a refusal (for verbs that decide), 2 bad input, configuration or runtime error.
 
 mod check;
+mod daemon;
 mod proxy;
 mod serve;
 

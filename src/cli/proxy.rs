@@ -6,14 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use arc_swap::ArcSwap;
-
+use super::daemon::Daemon;
 use crate::config::Config;
-use crate::core::Decider;
-use crate::metrics::Metrics;
 use crate::net::listener;
 use crate::proxy::Proxy;
-use crate::reload::{LiveDecider, Reloader};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -59,45 +55,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let metrics = Arc::new(Metrics::new());
-        let decider = Decider::new(&config)?
-            .with_decision_log(&config.decision_log)?
-            .with_metrics(metrics.clone());
-        let live: LiveDecider = Arc::new(ArcSwap::from_pointee(decider));
-        let exporter = match config.metrics.listen {
-            Some(addr) => Some(
-                crate::metrics::serve(addr, metrics.clone())
-                    .await
-                    .with_context(|| format!("metrics.listen {addr}"))?,
-            ),
-            None => None,
-        };
-        let reloader = args
-            .config
-            .as_deref()
-            .map(|path| Reloader::new(path, &config, live.clone(), metrics.clone()));
+        let daemon = Daemon::start(&config, args.config.as_deref()).await?;
         let socket = config.proxy.listen.clone();
         let listener = listener::bind(&socket, &mode)?;
-        let proxy = Arc::new(Proxy::new(&config, live));
+        let proxy = Arc::new(Proxy::new(&config, daemon.live.clone()));
         tracing::info!(listen = %socket.display(), containerd = %config.proxy.containerd.display(), webhooks = config.webhooks.len(), "proxy serving");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let result = tokio::select! {
-            served = proxy.serve(listener) => served.context("serving"),
-            () = optional(exporter) => Ok(()),
-            () = optional(reloader.map(Reloader::run)) => Ok(()),
-            _ = tokio::signal::ctrl_c() => Ok(()),
-            _ = term.recv() => Ok(()),
-        };
+        let result = daemon
+            .run(async { proxy.serve(listener).await.context("serving") })
+            .await;
         let _ = std::fs::remove_file(&socket);
         tracing::info!("proxy stopped");
         result.map(|()| ExitCode::SUCCESS)
     })
-}
-
-/// Runs `task` if there is one; otherwise never resolves.
-pub(super) async fn optional(task: Option<impl std::future::Future<Output = ()>>) {
-    match task {
-        Some(task) => task.await,
-        None => std::future::pending().await,
-    }
 }

@@ -5,17 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
-use arc_swap::ArcSwap;
-
-use super::proxy::optional;
+use super::daemon::Daemon;
 use crate::config::Config;
-use crate::core::Decider;
-use crate::metrics::Metrics;
-use crate::reload::{LiveDecider, Reloader};
 use crate::serve::config::ListenerConfig;
 use crate::serve::listen::Bound;
 use crate::serve::routes::Routes;
+use anyhow::Context;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -78,42 +73,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let metrics = Arc::new(Metrics::new());
-        let decider = Decider::new(&config)?
-            .with_decision_log(&config.decision_log)?
-            .with_metrics(metrics.clone());
-        let live: LiveDecider = Arc::new(ArcSwap::from_pointee(decider));
+        let daemon = Daemon::start(&config, args.config.as_deref()).await?;
         let mut bound = Vec::new();
         for listener in &config.serve.listeners {
             bound.push(Bound::bind(listener).await?);
         }
-        let exporter = match config.metrics.listen {
-            Some(addr) => Some(
-                crate::metrics::serve(addr, metrics.clone())
-                    .await
-                    .with_context(|| format!("metrics.listen {addr}"))?,
-            ),
-            None => None,
-        };
-        let reloader = args
-            .config
-            .as_deref()
-            .map(|path| Reloader::new(path, &config, live.clone(), metrics.clone()));
         let routes = Arc::new(Routes {
-            live,
-            metrics,
+            live: daemon.live.clone(),
+            metrics: daemon.metrics.clone(),
             max_request_bytes: config.serve.max_request_bytes,
         });
         let serving =
             futures_util::future::join_all(bound.into_iter().map(|b| b.serve(routes.clone())));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = serving => {}
-            () = optional(exporter) => {}
-            () = optional(reloader.map(Reloader::run)) => {}
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        let result = daemon.run(async { Ok(serving.await) }).await;
         for socket in config
             .serve
             .listeners
@@ -123,6 +95,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let _ = std::fs::remove_file(socket);
         }
         tracing::info!("serve stopped");
-        Ok(ExitCode::SUCCESS)
+        result.map(|()| ExitCode::SUCCESS)
     })
 }
