@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod core;
+pub mod hook;
 pub mod metrics;
 pub mod net;
 pub mod policy;

@@ -13,6 +13,7 @@ pub use webhook::WebhookConfig;
 use crate::core::cache::CacheConfig;
 use crate::core::exempt::{BreakGlass, Exemptions};
 use crate::core::log::DecisionLogConfig;
+use crate::hook::config::{EventsConfig, HookConfig};
 use crate::metrics::MetricsConfig;
 use crate::policy::images::ImageRules;
 use crate::policy::runtime_class::RuntimeClassRule;
@@ -63,6 +64,12 @@ pub struct Config {
     /// `portcullis serve`: the webhook server's listeners.
     #[serde(default)]
     pub serve: ServeConfig,
+    /// `portcullis hook` and `portcullis runc`: how they decide.
+    #[serde(default)]
+    pub hook: HookConfig,
+    /// Lifecycle events the daemon serves.
+    #[serde(default)]
+    pub events: EventsConfig,
 }
 
 /// How a policy's refusals take effect: `enforce` refuses the request, `warn` lets it
@@ -209,5 +216,18 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// Durations in config files, in humantime form (`5m`, `30s`, `250ms`).
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
     }
 }

@@ -22,14 +22,14 @@ pub struct CacheConfig {
     #[serde(
         rename = "allowTTL",
         default = "default_allow_ttl",
-        with = "humantime_serde"
+        with = "crate::config::duration"
     )]
     pub allow_ttl: Duration,
     /// How long a refusal is remembered, e.g. `30s` (the default).
     #[serde(
         rename = "denyTTL",
         default = "default_deny_ttl",
-        with = "humantime_serde"
+        with = "crate::config::duration"
     )]
     pub deny_ttl: Duration,
     /// Upper bound on the memory the cached requests and verdicts take, in MiB.
@@ -138,19 +138,6 @@ impl DecisionCache {
                 ttl,
             },
         );
-    }
-}
-
-/// Durations in config files, in humantime form (`5m`, `30s`, `250ms`).
-mod humantime_serde {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
     }
 }
 

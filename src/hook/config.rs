@@ -1,0 +1,45 @@
+//! `hook:` and `events:` — the hook door's settings, and where lifecycle events go.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `hook:` settings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HookConfig {
+    /// A `serve` unix listener to decide through (shared cache, decision log, one config).
+    /// Unset, or unreachable: the hook decides in-process from the config file.
+    #[serde(default)]
+    pub daemon_socket: Option<PathBuf>,
+    /// How long the daemon may take, e.g. `2s` (the default).
+    #[serde(default = "default_timeout", with = "crate::config::duration")]
+    pub timeout: Duration,
+    /// Admit when no decision can be made at all (daemon down and the config unusable).
+    #[serde(default)]
+    pub fail_open: bool,
+}
+
+impl Default for HookConfig {
+    fn default() -> Self {
+        Self {
+            daemon_socket: None,
+            timeout: default_timeout(),
+            fail_open: false,
+        }
+    }
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// `events:` settings (daemon side).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventsConfig {
+    /// Unix socket serving lifecycle events as JSON lines to every connected subscriber.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+}
