@@ -67,6 +67,7 @@ async fn start(tls: Option<TlsConfig>) -> SocketAddr {
         live: Arc::new(ArcSwap::from_pointee(decider)),
         metrics,
         max_request_bytes: 8 << 20,
+        events: Default::default(),
     });
     let bound = Bound::bind(&ListenerConfig {
         address: Some("127.0.0.1:0".parse().unwrap()),

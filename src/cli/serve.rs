@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::daemon::Daemon;
 use crate::config::Config;
+use crate::net::listener::{self, ListenMode};
 use crate::serve::config::ListenerConfig;
+use crate::serve::events::Events;
 use crate::serve::listen::Bound;
 use crate::serve::routes::Routes;
 use anyhow::Context;
@@ -78,13 +80,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for listener in &config.serve.listeners {
             bound.push(Bound::bind(listener).await?);
         }
+        let events = Arc::new(Events::default());
+        let subscribers = match &config.events.socket {
+            Some(path) => {
+                let listener = listener::bind(path, &ListenMode::parse("0660")?)
+                    .with_context(|| format!("events.socket {}", path.display()))?;
+                Some(events.clone().serve(listener))
+            }
+            None => None,
+        };
         let routes = Arc::new(Routes {
             live: daemon.live.clone(),
             metrics: daemon.metrics.clone(),
             max_request_bytes: config.serve.max_request_bytes,
+            events,
         });
-        let serving =
+        let listeners =
             futures_util::future::join_all(bound.into_iter().map(|b| b.serve(routes.clone())));
+        let serving = async move {
+            match subscribers {
+                Some(s) => tokio::join!(listeners, s).0,
+                None => listeners.await,
+            }
+        };
         let result = daemon.run(async { Ok(serving.await) }).await;
         for socket in config
             .serve

@@ -4,9 +4,11 @@
 //! - `config`: the `serve:` section; `listen`: listeners and connections;
 //! - `routes`: the endpoints; `review`, `image_review`: the two wire protocols;
 //! - `tls`: certificates (re-read on rotation) and client identities;
+//! - `events`: lifecycle events from the hook door, and their subscribers;
 //! - `k8s`: the Kubernetes objects that point kube-apiserver here (`--print-k8s-config`).
 
 pub mod config;
+pub mod events;
 pub mod image_review;
 pub mod k8s;
 pub mod listen;

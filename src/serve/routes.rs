@@ -6,6 +6,8 @@
 //! | `POST /mutate` | AdmissionReview v1/v1beta1 | the mutation phase; the change as a JSON Patch |
 //! | `POST /image_policy` | ImageReview v1alpha1 | the image rules |
 //! | `POST /validate_raw` | any JSON object | the validation phase |
+//! | `POST /admit?door=D` | AdmissionReview v1/v1beta1 | the whole chain, for a runtime door (hook, runc) |
+//! | `POST /events` | a lifecycle event (JSON object) | recorded and sent to subscribers |
 //! | `GET /healthz`, `/readyz`, `/metrics` | | |
 //!
 //! A body that is not what the endpoint reads is HTTP 400 with `{"error": "..."}`; one over
@@ -23,6 +25,9 @@ use crate::review::{
     AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, UserInfo,
 };
 
+use std::sync::Arc;
+
+use super::events::Events;
 use super::{image_review, review};
 
 /// What the decision log and the metrics call this door.
@@ -32,7 +37,11 @@ pub struct Routes {
     pub live: LiveDecider,
     pub metrics: SharedMetrics,
     pub max_request_bytes: usize,
+    pub events: Arc<Events>,
 }
+
+/// The doors that may ask through `/admit?door=`, as they appear in logs and metrics.
+const RUNTIME_DOORS: [&str; 3] = ["hook", "runc", "proxy"];
 
 type Reply = Response<Full<Bytes>>;
 
@@ -49,6 +58,8 @@ impl Routes {
             "/mutate" => Endpoint::Review(Scope::Mutation),
             "/image_policy" => Endpoint::ImageReview,
             "/validate_raw" => Endpoint::Raw,
+            "/admit" => Endpoint::Admit,
+            "/events" => Endpoint::Event,
             "/healthz" | "/readyz" | "/metrics" => {
                 if req.method() != Method::GET {
                     return error(StatusCode::METHOD_NOT_ALLOWED, &format!("{path}: use GET"));
@@ -82,6 +93,39 @@ impl Routes {
         };
         let decider = self.live.load_full();
         match endpoint {
+            Endpoint::Admit => {
+                let door = form_pairs(&query)
+                    .find(|(k, _)| k == "door")
+                    .map(|(_, v)| v)
+                    .unwrap_or_else(|| "hook".into());
+                let Some(door) = RUNTIME_DOORS.iter().find(|d| **d == door) else {
+                    let known = RUNTIME_DOORS.join(", ");
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("door={door:?}: use one of {known}"),
+                    );
+                };
+                let (version, mut request) = match review::decode(&body) {
+                    Ok(decoded) => decoded,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+                };
+                fill_user(&mut request, peer);
+                let verdict = decider.admit_scoped(door, &request, Scope::All).await;
+                let response = review::response(&request, &verdict, true);
+                json_reply(StatusCode::OK, review::encode(version, &response))
+            }
+            Endpoint::Event => {
+                let event: Value = match serde_json::from_slice(&body) {
+                    Ok(v @ Value::Object(_)) => v,
+                    _ => return error(StatusCode::BAD_REQUEST, "an event is a JSON object"),
+                };
+                let event = Events::record(event);
+                if let Some(log) = decider.decision_log() {
+                    log.append(&event).await;
+                }
+                self.events.publish(&event);
+                json_reply(StatusCode::ACCEPTED, b"{}".to_vec())
+            }
             Endpoint::Review(scope) => {
                 let (version, mut request) = match review::decode(&body) {
                     Ok(decoded) => decoded,
@@ -165,6 +209,8 @@ enum Endpoint {
     Review(Scope),
     ImageReview,
     Raw,
+    Admit,
+    Event,
 }
 
 /// The caller of the webhook stands in for the user when the body names none (ImageReview,

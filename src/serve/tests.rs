@@ -23,6 +23,7 @@ fn routes(yaml: &str) -> Routes {
         live: Arc::new(ArcSwap::from_pointee(decider)),
         metrics,
         max_request_bytes: 64 * 1024,
+        events: Default::default(),
     }
 }
 
@@ -434,4 +435,67 @@ async fn bad_requests_get_a_json_error_and_change_nothing() {
         call(&r, "GET", "/readyz", Vec::new()).await.0,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn admit_runs_the_whole_chain_for_a_runtime_door() {
+    let r = routes(&format!(
+        "{LATEST}runtimeClass: {{reservedRuntimes: [runc], fallbackRuntime: kata, defaultRuntimeReserved: true}}\n"
+    ));
+    let body = review("admission.k8s.io/v1", "", "Pod", "pods", pod("nginx:1.27"));
+    let (status, answer) = call(&r, "POST", "/admit?door=hook", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["response"]["allowed"], true);
+    assert_eq!(
+        patch_of(&answer),
+        json!([{"op": "add", "path": "/spec/runtimeClassName", "value": "kata"}])
+    );
+    let body = review("admission.k8s.io/v1", "", "Pod", "pods", pod("nginx"));
+    assert_eq!(
+        call(&r, "POST", "/admit", body).await.1["response"]["allowed"],
+        false
+    );
+    let metrics = r.metrics.encode();
+    assert!(
+        metrics.contains(
+            r#"portcullis_decisions_total{door="hook",verdict="mutated",cached="false"} 1"#
+        ),
+        "{metrics}"
+    );
+    let body = review("admission.k8s.io/v1", "", "Pod", "pods", pod("nginx"));
+    let (status, answer) = call(&r, "POST", "/admit?door=kubelet", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("hook, runc, proxy"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn events_are_sent_to_every_subscriber_as_json_lines() {
+    use tokio::io::AsyncBufReadExt;
+    let r = routes("");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    tokio::spawn(r.events.clone().serve(listener));
+    let stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let mut lines = tokio::io::BufReader::new(stream).lines();
+    // The subscriber is registered once accepted; give the accept loop a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let event = json!({"stage": "poststop", "id": "c1", "pid": 42});
+    let (status, _) = call(&r, "POST", "/events", serde_json::to_vec(&event).unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let line = lines.next_line().await.unwrap().unwrap();
+    let got: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (&got["stage"], &got["id"], &got["type"]),
+        (&json!("poststop"), &json!("c1"), &json!("lifecycle"))
+    );
+    assert!(got["time"].is_string());
+    let (status, answer) = call(&r, "POST", "/events", b"[1]".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
