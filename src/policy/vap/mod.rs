@@ -145,10 +145,54 @@ struct ValidationFailure<'a> {
     validation_actions: &'a [ValidationAction],
 }
 
-/// One CEL evaluation to run: a binding with one params object (or none).
-struct Task {
-    binding: usize,
-    params: Option<Arc<Value>>,
+/// One CEL evaluation to run: a binding (its index) with one params object, or none.
+type Task = (usize, Option<Arc<Value>>);
+
+/// A binding that could not be configured: (policy, binding, message).
+type Unconfigured<'a> = (&'a Policy, &'a Binding, String);
+
+/// Every binding of `bindings` that applies to `request` (its policy in `policies` matching
+/// too), each with the params objects it runs with, in order; `applied` gets their
+/// `policy/binding` names. Bindings whose params cannot be found come back separately.
+fn tasks<'a>(
+    policies: &'a [Policy],
+    bindings: &'a [Binding],
+    params: &[load::Param],
+    request: &AdmissionRequest,
+    namespace: &Value,
+    applied: &mut Vec<String>,
+) -> (Vec<Task>, Vec<Unconfigured<'a>>) {
+    let mut tasks = Vec::new();
+    let mut unconfigured = Vec::new();
+    for (pi, policy) in policies.iter().enumerate() {
+        if !matching::matches(&policy.match_constraints, true, request, namespace) {
+            continue;
+        }
+        for (bi, binding) in bindings.iter().enumerate() {
+            if binding.policy != pi
+                || binding
+                    .match_resources
+                    .as_ref()
+                    .is_some_and(|m| !matching::matches(m, false, request, namespace))
+            {
+                continue;
+            }
+            applied.push(format!("{}/{}", policy.name, binding.name));
+            match matching::collect_params(policy, binding, params, request) {
+                Ok(Params::None) => tasks.push((bi, None)),
+                Ok(Params::Some(found)) => {
+                    tasks.extend(found.into_iter().map(|p| (bi, Some(p.value.clone()))))
+                }
+                Ok(Params::NotFoundAllowed) => {}
+                Err(e) => unconfigured.push((
+                    policy,
+                    binding,
+                    format!("failed to configure binding: {e}"),
+                )),
+            }
+        }
+    }
+    (tasks, unconfigured)
 }
 
 impl PolicySet {
@@ -191,39 +235,16 @@ impl PolicySet {
     pub fn evaluate(&self, request: &AdmissionRequest, namespace: &Value) -> Evaluation {
         let loaded = &self.loaded;
         let mut evaluation = Evaluation::default();
-        let mut tasks = Vec::new();
-        for (pi, policy) in loaded.policies.iter().enumerate() {
-            if !matching::matches(&policy.match_constraints, true, request, namespace) {
-                continue;
-            }
-            for (bi, binding) in loaded.bindings.iter().enumerate() {
-                if binding.policy != pi
-                    || binding
-                        .match_resources
-                        .as_ref()
-                        .is_some_and(|m| !matching::matches(m, false, request, namespace))
-                {
-                    continue;
-                }
-                evaluation
-                    .applied
-                    .push(format!("{}/{}", policy.name, binding.name));
-                match matching::collect_params(policy, binding, &loaded.params, request) {
-                    Ok(Params::None) => tasks.push(Task {
-                        binding: bi,
-                        params: None,
-                    }),
-                    Ok(Params::Some(found)) => tasks.extend(found.into_iter().map(|p| Task {
-                        binding: bi,
-                        params: Some(p.value.clone()),
-                    })),
-                    Ok(Params::NotFoundAllowed) => {}
-                    Err(e) => {
-                        let message = format!("failed to configure binding: {e}");
-                        refuse(&mut evaluation, policy, binding, &message);
-                    }
-                }
-            }
+        let (tasks, unconfigured) = tasks(
+            &loaded.policies,
+            &loaded.bindings,
+            &loaded.params,
+            request,
+            namespace,
+            &mut evaluation.applied,
+        );
+        for (policy, binding, message) in unconfigured {
+            refuse(&mut evaluation, policy, binding, &message);
         }
         if tasks.is_empty() {
             return evaluation;
@@ -232,7 +253,7 @@ impl PolicySet {
         let mut annotations: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut failures = Vec::new();
         for (task, output) in tasks.iter().zip(&outputs) {
-            let binding = &loaded.bindings[task.binding];
+            let binding = &loaded.bindings[task.0];
             let policy = &loaded.policies[binding.policy];
             route(&mut evaluation, &mut failures, policy, binding, output);
             for (key, value) in &output.annotations {
@@ -269,35 +290,16 @@ impl PolicySet {
     pub fn mutate(&self, request: &AdmissionRequest, namespace: &Value) -> Mutated {
         let loaded = &self.loaded;
         let mut mutated = Mutated::default();
-        let mut invocations = Vec::new();
-        for (pi, policy) in loaded.mutating.iter().enumerate() {
-            if !matching::matches(&policy.match_constraints, true, request, namespace) {
-                continue;
-            }
-            for (bi, binding) in loaded.mutating_bindings.iter().enumerate() {
-                if binding.policy != pi
-                    || binding
-                        .match_resources
-                        .as_ref()
-                        .is_some_and(|m| !matching::matches(m, false, request, namespace))
-                {
-                    continue;
-                }
-                mutated
-                    .applied
-                    .push(format!("{}/{}", policy.name, binding.name));
-                match matching::collect_params(policy, binding, &loaded.params, request) {
-                    Ok(Params::None) => invocations.push((bi, None)),
-                    Ok(Params::Some(found)) => {
-                        invocations.extend(found.into_iter().map(|p| (bi, Some(p.value.clone()))))
-                    }
-                    Ok(Params::NotFoundAllowed) => {}
-                    Err(e) => {
-                        let message = format!("failed to configure binding: {e}");
-                        mutated.fail(policy, binding, &message);
-                    }
-                }
-            }
+        let (invocations, unconfigured) = tasks(
+            &loaded.mutating,
+            &loaded.mutating_bindings,
+            &loaded.params,
+            request,
+            namespace,
+            &mut mutated.applied,
+        );
+        for (policy, binding, message) in unconfigured {
+            mutated.fail(policy, binding, &message);
         }
         if invocations.is_empty() {
             return mutated;
@@ -352,10 +354,7 @@ impl PolicySet {
         let job = Job {
             request: request.clone(),
             namespace_object: self.namespace_object(request, namespace),
-            work: tasks
-                .iter()
-                .map(|t| (t.binding, t.params.clone()))
-                .collect(),
+            work: tasks.to_vec(),
         };
         let timed_out = format!(
             "CEL evaluation exceeded the time limit of {} ms",
