@@ -22,7 +22,7 @@ enum What {
 }
 
 #[derive(clap::Args)]
-#[group(id = "target", required = true, multiple = false)]
+#[command(group(clap::ArgGroup::new("target").required(true).multiple(false)))]
 struct Hooks {
     /// Write a hooks.d 1.0.0 file (Podman, CRI-O) into --dir.
     #[arg(long, group = "target")]

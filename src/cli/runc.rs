@@ -84,8 +84,8 @@ fn check(args: &Args, call: &RuncCall) -> anyhow::Result<Option<ExitCode>> {
     if decision.allowed {
         return Ok(None);
     }
-    if let Some(last) = lines.last() {
-        wrapper::log_refusal(call, last);
+    if let Some(first) = lines.first() {
+        wrapper::log_refusal(call, first);
     }
     Ok(Some(ExitCode::from(1)))
 }

@@ -38,6 +38,20 @@ pub enum DaemonError {
     },
 }
 
+/// The I/O error kind behind a client error. Messages name the kind (`NotFound`,
+/// `ConnectionRefused`), not the OS text: Podman rewrites a hook error that contains "no
+/// such file or directory" or "permission denied" into "OCI runtime ... not found".
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut source = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = err.source();
+    }
+    None
+}
+
 /// A client of one daemon socket.
 pub struct Daemon {
     socket: PathBuf,
@@ -108,13 +122,14 @@ impl Daemon {
             .header(ACCEPT, "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| transport(&e))?;
-        let response = self.client.request(request).await.map_err(|e| {
-            // hyper-util's own layer only says "client error (Connect)"; its source says what.
-            match std::error::Error::source(&e) {
-                Some(source) => transport(&source),
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| match io_kind(&e) {
+                Some(kind) => transport(&format!("cannot connect ({kind:?})")),
                 None => transport(&e),
-            }
-        })?;
+            })?;
         let status = response.status();
         let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()

@@ -173,16 +173,10 @@ fn lenient_hook(path: &Path) -> Option<HookConfig> {
 }
 
 /// What the hook writes to stderr for a decision, one line each, `portcullis: ` first.
+/// The refusal comes first: Podman (through runc) shows only the first line of a hook's
+/// stderr in its error.
 pub fn report_lines(d: &Decision, what: &str) -> Vec<String> {
-    let mut lines: Vec<String> = d.notes.iter().map(|n| format!("portcullis: {n}")).collect();
-    for w in &d.warnings {
-        lines.push(format!("portcullis: warning: {w}"));
-    }
-    if let Some(patch) = &d.mutation {
-        lines.push(format!(
-            "portcullis: warning: a policy would change {what} ({patch}); changes cannot be applied by a runtime hook, admitted unchanged"
-        ));
-    }
+    let mut lines = Vec::new();
     match (d.allowed, d.via) {
         (false, _) => lines.push(format!("portcullis: {}", d.message)),
         (true, Via::FailOpen) => lines.push(format!(
@@ -190,6 +184,15 @@ pub fn report_lines(d: &Decision, what: &str) -> Vec<String> {
             d.message
         )),
         _ => {}
+    }
+    lines.extend(d.notes.iter().map(|n| format!("portcullis: {n}")));
+    for w in &d.warnings {
+        lines.push(format!("portcullis: warning: {w}"));
+    }
+    if let Some(patch) = &d.mutation {
+        lines.push(format!(
+            "portcullis: warning: a policy would change {what} ({patch}); changes cannot be applied by a runtime hook, admitted unchanged"
+        ));
     }
     lines
 }

@@ -101,7 +101,8 @@ pub fn bundle_request(
 pub fn read_spec(bundle: &Path) -> anyhow::Result<Value> {
     let path = bundle.join("config.json");
     let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        // The error kind, not the OS text (see `daemon::io_kind`: Podman rewrites it).
+        .map_err(|e| anyhow::anyhow!("cannot read {} ({:?})", path.display(), e.kind()))?;
     serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))
 }
 
