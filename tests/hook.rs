@@ -398,3 +398,52 @@ fn hook_fails_closed_on_bad_input() {
     let out = hook(&config, &bundle(dir.path(), "privileged", "creating"));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn dockerd_with_the_wrapper_as_a_runtime() {
+    let dir = tempdir();
+    let containerd = Containerd::start(dir.path());
+    // dockerd's containers live in containerd namespace `moby`.
+    let config = write_config(dir.path(), &baseline("moby"));
+    let shim = dir.path().join("portcullis-runc");
+    let entry = install(&[
+        "--docker",
+        "--shim",
+        shim.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--binary",
+        BIN,
+    ]);
+    let entry: Value = serde_json::from_str(&entry).unwrap();
+    assert_eq!(entry["runtimes"]["portcullis"]["path"], json!(shim));
+    let runtime = format!("portcullis={}", shim.display());
+    let dockerd =
+        common::Dockerd::start_with(dir.path(), &containerd.socket, &["--add-runtime", &runtime]);
+    ok(dockerd.docker(&["load", "-i", common::image_tar().to_str().unwrap()]));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--runtime",
+            "portcullis",
+        ];
+        args.extend(extra);
+        args.extend(["busybox:1.36", "echo", "hello from docker"]);
+        dockerd.docker(&args)
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}\n{}", text(&out), dockerd.log());
+    assert!(text(&out).contains("hello from docker"), "{}", text(&out));
+
+    let out = run(&["--pid", "host"]);
+    assert!(!out.status.success(), "host PID admitted: {}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("portcullis: policy \"pod-security\" denied the request")
+            && err.contains("hostPID=true"),
+        "{err}"
+    );
+}
