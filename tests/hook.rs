@@ -387,6 +387,17 @@ fn hook_fails_closed_on_bad_input() {
         text(&out)
     );
 
+    // poststop never fails the runtime.
+    let mut child = Command::new(BIN)
+        .args(["hook", "--stage", "poststop", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"garbage").unwrap();
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(0));
+
     // A bundle without config.json.
     let state = json!({"ociVersion": "1.0.2", "id": "x", "status": "creating", "pid": 1,
         "bundle": dir.path().join("nowhere")});

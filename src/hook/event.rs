@@ -19,7 +19,7 @@ pub fn lifecycle_event(
     image: &str,
     verdict: Option<(bool, &str)>,
 ) -> Value {
-    let namespaces = state.pid.map(|p| namespaces(p)).unwrap_or_default();
+    let namespaces = state.pid.map(namespaces).unwrap_or_default();
     json!({
         "stage": stage.as_str(),
         "id": state.id,
