@@ -7,6 +7,7 @@
 //! and reported as a warning.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -14,6 +15,7 @@ use super::config::HookConfig;
 use super::daemon::Daemon;
 use crate::config::Config;
 use crate::convert::PodOptions;
+use crate::core::log::DecisionLog;
 use crate::core::Decider;
 use crate::review::AdmissionRequest;
 
@@ -133,13 +135,11 @@ impl Gate {
             .and_then(|c| Ok((c, Decider::new(c).map_err(|e| e.to_string())?)));
         match decider {
             Ok((config, decider)) => {
-                let decider = match decider.with_decision_log(&config.decision_log) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        notes.push(format!("decision log not written: {e}"));
-                        Decider::new(config).expect("built once already")
-                    }
-                };
+                let log = DecisionLog::open(&config.decision_log).unwrap_or_else(|e| {
+                    notes.push(format!("decision log not written: {e}"));
+                    None
+                });
+                let decider = decider.with_shared_log(log.map(Arc::new));
                 let verdict = decider.admit(DOOR, request).await;
                 let mutation = match (&request.object, &verdict.mutated) {
                     (Some(before), Some(after)) => Some(
