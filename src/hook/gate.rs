@@ -173,8 +173,7 @@ fn lenient_hook(path: &Path) -> Option<HookConfig> {
 }
 
 /// What the hook writes to stderr for a decision, one line each, `portcullis: ` first.
-/// The refusal comes first: Podman (through runc) shows only the first line of a hook's
-/// stderr in its error.
+/// The refusal comes first, so error views that keep a prefix or one line still show it.
 pub fn report_lines(d: &Decision, what: &str) -> Vec<String> {
     let mut lines = Vec::new();
     match (d.allowed, d.via) {
