@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::convert::{pod, record, PodOptions};
 use crate::core::Decider;
-use crate::review::{AdmissionRequest, Operation, UserInfo, Verdict};
+use crate::review::{AdmissionRequest, Verdict};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -192,19 +192,5 @@ fn to_request(
             "cannot tell what this is (kind {other:?}); expected a Pod, an AdmissionReview, an OCI config.json (ociVersion) or a container record (ID, Spec)"
         ),
     };
-    let mut request = AdmissionRequest::pod(Operation::Create);
-    request.name = pod["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    request.namespace = pod["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    request.user_info = UserInfo {
-        username: "portcullis-check".into(),
-        ..Default::default()
-    };
-    request.object = Some(pod);
-    Ok(request)
+    Ok(crate::hook::request::pod_request(pod, "portcullis-check"))
 }

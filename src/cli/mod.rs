@@ -3,7 +3,10 @@
 
 mod check;
 mod daemon;
+mod hook;
+mod install;
 mod proxy;
+mod runc;
 mod serve;
 
 use std::process::ExitCode;
@@ -43,6 +46,12 @@ enum Command {
     /// Evaluate the configured policies offline against Pods, OCI specs, container records
     /// or AdmissionReviews (exit 0 admitted, 1 denied, 2 bad input or policy).
     Check(check::Args),
+    /// OCI runtime hook (Podman, CRI-O, containerd base spec): exit 0 admits, 1 refuses.
+    Hook(hook::Args),
+    /// runc wrapper: checks `create`/`run`, then execs the real runc with the same arguments.
+    Runc(runc::Args),
+    /// Install the hook door: `install hooks --podman | --containerd-base-spec | --docker`.
+    Install(install::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -52,6 +61,9 @@ pub fn main() -> ExitCode {
         Command::Proxy(args) => proxy::run(args),
         Command::Check(args) => check::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Hook(args) => hook::run(args),
+        Command::Runc(args) => runc::run(args),
+        Command::Install(args) => install::run(args),
     };
     match result {
         Ok(code) => code,

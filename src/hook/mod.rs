@@ -2,3 +2,10 @@
 //! wrapper) enforce the same policy below containerd, for runc, Podman and CRI-O.
 
 pub mod config;
+pub mod daemon;
+pub mod event;
+pub mod gate;
+pub mod install;
+pub mod request;
+pub mod runc;
+pub mod state;

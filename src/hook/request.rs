@@ -1,0 +1,200 @@
+//! From an OCI bundle to the one [`AdmissionRequest`] every door builds: the namespace the
+//! container belongs to, then the Pod view of its `config.json` (the conversion the proxy
+//! and `check` use).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::convert::{pod, record, PodOptions};
+use crate::review::{AdmissionRequest, Operation, UserInfo};
+
+/// The namespace Podman's containers are admitted in (Podman has none of its own).
+pub const PODMAN_NAMESPACE: &str = "podman";
+
+/// Spec annotations that name the Kubernetes namespace: CRI-O's, then containerd CRI's.
+const NAMESPACE_ANNOTATIONS: [&str; 2] = [
+    pod::POD_NAMESPACE_KEY,
+    "io.kubernetes.cri.sandbox-namespace",
+];
+
+/// containerd's v2 shim bundles: `<state>/io.containerd.runtime.v2.task/<ns>/<id>`.
+const CONTAINERD_TASK_DIR: &str = "io.containerd.runtime.v2.task";
+
+/// The namespace a container is admitted in: a Kubernetes namespace from the annotations
+/// (CRI-O, containerd CRI), `podman` for Podman (`io.container.manager: libpod`), the
+/// containerd namespace from the bundle path or runc's `--root`, else `default`.
+pub fn namespace(
+    annotations: &BTreeMap<String, String>,
+    bundle: &Path,
+    runc_root: Option<&Path>,
+) -> String {
+    if let Some(ns) = NAMESPACE_ANNOTATIONS
+        .iter()
+        .find_map(|k| annotations.get(*k).filter(|v| !v.is_empty()))
+    {
+        return ns.clone();
+    }
+    if annotations.get("io.container.manager").map(String::as_str) == Some("libpod") {
+        return PODMAN_NAMESPACE.to_owned();
+    }
+    containerd_namespace(bundle, runc_root).unwrap_or_else(|| "default".to_owned())
+}
+
+/// `.../io.containerd.runtime.v2.task/<ns>/<id>` (any containerd state dir), or runc's root
+/// `.../runc/<ns>` as containerd's runc shim passes it.
+fn containerd_namespace(bundle: &Path, runc_root: Option<&Path>) -> Option<String> {
+    let parts: Vec<&str> = bundle.iter().filter_map(|p| p.to_str()).collect();
+    if let Some(i) = parts.iter().position(|p| *p == CONTAINERD_TASK_DIR) {
+        if parts.len() > i + 2 {
+            return Some(parts[i + 1].to_owned());
+        }
+    }
+    let root = runc_root?;
+    let parent = root.parent()?.file_name()?.to_str()?;
+    (parent == "runc")
+        .then(|| root.file_name()?.to_str().map(str::to_owned))
+        .flatten()
+}
+
+/// The spec's string annotations.
+pub fn annotations(spec: &Value) -> BTreeMap<String, String> {
+    spec["annotations"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A Pod CREATE request for `pod` (a Pod view), asked by `username`; name and namespace
+/// are the Pod's.
+pub fn pod_request(pod: Value, username: &str) -> AdmissionRequest {
+    let meta = |k: &str| pod["metadata"][k].as_str().unwrap_or_default().to_owned();
+    let mut request = AdmissionRequest::pod(Operation::Create);
+    request.name = meta("name");
+    request.namespace = meta("namespace");
+    request.user_info = UserInfo {
+        username: username.into(),
+        ..Default::default()
+    };
+    request.object = Some(pod);
+    request
+}
+
+/// The request for container `id` of a bundle's `config.json` in `namespace`.
+pub fn bundle_request(
+    namespace: &str,
+    id: &str,
+    spec: &Value,
+    opts: &PodOptions,
+    username: &str,
+) -> anyhow::Result<AdmissionRequest> {
+    let record = record::from_oci_config(namespace, id, spec)?;
+    Ok(pod_request(pod::to_pod_value(&record, opts)?, username))
+}
+
+/// `<bundle>/config.json`.
+pub fn read_spec(bundle: &Path) -> anyhow::Result<Value> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        // The error kind, not the OS text (see `daemon::io_kind`: Podman rewrites it).
+        .map_err(|e| anyhow::anyhow!("cannot read {} ({:?})", path.display(), e.kind()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))
+}
+
+/// The image of the (one) container of a Pod request, empty when unknown.
+pub fn image_of(request: &AdmissionRequest) -> &str {
+    request
+        .object
+        .as_ref()
+        .and_then(|o| o.pointer("/spec/containers/0/image"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    const FIXTURES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/runtime-specs"
+    );
+
+    fn spec(path: &str) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/{path}")).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn namespace_from_annotations_bundle_and_root() {
+        let none = BTreeMap::new();
+        let p = PathBuf::from;
+        let a = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        assert_eq!(
+            namespace(&a("io.kubernetes.pod.namespace", "team-a"), &p("/x"), None),
+            "team-a"
+        );
+        assert_eq!(
+            namespace(
+                &a("io.kubernetes.cri.sandbox-namespace", "kube-system"),
+                &p("/x"),
+                None
+            ),
+            "kube-system"
+        );
+        assert_eq!(
+            namespace(&a("io.container.manager", "libpod"), &p("/x"), None),
+            "podman"
+        );
+        assert_eq!(
+            namespace(
+                &none,
+                &p("/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc"),
+                None
+            ),
+            "k8s.io"
+        );
+        assert_eq!(
+            namespace(
+                &none,
+                &p("/tmp/t/state/io.containerd.runtime.v2.task/moby/abc"),
+                None
+            ),
+            "moby"
+        );
+        assert_eq!(
+            namespace(&none, &p("/b"), Some(&p("/run/containerd/runc/team-b"))),
+            "team-b"
+        );
+        assert_eq!(namespace(&none, &p("/b"), Some(&p("/run/runc"))), "default");
+        assert_eq!(namespace(&none, &p("/b"), None), "default");
+    }
+
+    #[test]
+    fn podman_bundle_becomes_a_pod_in_podman() {
+        let spec = spec("podman/privileged.config.json");
+        let ns = namespace(&annotations(&spec), Path::new("/b"), None);
+        let r =
+            bundle_request(&ns, "c1", &spec, &PodOptions::default(), "portcullis-hook").unwrap();
+        assert_eq!((r.namespace.as_str(), r.name.as_str()), ("podman", "c1"));
+        let pod = r.object.unwrap();
+        assert_eq!(
+            pod["spec"]["containers"][0]["securityContext"]["privileged"],
+            true
+        );
+        assert_eq!(r.user_info.username, "portcullis-hook");
+    }
+
+    #[test]
+    fn docker_spec_converts_like_the_proxy() {
+        let info = spec("docker/hostpid.container.json");
+        let r = bundle_request("moby", "c2", &info["Spec"], &PodOptions::default(), "u").unwrap();
+        assert_eq!(r.object.unwrap()["spec"]["hostPID"], true);
+    }
+}

@@ -1,0 +1,282 @@
+//! `portcullis runc`: runc's command line, read just enough to find the subcommand, and on
+//! `create`/`run` the bundle and container id; and where the real runc is.
+//!
+//! Flags follow runc 1.1 (`runc --help`, urfave/cli: `--flag value`, `--flag=value`, and
+//! the single-dash forms). Only `create` and `run` are checked; everything else passes
+//! through untouched.
+
+use std::ffi::OsString;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+/// runc's global flags that take a value.
+const GLOBAL_VALUE_FLAGS: [&str; 5] = ["root", "log", "log-format", "criu", "rootless"];
+/// `create` and `run` flags that take a value.
+const CREATE_VALUE_FLAGS: [&str; 5] = ["bundle", "b", "console-socket", "pid-file", "preserve-fds"];
+
+/// What the wrapper needs from one runc invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RuncCall {
+    /// `--root` (containerd: `/run/containerd/runc/<namespace>`).
+    pub root: Option<PathBuf>,
+    /// `--log` and `--log-format`: where runc's own errors go (containerd reads them back).
+    pub log: Option<PathBuf>,
+    pub log_json: bool,
+    /// The subcommand, if any (`runc --version` has none).
+    pub command: Option<String>,
+    /// Set for `create` and `run`.
+    pub create: Option<Create>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Create {
+    /// `--bundle`/`-b`; `None` is the current directory.
+    pub bundle: Option<PathBuf>,
+    pub id: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArgsError {
+    #[error("runc flag --{0} needs a value")]
+    MissingValue(String),
+    #[error("runc {0}: no container id")]
+    NoId(String),
+}
+
+/// `--name=value`, `--name`, `-name` → (name, inline value).
+fn flag(arg: &str) -> Option<(&str, Option<&str>)> {
+    let name = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
+    if name.is_empty() {
+        return None;
+    }
+    Some(match name.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (name, None),
+    })
+}
+
+pub fn parse(args: &[String]) -> Result<RuncCall, ArgsError> {
+    let mut call = RuncCall::default();
+    let mut rest = args.iter();
+    // Global flags, up to the subcommand.
+    while let Some(arg) = rest.next() {
+        let Some((name, inline)) = flag(arg) else {
+            call.command = Some(arg.clone());
+            break;
+        };
+        if !GLOBAL_VALUE_FLAGS.contains(&name) {
+            continue; // --debug, --systemd-cgroup, --help, --version
+        }
+        let value = match inline {
+            Some(v) => v.to_owned(),
+            None => rest
+                .next()
+                .cloned()
+                .ok_or_else(|| ArgsError::MissingValue(name.to_owned()))?,
+        };
+        match name {
+            "root" => call.root = Some(value.into()),
+            "log" => call.log = Some(value.into()),
+            "log-format" => call.log_json = value == "json",
+            _ => {}
+        }
+    }
+    let Some(command) = call.command.clone() else {
+        return Ok(call);
+    };
+    if command != "create" && command != "run" {
+        return Ok(call);
+    }
+    let mut bundle = None;
+    let mut positional = Vec::new();
+    let mut rest = rest.peekable();
+    while let Some(arg) = rest.next() {
+        if arg == "--" {
+            positional.extend(rest.by_ref().cloned());
+            break;
+        }
+        let Some((name, inline)) = flag(arg) else {
+            positional.push(arg.clone());
+            continue;
+        };
+        if !CREATE_VALUE_FLAGS.contains(&name) {
+            continue;
+        }
+        let value = match inline {
+            Some(v) => v.to_owned(),
+            None => rest
+                .next()
+                .cloned()
+                .ok_or_else(|| ArgsError::MissingValue(name.to_owned()))?,
+        };
+        if name == "bundle" || name == "b" {
+            bundle = Some(PathBuf::from(value));
+        }
+    }
+    let id = positional.pop().ok_or(ArgsError::NoId(command))?;
+    call.create = Some(Create { bundle, id });
+    Ok(call)
+}
+
+/// The real runc: `explicit`, else the first `runc` on `PATH` that is an executable (ELF)
+/// other than this binary — a shell shim named `runc` is skipped, so it cannot loop —,
+/// else `/usr/sbin/runc`, `/usr/bin/runc`.
+pub fn find_runc(explicit: Option<&Path>, path: Option<OsString>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+    let on_path = path
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("runc"));
+    let fallbacks = ["/usr/sbin/runc", "/usr/bin/runc"].map(PathBuf::from);
+    on_path
+        .chain(fallbacks)
+        .find(|p| is_elf(p) && p.canonicalize().ok() != me)
+}
+
+fn is_elf(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return false;
+    }
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"\x7fELF"
+}
+
+/// Appends a refusal to runc's `--log` the way runc logs its own errors, so containerd's
+/// shim (which reports the last error line of that log) shows our message.
+pub fn log_refusal(call: &RuncCall, message: &str) {
+    let Some(log) = &call.log else { return };
+    let time = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+    let line = if call.log_json {
+        serde_json::json!({"level": "error", "msg": message, "time": time}).to_string()
+    } else {
+        format!("time=\"{time}\" level=error msg={message:?}")
+    };
+    use std::io::Write as _;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &str) -> Result<RuncCall, ArgsError> {
+        parse(
+            &args
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn containerd_create() {
+        let c = p("--root /run/containerd/runc/k8s.io --log /run/x/log.json --log-format json --systemd-cgroup create --bundle /run/b --pid-file /run/b/init.pid --console-socket /tmp/c.sock abc")
+            .unwrap();
+        assert_eq!(c.root, Some("/run/containerd/runc/k8s.io".into()));
+        assert_eq!(c.log, Some("/run/x/log.json".into()));
+        assert!(c.log_json);
+        assert_eq!(c.command.as_deref(), Some("create"));
+        assert_eq!(
+            c.create,
+            Some(Create {
+                bundle: Some("/run/b".into()),
+                id: "abc".into()
+            })
+        );
+    }
+
+    #[test]
+    fn run_forms_and_defaults() {
+        let c = p("--debug --root=/r run -d -b=/bb --no-pivot --keep x1").unwrap();
+        assert_eq!(c.root, Some("/r".into()));
+        assert_eq!(
+            c.create,
+            Some(Create {
+                bundle: Some("/bb".into()),
+                id: "x1".into()
+            })
+        );
+        // Bundle defaults to the current directory.
+        let c = p("-rootless false create --preserve-fds 3 id2").unwrap();
+        assert_eq!(
+            c.create,
+            Some(Create {
+                bundle: None,
+                id: "id2".into()
+            })
+        );
+        assert_eq!(
+            p("create --bundle /b"),
+            Err(ArgsError::NoId("create".into()))
+        );
+        assert_eq!(p("--root"), Err(ArgsError::MissingValue("root".into())));
+    }
+
+    #[test]
+    fn other_commands_pass() {
+        for args in [
+            "start abc",
+            "--root /r delete --force abc",
+            "state abc",
+            "--version",
+            "features",
+            "",
+        ] {
+            let c = p(args).unwrap();
+            assert_eq!(c.create, None, "{args}");
+        }
+        assert_eq!(
+            p("--root /r kill abc 9").unwrap().command.as_deref(),
+            Some("kill")
+        );
+    }
+
+    #[test]
+    fn finds_a_real_runc_and_skips_shims() {
+        let dir = tempfile::tempdir().unwrap();
+        let shim = dir.path().join("runc");
+        std::fs::write(&shim, "#!/bin/sh\nexec portcullis runc \"$@\"\n").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let found = find_runc(None, Some(dir.path().as_os_str().to_owned()));
+        assert_ne!(found.as_deref(), Some(shim.as_path()));
+        assert_eq!(
+            find_runc(Some(Path::new("/x/runc")), None),
+            Some(PathBuf::from("/x/runc"))
+        );
+    }
+
+    #[test]
+    fn refusal_goes_to_runc_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log.json");
+        let call = RuncCall {
+            log: Some(log.clone()),
+            log_json: true,
+            ..Default::default()
+        };
+        log_refusal(&call, "portcullis: denied");
+        let line: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+        assert_eq!(
+            (line["level"].as_str(), line["msg"].as_str()),
+            (Some("error"), Some("portcullis: denied"))
+        );
+    }
+}

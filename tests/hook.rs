@@ -1,0 +1,460 @@
+//! The hook door end to end: the real `portcullis` binary as Podman's OCI hook (hooks.d
+//! written by `portcullis install hooks --podman`) and as containerd's runc (`ctr run
+//! --runc-binary` with the shim from `install hooks --docker --shim`), plus the daemon
+//! contract against a small stand-in daemon.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use common::{ctr, ok, text, unique, Containerd, IMAGE};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/fixtures/runtime-specs/podman"
+);
+
+/// Pod Security `baseline` enforced in `namespace`.
+fn baseline(namespace: &str) -> String {
+    format!("namespaces:\n  {namespace}:\n    labels:\n      pod-security.kubernetes.io/enforce: baseline\n")
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("portcullis-hook-")
+        .tempdir()
+        .unwrap()
+}
+
+fn write_config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn install(args: &[&str]) -> String {
+    ok(Command::new(BIN)
+        .args(["install", "hooks"])
+        .args(args)
+        .output()
+        .unwrap())
+}
+
+/// An isolated Podman: its own root, runroot and tmpdir under `dir`, cgroupfs, file events,
+/// and our hooks directory.
+struct Podman {
+    dir: PathBuf,
+    hooks: PathBuf,
+}
+
+impl Podman {
+    fn new(dir: &Path, config: &Path) -> Self {
+        let hooks = dir.join("hooks.d");
+        install(&[
+            "--podman",
+            "--dir",
+            hooks.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--binary",
+            BIN,
+        ]);
+        let p = Self {
+            dir: dir.to_path_buf(),
+            hooks,
+        };
+        ok(p.run(&["load", "-i", common::image_tar().to_str().unwrap()]));
+        p
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let d = &self.dir;
+        Command::new("podman")
+            .arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("runroot"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            // vfs works too, but its bind-mount sources (vfs-containers/<id>/userdata) are
+            // not recognised as Podman's own files by the conversion yet; see docs/hook.md.
+            .args([
+                "--storage-driver",
+                "overlay",
+                "--cgroup-manager",
+                "cgroupfs",
+            ])
+            .args(["--events-backend", "file"])
+            .arg("--hooks-dir")
+            .arg(&self.hooks)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `podman run --rm` with the ulimits these machines need.
+    fn container(&self, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ];
+        args.extend(extra);
+        // `podman load` names the docker-archive's `busybox:1.36` localhost/busybox:1.36.
+        args.extend([
+            "--pull",
+            "never",
+            "localhost/busybox:1.36",
+            "echo",
+            "hello from podman",
+        ]);
+        self.run(&args)
+    }
+
+    fn check_baseline(&self) {
+        let out = self.container(&[]);
+        assert!(
+            out.status.success(),
+            "plain container refused: {}",
+            text(&out)
+        );
+        assert!(text(&out).contains("hello from podman"), "{}", text(&out));
+
+        let out = self.container(&["--privileged"]);
+        assert!(!out.status.success(), "privileged admitted: {}", text(&out));
+        let err = text(&out);
+        assert!(
+            err.contains("portcullis: policy \"pod-security\" denied the request")
+                && err.contains("privileged"),
+            "{err}"
+        );
+
+        let out = self.container(&["--pid", "host"]);
+        assert!(!out.status.success(), "host PID admitted: {}", text(&out));
+        assert!(text(&out).contains("hostPID=true"), "{}", text(&out));
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Unmounts the overlay layers so the temp dir can go.
+        let _ = self.run(&["system", "reset", "--force"]);
+    }
+}
+
+#[test]
+fn podman_hook_admits_plain_and_refuses_privileged_and_host_pid() {
+    let dir = tempdir();
+    let config = write_config(dir.path(), &baseline("podman"));
+    Podman::new(dir.path(), &config).check_baseline();
+}
+
+#[test]
+fn podman_hook_decides_in_process_when_the_daemon_is_down() {
+    let dir = tempdir();
+    let socket = dir.path().join("nobody-listens.sock");
+    let yaml = format!(
+        "{}hook:\n  daemonSocket: {}\n  timeout: 1s\n",
+        baseline("podman"),
+        socket.display()
+    );
+    let config = write_config(dir.path(), &yaml);
+    let podman = Podman::new(dir.path(), &config);
+    podman.check_baseline();
+    let out = podman.container(&["--privileged"]);
+    assert!(text(&out).contains("deciding in-process"), "{}", text(&out));
+}
+
+#[test]
+fn ctr_run_with_the_runc_wrapper() {
+    let dir = tempdir();
+    let containerd = Containerd::start(dir.path());
+    let ns = "hooks";
+    let config = write_config(dir.path(), &baseline(ns));
+    let shim = dir.path().join("runc-shim");
+    install(&[
+        "--docker",
+        "--shim",
+        shim.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--binary",
+        BIN,
+    ]);
+    let c = |args: &[&str]| {
+        let mut all = vec!["-n", ns];
+        all.extend(args);
+        ctr(&containerd.socket, &all)
+    };
+    ok(c(&[
+        "images",
+        "import",
+        common::image_tar().to_str().unwrap(),
+    ]));
+    let shim = shim.to_str().unwrap();
+
+    let out = c(&[
+        "run",
+        "--rm",
+        "--seccomp",
+        "--runc-binary",
+        shim,
+        IMAGE,
+        &unique("plain"),
+        "echo",
+        "hello from ctr",
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), containerd.log());
+    assert!(text(&out).contains("hello from ctr"), "{}", text(&out));
+
+    let id = unique("priv");
+    let out = c(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--runc-binary",
+        shim,
+        IMAGE,
+        &id,
+        "true",
+    ]);
+    assert!(!out.status.success(), "privileged admitted: {}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("portcullis: policy \"pod-security\" denied the request")
+            && err.contains("privileged"),
+        "{err}"
+    );
+    let _ = c(&["containers", "delete", &id]);
+}
+
+/// A stand-in for the daemon's `/admit` and `/events`: answers every review with
+/// `allowed`/`message`, and keeps what it was sent.
+struct FakeDaemon {
+    socket: PathBuf,
+    seen: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl FakeDaemon {
+    fn start(dir: &Path, allowed: bool, message: &'static str) -> Self {
+        let socket = dir.join("daemon.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let mut length = 0;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = header.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let answer = if path.starts_with("/admit") {
+                    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                        "response": {"uid": body["request"]["uid"], "allowed": allowed,
+                            "status": {"code": 403, "message": message}}})
+                } else {
+                    json!({})
+                };
+                log.lock().unwrap().push((path, body));
+                let answer = answer.to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        Self { socket, seen }
+    }
+}
+
+/// A bundle with the Podman fixture's `config.json`, and its state with `status`.
+fn bundle(dir: &Path, fixture: &str, status: &str) -> String {
+    let bundle = dir.join(format!("bundle-{fixture}"));
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::copy(
+        format!("{FIXTURES}/{fixture}.config.json"),
+        bundle.join("config.json"),
+    )
+    .unwrap();
+    let mut state: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{FIXTURES}/{fixture}.state.json")).unwrap(),
+    )
+    .unwrap();
+    state["bundle"] = json!(bundle);
+    state["status"] = json!(status);
+    state["pid"] = json!(std::process::id());
+    state.to_string()
+}
+
+fn hook(config: &Path, stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(["hook", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn hook_asks_the_daemon_and_sends_lifecycle_events() {
+    let dir = tempdir();
+    let daemon = FakeDaemon::start(dir.path(), false, "refused by the daemon");
+    let config = write_config(
+        dir.path(),
+        &format!("hook:\n  daemonSocket: {}\n", daemon.socket.display()),
+    );
+    let out = hook(&config, &bundle(dir.path(), "plain", "creating"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("portcullis: refused by the daemon"),
+        "{}",
+        text(&out)
+    );
+
+    let out = hook(&config, &bundle(dir.path(), "plain", "stopped"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let seen = daemon.seen.lock().unwrap().clone();
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["/admit?door=hook", "/events", "/events"]);
+    let review = &seen[0].1;
+    assert_eq!(review["kind"], "AdmissionReview");
+    assert_eq!(review["request"]["namespace"], "podman");
+    assert_eq!(review["request"]["object"]["kind"], "Pod");
+    let created = &seen[1].1;
+    assert_eq!(created["stage"], "createRuntime");
+    assert_eq!(
+        created["verdict"],
+        json!({"allowed": false, "message": "refused by the daemon"})
+    );
+    assert!(
+        created["namespaces"]["pid"]
+            .as_str()
+            .unwrap()
+            .starts_with("pid:["),
+        "{created}"
+    );
+    assert_eq!(created["annotations"]["io.container.manager"], "libpod");
+    assert_eq!(seen[2].1["stage"], "poststop");
+}
+
+#[test]
+fn hook_fails_closed_on_bad_input() {
+    let dir = tempdir();
+    let config = write_config(dir.path(), "");
+    let out = hook(&config, "this is not a state");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("portcullis: the OCI state on stdin is not valid JSON"),
+        "{}",
+        text(&out)
+    );
+
+    // poststop never fails the runtime.
+    let mut child = Command::new(BIN)
+        .args(["hook", "--stage", "poststop", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"garbage").unwrap();
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(0));
+
+    // A bundle without config.json.
+    let state = json!({"ociVersion": "1.0.2", "id": "x", "status": "creating", "pid": 1,
+        "bundle": dir.path().join("nowhere")});
+    let out = hook(&config, &state.to_string());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("cannot read"), "{}", text(&out));
+
+    // An admitted bundle, no daemon configured.
+    let out = hook(&config, &bundle(dir.path(), "privileged", "creating"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn dockerd_with_the_wrapper_as_a_runtime() {
+    let dir = tempdir();
+    let containerd = Containerd::start(dir.path());
+    // dockerd's containers live in containerd namespace `moby`.
+    let config = write_config(dir.path(), &baseline("moby"));
+    let shim = dir.path().join("portcullis-runc");
+    let entry = install(&[
+        "--docker",
+        "--shim",
+        shim.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--binary",
+        BIN,
+    ]);
+    let entry: Value = serde_json::from_str(&entry).unwrap();
+    assert_eq!(entry["runtimes"]["portcullis"]["path"], json!(shim));
+    let runtime = format!("portcullis={}", shim.display());
+    let dockerd =
+        common::Dockerd::start_with(dir.path(), &containerd.socket, &["--add-runtime", &runtime]);
+    ok(dockerd.docker(&["load", "-i", common::image_tar().to_str().unwrap()]));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--runtime",
+            "portcullis",
+        ];
+        args.extend(extra);
+        args.extend(["busybox:1.36", "echo", "hello from docker"]);
+        dockerd.docker(&args)
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}\n{}", text(&out), dockerd.log());
+    assert!(text(&out).contains("hello from docker"), "{}", text(&out));
+
+    let out = run(&["--pid", "host"]);
+    assert!(!out.status.success(), "host PID admitted: {}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("portcullis: policy \"pod-security\" denied the request")
+            && err.contains("hostPID=true"),
+        "{err}"
+    );
+}
