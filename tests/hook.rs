@@ -458,3 +458,75 @@ fn dockerd_with_the_wrapper_as_a_runtime() {
         "{err}"
     );
 }
+
+#[test]
+fn podman_through_the_serve_daemon_with_lifecycle_events_on_the_stream() {
+    let dir = tempdir();
+    let events = dir.path().join("events.sock");
+    let decisions = dir.path().join("decisions.jsonl");
+    let serve = common::Serve::start(
+        dir.path(),
+        &format!(
+            "{}events: {{socket: '{}'}}\ndecisionLog: {{file: '{}'}}\n",
+            baseline("podman"),
+            events.display(),
+            decisions.display()
+        ),
+        &[],
+    );
+    // A subscriber, connected before anything happens.
+    let stream = std::os::unix::net::UnixStream::connect(&events).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    // The hook's own config has no policy: every verdict comes from the daemon.
+    let config = write_config(
+        dir.path(),
+        &format!("hook:\n  daemonSocket: '{}'\n", serve.socket.display()),
+    );
+    let podman = Podman::new(dir.path(), &config);
+
+    let out = podman.container(&[]);
+    assert!(out.status.success(), "{}\n{}", text(&out), serve.log());
+    let out = podman.container(&["--privileged"]);
+    assert!(
+        text(&out).contains("portcullis: policy \"pod-security\" denied the request"),
+        "{}",
+        text(&out)
+    );
+
+    let mut stages = Vec::new();
+    while stages.len() < 3 {
+        let line = lines
+            .next()
+            .expect("the event stream ended")
+            .unwrap_or_else(|e| panic!("no event ({e}); so far {stages:?}\n{}", serve.log()));
+        let event: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(event["type"], "lifecycle", "{event}");
+        stages.push((
+            event["stage"].as_str().unwrap_or_default().to_owned(),
+            event["verdict"]["allowed"].as_bool(),
+        ));
+    }
+    assert_eq!(
+        stages,
+        [
+            ("createRuntime".to_owned(), Some(true)),
+            // poststop is not decided: it reports.
+            ("poststop".to_owned(), None),
+            ("createRuntime".to_owned(), Some(false)),
+        ]
+    );
+    let log = std::fs::read_to_string(&decisions).unwrap();
+    let doors: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        doors
+            .iter()
+            .any(|r| r["door"] == "hook" && r["allowed"] == false),
+        "{log}"
+    );
+}
