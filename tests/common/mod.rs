@@ -270,6 +270,11 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start(dir: &Path, containerd: &Path) -> Self {
+        Self::start_with(dir, containerd, &[])
+    }
+
+    /// [`Dockerd::start`] with more dockerd flags (e.g. `--add-runtime NAME=PATH`).
+    pub fn start_with(dir: &Path, containerd: &Path, extra: &[&str]) -> Self {
         require("dockerd");
         let d = dir.join("docker");
         std::fs::create_dir_all(&d).unwrap();
@@ -292,7 +297,8 @@ impl Dockerd {
                     "--iptables=false",
                     "--ip6tables=false",
                     "--ip-masq=false",
-                ]),
+                ])
+                .args(extra),
             d.join("dockerd.log"),
         );
         wait_for_socket(&socket, "dockerd", &proc);
@@ -423,39 +429,5 @@ impl World {
             self.proxy.log(),
             self.containerd.log()
         )
-    }
-}
-
-impl Dockerd {
-    /// [`Dockerd::start`] with more dockerd flags (e.g. `--add-runtime NAME=PATH`).
-    pub fn start_with(dir: &Path, containerd: &Path, extra: &[&str]) -> Self {
-        require("dockerd");
-        let d = dir.join("docker");
-        std::fs::create_dir_all(&d).unwrap();
-        let socket = d.join("docker.sock");
-        let proc = Proc::spawn(
-            Command::new("dockerd")
-                .arg("--containerd")
-                .arg(containerd)
-                .arg("--data-root")
-                .arg(d.join("data"))
-                .arg("--exec-root")
-                .arg(d.join("exec"))
-                .arg("--pidfile")
-                .arg(d.join("docker.pid"))
-                .arg("-H")
-                .arg(format!("unix://{}", socket.display()))
-                .args([
-                    "--bridge",
-                    "none",
-                    "--iptables=false",
-                    "--ip6tables=false",
-                    "--ip-masq=false",
-                ])
-                .args(extra),
-            d.join("dockerd.log"),
-        );
-        wait_for_socket(&socket, "dockerd", &proc);
-        Self { socket, proc }
     }
 }
