@@ -82,8 +82,6 @@ impl Podman {
             .arg(d.join("runroot"))
             .arg("--tmpdir")
             .arg(d.join("tmp"))
-            // vfs works too, but its bind-mount sources (vfs-containers/<id>/userdata) are
-            // not recognised as Podman's own files by the conversion yet; see docs/hook.md.
             .args([
                 "--storage-driver",
                 "overlay",

@@ -58,6 +58,10 @@ const CRI_FILES: [&str; 4] = [
     "/dev/shm",
 ];
 
+/// containers/storage keeps a container's files in `<graphroot>/<driver>-containers/<id>/`,
+/// whichever storage driver Podman or CRI-O runs with.
+const STORAGE_DRIVERS: [&str; 6] = ["overlay", "vfs", "btrfs", "zfs", "aufs", "devicemapper"];
+
 fn base_name(dest: &str) -> &str {
     dest.rsplit('/').next().unwrap_or(dest)
 }
@@ -84,11 +88,13 @@ fn runtime_managed(m: &Mount<'_>, ctx: &MountContext<'_>) -> bool {
             && lives_in(m.source, &format!("containers/{}", ctx.id), base))
         || (id_ok
             && PODMAN_FILES.contains(&m.dest)
-            && lives_in(
-                m.source,
-                &format!("overlay-containers/{}/userdata", ctx.id),
-                base,
-            ))
+            && STORAGE_DRIVERS.iter().any(|driver| {
+                lives_in(
+                    m.source,
+                    &format!("{driver}-containers/{}/userdata", ctx.id),
+                    base,
+                )
+            }))
         || ctx.sandbox_id.is_some_and(|sb| {
             !sb.is_empty()
                 && !sb.contains('/')
@@ -212,6 +218,7 @@ mod tests {
             {"destination": "/etc/hosts", "type": "bind", "source": "/data/docker/containers/abc/hosts"},
             {"destination": "/etc/hosts", "source": "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/sb1/hosts", "options": ["rbind"]},
             {"destination": "/run/.containerenv", "type": "bind", "source": "/run/containers/storage/overlay-containers/abc/userdata/.containerenv"},
+            {"destination": "/etc/hostname", "type": "bind", "source": "/var/lib/containers/storage/vfs-containers/abc/userdata/hostname"},
         ]});
         assert!(map(spec.clone(), true).volumes.is_empty());
         // Without a host IPC namespace, the host's /dev/shm bound in is a hostPath.
