@@ -462,7 +462,7 @@ fn podman_through_the_serve_daemon_with_lifecycle_events_on_the_stream() {
     let dir = tempdir();
     let events = dir.path().join("events.sock");
     let decisions = dir.path().join("decisions.jsonl");
-    let serve = common::Serve::start(
+    let serve = common::Serve::serve(
         dir.path(),
         &format!(
             "{}events: {{socket: '{}'}}\ndecisionLog: {{file: '{}'}}\n",

@@ -3,32 +3,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{ok, text, unique, World, IMAGE, IMAGE_LATEST};
+use common::{free_port, http, ok, text, unique, World, IMAGE, IMAGE_LATEST};
 
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` over plain HTTP/1.1: (status line, body).
+/// `GET path`: (head, body).
 fn get(port: u16, path: &str) -> (String, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (head.to_owned(), body.to_owned())
+    http(port, "GET", path, b"")
 }
 
 /// The value of the sample `line` starts with (`name{labels}`), 0 if absent.

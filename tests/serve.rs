@@ -3,43 +3,21 @@
 
 mod common;
 
-use std::io::{Read, Write};
-
-use common::{ok, text, unique, Serve, World, IMAGE, IMAGE_LATEST};
+use common::{free_port, http, ok, text, unique, Serve, World, IMAGE, IMAGE_LATEST};
 use serde_json::{json, Value};
 
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `POST path` with a JSON body over HTTP/1.1: (status line, body).
+/// `POST path` with a JSON body: (status line, JSON body).
 fn post(port: u16, path: &str, body: &Value) -> (String, Value) {
-    let body = serde_json::to_vec(body).unwrap();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    stream.write_all(&body).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let (head, body) = http(port, "POST", path, &serde_json::to_vec(body).unwrap());
     let status = head.lines().next().unwrap_or_default().to_owned();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 #[test]
 fn the_proxy_asks_serve_over_a_unix_socket_and_ctr_sees_its_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("decisions.jsonl");
-    let serve = Serve::start(
+    let serve = Serve::serve(
         dir.path(),
         &format!(
             "images: {{disallowLatest: true}}\ndecisionLog: {{file: '{}'}}\n",
@@ -90,7 +68,7 @@ fn serve_answers_admission_and_image_reviews_over_plain_tcp() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let serve = Serve::start(
+    let serve = Serve::serve(
         dir.path(),
         "images: {disallowLatest: true}\nruntimeClass: {reservedRuntimes: [runc], fallbackRuntime: kata, defaultRuntimeReserved: true}\n",
         &["--listen", &listen],
@@ -178,7 +156,7 @@ fn the_proxy_asks_serve_over_mutual_tls() {
     let dir = tempfile::tempdir().unwrap();
     let [ca, cert, key, client_cert, client_key] = pki(dir.path());
     let port = free_port();
-    let serve = Serve::start(
+    let serve = Serve::serve(
         dir.path(),
         &format!(
             "images: {{disallowLatest: true}}\nserve:\n  listeners:\n  - address: 127.0.0.1:{port}\n    \

@@ -141,11 +141,11 @@ impl Decider {
         if pod_security_labels {
             policies.push(Box::new(policies::PodSecurity));
         }
-        let images: Vec<Box<dyn ValidatingPolicy>> = policies::Images::new(&config.images)
-            .into_iter()
-            .map(|p| Box::new(p) as Box<dyn ValidatingPolicy>)
-            .collect();
-        policies.extend(policies::Images::new(&config.images).map(|p| Box::new(p) as _));
+        let mut images: Vec<Box<dyn ValidatingPolicy>> = Vec::new();
+        if let Some(rules) = policies::Images::new(&config.images) {
+            images.push(Box::new(rules.clone()));
+            policies.push(Box::new(rules));
+        }
         let mut mutating_policies: Vec<Box<dyn MutatingPolicy>> =
             policies::RuntimeClass::new(&config.runtime_class)
                 .into_iter()

@@ -58,6 +58,7 @@ pub trait ValidatingPolicy: Send + Sync {
 }
 
 /// `images:` — the built-in image rules, on Pod creates and updates.
+#[derive(Clone)]
 pub struct Images {
     rules: ImageRules,
 }

@@ -55,6 +55,21 @@ fn flag(arg: &str) -> Option<(&str, Option<&str>)> {
     })
 }
 
+/// A flag's value: written inline (`--root=/r`), else the next argument.
+fn value_of<'a>(
+    name: &str,
+    inline: Option<&str>,
+    rest: &mut impl Iterator<Item = &'a String>,
+) -> Result<String, ArgsError> {
+    match inline {
+        Some(v) => Ok(v.to_owned()),
+        None => rest
+            .next()
+            .cloned()
+            .ok_or_else(|| ArgsError::MissingValue(name.to_owned())),
+    }
+}
+
 pub fn parse(args: &[String]) -> Result<RuncCall, ArgsError> {
     let mut call = RuncCall::default();
     let mut rest = args.iter();
@@ -67,13 +82,7 @@ pub fn parse(args: &[String]) -> Result<RuncCall, ArgsError> {
         if !GLOBAL_VALUE_FLAGS.contains(&name) {
             continue; // --debug, --systemd-cgroup, --help, --version
         }
-        let value = match inline {
-            Some(v) => v.to_owned(),
-            None => rest
-                .next()
-                .cloned()
-                .ok_or_else(|| ArgsError::MissingValue(name.to_owned()))?,
-        };
+        let value = value_of(name, inline, &mut rest)?;
         match name {
             "root" => call.root = Some(value.into()),
             "log" => call.log = Some(value.into()),
@@ -102,13 +111,7 @@ pub fn parse(args: &[String]) -> Result<RuncCall, ArgsError> {
         if !CREATE_VALUE_FLAGS.contains(&name) {
             continue;
         }
-        let value = match inline {
-            Some(v) => v.to_owned(),
-            None => rest
-                .next()
-                .cloned()
-                .ok_or_else(|| ArgsError::MissingValue(name.to_owned()))?,
-        };
+        let value = value_of(name, inline, &mut rest)?;
         if name == "bundle" || name == "b" {
             bundle = Some(PathBuf::from(value));
         }

@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
 pub use serve::serve;
+pub(crate) use serve::{probe, reply};
 
 use crate::review::{Outcome, Verdict};
 

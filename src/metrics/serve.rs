@@ -1,5 +1,5 @@
-//! The metrics endpoint: `GET /metrics` (OpenMetrics text, which Prometheus scrapes) and
-//! `GET /healthz`, over plain HTTP/1.1. Bind it to loopback or a trusted network.
+//! The metrics endpoint: `GET /metrics` (OpenMetrics text, which Prometheus scrapes),
+//! `GET /healthz` and `/readyz`, over plain HTTP/1.1. Bind it to loopback or a trusted network.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::SharedMetrics;
+use super::{Metrics, SharedMetrics};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -28,8 +28,7 @@ pub async fn serve(
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accepting a metrics connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    crate::net::listener::accept_failed("metrics", &e).await;
                     continue;
                 }
             };
@@ -47,22 +46,39 @@ pub async fn serve(
     })
 }
 
+/// What `GET` of `path` answers, for the paths every HTTP endpoint of Portcullis serves:
+/// `/metrics`, and `/healthz` and `/readyz` (serving at all means a config loaded: a bad
+/// one never starts, a bad reload is rejected). `None` for any other path.
+pub(crate) fn probe(metrics: &Metrics, path: &str) -> Option<(&'static str, String)> {
+    match path {
+        "/metrics" => Some((OPENMETRICS, metrics.encode())),
+        "/healthz" | "/readyz" => Some(("text/plain", "ok\n".to_owned())),
+        _ => None,
+    }
+}
+
 fn respond(metrics: &SharedMetrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => (StatusCode::OK, OPENMETRICS, metrics.encode()),
-        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        (_, "/metrics" | "/healthz") => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "use GET\n".to_owned(),
-        ),
-        _ => (
+    let path = req.uri().path();
+    match probe(metrics, path) {
+        Some((content_type, body)) if req.method() == Method::GET => {
+            reply(StatusCode::OK, content_type, body)
+        }
+        Some(_) => reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n"),
+        None => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; metrics are at /metrics\n".to_owned(),
+            "not found; metrics are at /metrics\n",
         ),
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    }
+}
+
+/// A response with `status`, `content_type` and `body`.
+pub(crate) fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

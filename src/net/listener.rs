@@ -105,6 +105,13 @@ pub fn bind(path: &Path, mode: &ListenMode) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
+/// After a failed `accept` (EMFILE and friends pass): logs it and waits a little before the
+/// next one, while the connections there are keep being served.
+pub async fn accept_failed(what: &str, error: &std::io::Error) {
+    tracing::error!(%error, "accepting a {what} connection");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

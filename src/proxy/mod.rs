@@ -71,9 +71,7 @@ impl Proxy {
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    // EMFILE and friends pass; keep serving the connections we have.
-                    tracing::error!(error = %e, "accepting a connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    crate::net::listener::accept_failed("proxy", &e).await;
                     continue;
                 }
             };

@@ -48,9 +48,12 @@ impl Events {
     /// Serves subscribers on `listener` until dropped.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
+            let mut stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    crate::net::listener::accept_failed("events", &e).await;
+                    continue;
+                }
             };
             let mut rx = self.tx.subscribe();
             tokio::spawn(async move {

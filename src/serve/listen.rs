@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use hyper::service::service_fn;
@@ -71,7 +70,7 @@ impl Bound {
                         let peer = PeerCred::of(&stream).ok().map(|c| c.user_info());
                         tokio::spawn(connection(stream, peer, routes.clone()));
                     }
-                    Err(e) => pause(&e).await,
+                    Err(e) => listener::accept_failed("serve", &e).await,
                 },
                 Bound::Tcp(listener, acceptor) => match listener.accept().await {
                     Ok((stream, _)) => {
@@ -93,17 +92,11 @@ impl Bound {
                             }
                         }
                     }
-                    Err(e) => pause(&e).await,
+                    Err(e) => listener::accept_failed("serve", &e).await,
                 },
             }
         }
     }
-}
-
-/// EMFILE and friends pass; keep serving the connections there are.
-async fn pause(e: &std::io::Error) {
-    tracing::error!(error = %e, "accepting a connection");
-    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 async fn connection<S>(stream: S, peer: Option<UserInfo>, routes: Arc<Routes>)

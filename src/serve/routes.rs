@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{json, Value};
 
 use crate::core::Scope;
-use crate::metrics::SharedMetrics;
+use crate::metrics::{probe, reply, SharedMetrics};
 use crate::reload::LiveDecider;
 use crate::review::{
     AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, UserInfo,
@@ -60,19 +60,11 @@ impl Routes {
             "/validate_raw" => Endpoint::Raw,
             "/admit" => Endpoint::Admit,
             "/events" => Endpoint::Event,
-            "/healthz" | "/readyz" | "/metrics" => {
+            _ if let Some((content_type, body)) = probe(&self.metrics, &path) => {
                 if req.method() != Method::GET {
                     return error(StatusCode::METHOD_NOT_ALLOWED, &format!("{path}: use GET"));
                 }
-                return match path.as_str() {
-                    "/metrics" => reply(
-                        StatusCode::OK,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        self.metrics.encode(),
-                    ),
-                    // Serving at all means a config loaded: a bad one never starts.
-                    _ => reply(StatusCode::OK, "text/plain", "ok\n"),
-                };
+                return reply(StatusCode::OK, content_type, body);
             }
             _ => {
                 return error(
@@ -301,16 +293,6 @@ fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
         };
         Some((decode(k), decode(v)))
     })
-}
-
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    response
 }
 
 fn json_reply(status: StatusCode, body: Vec<u8>) -> Reply {

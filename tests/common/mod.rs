@@ -9,6 +9,7 @@
 
 pub mod webhook;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -225,36 +226,55 @@ pub fn unique(name: &str) -> String {
     )
 }
 
-/// The proxy binary under test.
-pub struct Proxy {
+/// A `portcullis` daemon under test (the proxy, or serve), its config file and its socket.
+pub struct Portcullis {
     pub socket: PathBuf,
     pub config: PathBuf,
     proc: Proc,
 }
 
-impl Proxy {
-    /// Starts `portcullis proxy` with `config` (YAML; `proxy.listen` and `proxy.containerd`
-    /// are set by the harness).
-    pub fn start(dir: &Path, containerd: &Path, config: &str) -> Self {
-        let socket = dir.join("portcullis.sock");
-        let config_path = dir.join("portcullis.yaml");
+/// The proxy binary under test.
+pub type Proxy = Portcullis;
+/// `portcullis serve` under test.
+pub type Serve = Portcullis;
+
+impl Portcullis {
+    /// Writes `config` to `dir/VERB.yaml` and runs `portcullis VERB --config it` with
+    /// `args` then `socket_flag dir/VERB.sock`, logging to `dir/VERB.log`, until the socket
+    /// accepts connections.
+    fn spawn(dir: &Path, verb: &str, config: &str, args: &[&OsStr], socket_flag: &str) -> Self {
+        let socket = dir.join(format!("{verb}.sock"));
+        let config_path = dir.join(format!("{verb}.yaml"));
         std::fs::write(&config_path, config).unwrap();
         let proc = Proc::spawn(
             Command::new(env!("CARGO_BIN_EXE_portcullis"))
-                .args(["--log", "portcullis=debug,info", "proxy", "--config"])
+                .args(["--log", "portcullis=debug,info", verb, "--config"])
                 .arg(&config_path)
-                .arg("--listen")
-                .arg(&socket)
-                .arg("--containerd")
-                .arg(containerd),
-            dir.join("proxy.log"),
+                .args(args)
+                .arg(socket_flag)
+                .arg(&socket),
+            dir.join(format!("{verb}.log")),
         );
-        wait_for_socket(&socket, "portcullis proxy", &proc);
+        wait_for_socket(&socket, &format!("portcullis {verb}"), &proc);
         Self {
             socket,
             config: config_path,
             proc,
         }
+    }
+
+    /// Starts `portcullis proxy` with `config` (YAML; `proxy.listen` and `proxy.containerd`
+    /// are set by the harness).
+    pub fn start(dir: &Path, containerd: &Path, config: &str) -> Self {
+        let args = [OsStr::new("--containerd"), containerd.as_os_str()];
+        Self::spawn(dir, "proxy", config, &args, "--listen")
+    }
+
+    /// Starts `portcullis serve` on a unix socket in `dir`, plus the listeners `config` and
+    /// `extra_args` name.
+    pub fn serve(dir: &Path, config: &str, extra_args: &[&str]) -> Self {
+        let args: Vec<&OsStr> = extra_args.iter().map(OsStr::new).collect();
+        Self::spawn(dir, "serve", config, &args, "--socket")
     }
 
     pub fn log(&self) -> String {
@@ -344,38 +364,31 @@ pub fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `portcullis serve` on a unix socket in `dir`, plus the listeners `config` names.
-pub struct Serve {
-    pub socket: PathBuf,
-    pub config: PathBuf,
-    proc: Proc,
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-impl Serve {
-    pub fn start(dir: &Path, config: &str, extra_args: &[&str]) -> Self {
-        let socket = dir.join("serve.sock");
-        let config_path = dir.join("serve.yaml");
-        std::fs::write(&config_path, config).unwrap();
-        let proc = Proc::spawn(
-            Command::new(env!("CARGO_BIN_EXE_portcullis"))
-                .args(["--log", "portcullis=debug,info", "serve", "--config"])
-                .arg(&config_path)
-                .arg("--socket")
-                .arg(&socket)
-                .args(extra_args),
-            dir.join("serve.log"),
-        );
-        wait_for_socket(&socket, "portcullis serve", &proc);
-        Self {
-            socket,
-            config: config_path,
-            proc,
-        }
-    }
-
-    pub fn log(&self) -> String {
-        self.proc.log_text()
-    }
+/// One HTTP/1.1 request to `127.0.0.1:port` (a JSON body when not empty): the response's
+/// head (status line and headers) and body.
+pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.to_owned(), body.to_owned())
 }
 
 /// A test world: temp dir, containerd with the busybox image imported through the proxy.
