@@ -42,22 +42,36 @@ pub struct Reloader {
     seen: Fingerprint,
 }
 
+/// The sections read at start only (open sockets, files and listeners).
 #[derive(PartialEq)]
 struct Fixed {
-    proxy: String,
-    serve: String,
-    decision_log: String,
-    metrics: String,
+    proxy: crate::config::ProxyConfig,
+    serve: crate::serve::config::ServeConfig,
+    decision_log: crate::core::log::DecisionLogConfig,
+    metrics: crate::metrics::MetricsConfig,
 }
 
 impl Fixed {
     fn of(config: &Config) -> Self {
         Self {
-            proxy: format!("{:?}", config.proxy),
-            serve: format!("{:?}", config.serve),
-            decision_log: format!("{:?}", config.decision_log),
-            metrics: format!("{:?}", config.metrics),
+            proxy: config.proxy.clone(),
+            serve: config.serve.clone(),
+            decision_log: config.decision_log.clone(),
+            metrics: config.metrics.clone(),
         }
+    }
+
+    /// The names of the sections that differ between `self` and `other`.
+    fn changed(&self, other: &Fixed) -> Vec<&'static str> {
+        [
+            ("proxy", self.proxy != other.proxy),
+            ("serve", self.serve != other.serve),
+            ("decisionLog", self.decision_log != other.decision_log),
+            ("metrics", self.metrics != other.metrics),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
     }
 }
 
@@ -103,10 +117,13 @@ impl Fingerprint {
 impl Reloader {
     /// Watches `path`, from which `config` (serving as `live`) was loaded.
     pub fn new(path: &Path, config: &Config, live: LiveDecider, metrics: SharedMetrics) -> Self {
+        // `config` may carry command-line overrides (`--listen`...); what a reloaded file
+        // is compared with is the file as it was read.
+        let as_read = Config::load(path).ok();
         Self {
             path: path.to_path_buf(),
             seen: Fingerprint::take(path, config.policy_dir.as_deref()),
-            fixed: Fixed::of(config),
+            fixed: Fixed::of(as_read.as_ref().unwrap_or(config)),
             policy_dir: config.policy_dir.clone(),
             live,
             metrics,
@@ -172,19 +189,11 @@ impl Reloader {
                 }
                 self.metrics.reloaded(true, self.generation);
                 tracing::info!(config = %self.path.display(), generation = self.generation, "config reloaded");
-                let fixed = Fixed::of(&config);
-                for (section, old, new) in [
-                    ("proxy", &self.fixed.proxy, &fixed.proxy),
-                    ("serve", &self.fixed.serve, &fixed.serve),
-                    ("decisionLog", &self.fixed.decision_log, &fixed.decision_log),
-                    ("metrics", &self.fixed.metrics, &fixed.metrics),
-                ] {
-                    if old != new {
-                        tracing::warn!(
-                            section,
-                            "this section changed; it takes effect at the next restart"
-                        );
-                    }
+                for section in self.fixed.changed(&Fixed::of(&config)) {
+                    tracing::warn!(
+                        section,
+                        "this section changed; it takes effect at the next restart"
+                    );
                 }
             }
             Err(error) => {

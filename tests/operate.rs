@@ -100,6 +100,9 @@ fn metrics_count_decisions_and_cache_hits_and_the_config_reloads_live() {
         w.proxy.log().contains("config reload rejected")
     });
     let log = w.proxy.log();
+    // Only `images:` changed: --listen and --containerd given on the command line are not
+    // taken for a change of the `proxy:` section.
+    assert!(!log.contains("takes effect at the next restart"), "{log}");
     assert!(
         log.contains("unknown field") && log.contains("bogusKey"),
         "{log}"

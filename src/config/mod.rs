@@ -92,7 +92,7 @@ pub struct NamespaceConfig {
 }
 
 /// `proxy:` — the containerd door.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProxyConfig {
     /// Socket the proxy listens on.
