@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Portcullis' demo and tests need on a Debian machine: containerd, runc,
-# dockerd, Podman, busybox (for the local test image) and protoc (for containerd's protos).
+# dockerd, Podman, busybox (for the local test image), protoc (for containerd's protos), and the
+# third-party gRPC clients of the proxy's compatibility matrix (grpc-go built offline in GOPATH
+# mode, Debian's python3-grpcio) with socat, the byte-relay floor of the proxy benchmark.
 # Idempotent; run as root.
 set -euo pipefail
-packages=(containerd runc docker.io podman busybox-static protobuf-compiler iproute2)
+packages=(containerd runc docker.io podman busybox-static protobuf-compiler iproute2
+  golang-go golang-google-grpc-dev golang-google-protobuf-dev python3-grpcio python3-venv socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,3 +18,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 1; }
+
+# --- Python grpcio from PyPI, for the proxy's compatibility matrix (tests/clients/python.rs).
+# gRPC C-core >= 1.57 sends the socket path percent-encoded as `:authority`; Debian's
+# python3-grpcio (1.51, above) still sends `localhost`: the matrix runs both. The venv is on
+# Debian's interpreter (not whatever `python3` is on PATH) and lives in target/clients-venv;
+# skipped when it already imports a grpcio >= 1.57.
+venv="$(cd "$(dirname "$0")/.." && pwd)/target/clients-venv"
+if ! "$venv/bin/python" -c 'import grpc, sys; sys.exit(tuple(map(int, grpc.__version__.split(".")[:2])) < (1, 57))' 2>/dev/null; then
+  echo "setup: installing grpcio>=1.57 from PyPI into $venv" >&2
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'grpcio>=1.57'
+fi

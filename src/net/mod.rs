@@ -2,6 +2,7 @@
 //! and a unix-socket connector for HTTP clients.
 
 pub mod cork;
+pub mod h2;
 pub mod listener;
 pub mod peer;
 pub mod unix;

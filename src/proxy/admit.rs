@@ -9,15 +9,12 @@ use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateTaskRequest, ExecProcessRequest, GetContainerRequest,
     GetContainerResponse, UpdateContainerRequest,
 };
-use http::{Request, Response};
-use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::Incoming;
 use prost::Message;
 use serde_json::{json, Value};
 
 use super::grpc::{self, Code, Status};
 use super::record::{self, PROCESS_TYPE_URL};
-use super::{raw, status_response, Body, Caller, Proxy};
+use super::{raw, Caller, Proxy};
 use crate::config::Conversion;
 use crate::convert::{pod, writeback, ContainerRecord, TaskInfo};
 use crate::review::{
@@ -62,51 +59,37 @@ struct View {
 }
 
 impl Proxy {
-    pub(super) async fn admit_call(
+    /// Decides one admitted call from its gRPC-framed request message: the message to
+    /// send on (the same bytes, or re-encoded with mutations), or the status to refuse with.
+    pub(super) async fn admit_message(
         &self,
         method: Method,
         caller: &Caller,
-        req: Request<Incoming>,
-    ) -> Response<Body> {
-        let (mut parts, body) = req.into_parts();
-        let bytes = match Limited::new(body, grpc::MAX_MESSAGE + 5).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) => {
-                return status_response(&Status::new(
-                    Code::ResourceExhausted,
-                    format!("portcullis: reading the request: {e}"),
-                ))
-            }
-        };
-        let namespace = parts
-            .headers
-            .get("containerd-namespace")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        namespace: &str,
+        framed: Bytes,
+    ) -> Result<Bytes, Status> {
         let started = Instant::now();
-        let outcome = match grpc::unframe(bytes.clone()) {
+        let outcome = match grpc::unframe(framed.clone()) {
             Ok(message) => {
-                self.admit(method, &namespace, caller.user_info(), message)
+                self.admit(method, namespace, caller.user_info(), message)
                     .await
             }
             Err(status) => Err(status),
         };
         let elapsed = started.elapsed();
-        let body = match outcome {
-            Ok(Admitted::Unchanged) => bytes,
-            Ok(Admitted::Rewritten(message)) => {
-                parts.headers.remove(http::header::CONTENT_LENGTH);
-                grpc::frame(&message)
+        match outcome {
+            Ok(admitted) => {
+                tracing::debug!(?method, namespace, ?elapsed, "admitted");
+                Ok(match admitted {
+                    Admitted::Unchanged => framed,
+                    Admitted::Rewritten(message) => grpc::frame(&message),
+                })
             }
             Err(status) => {
                 tracing::info!(?method, namespace, code = ?status.code, message = %status.message, ?elapsed, "refused");
-                return status_response(&status);
+                Err(status)
             }
-        };
-        tracing::debug!(?method, namespace, ?elapsed, "admitted");
-        self.relay(Request::from_parts(parts, Either::Right(Full::new(body))))
-            .await
+        }
     }
 
     async fn admit(

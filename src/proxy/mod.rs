@@ -1,25 +1,21 @@
 //! The containerd door: a unix-socket gRPC proxy that relays every call to containerd
 //! untouched and admits the calls that create or change containers.
 //!
-//! Relaying is plain HTTP/2 forwarding (bodies and trailers streamed, never buffered), so
-//! every service — containerd's, CRI's, health — and every streaming shape passes without
-//! the proxy knowing its protos. Only the methods in [`admit::Method`] are read.
+//! Relaying is at the HTTP/2 frame level ([`relay`]): every service — containerd's, CRI's,
+//! health — and every streaming shape passes without the proxy knowing its protos, and
+//! every client containerd accepts is accepted, whatever `:authority` it sends. Only the
+//! methods in [`admit::Method`] are read.
 
 mod admit;
 pub mod docker;
 pub mod grpc;
 pub mod raw;
 pub mod record;
+mod relay;
 pub mod upstream;
 
-use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
 
-use http::{Request, Response};
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixListener;
 
 use crate::config::{Config, Conversion};
@@ -27,7 +23,7 @@ use crate::convert::PodOptions;
 use crate::net::peer::PeerCred;
 use crate::reload::LiveDecider;
 use crate::review::UserInfo;
-use upstream::{Body, Upstream};
+use upstream::Upstream;
 
 /// The proxy's settings, resolved from the config file.
 pub struct Proxy {
@@ -79,41 +75,7 @@ impl Proxy {
                 cred: PeerCred::of(&stream).ok(),
                 user: OnceLock::new(),
             });
-            let this = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let this = this.clone();
-                    let caller = caller.clone();
-                    async move { Ok::<_, Infallible>(this.handle(&caller, req).await) }
-                });
-                let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .initial_stream_window_size(upstream::WINDOW)
-                    .initial_connection_window_size(2 * upstream::WINDOW)
-                    .max_frame_size(1 << 20)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-                if let Err(e) = served {
-                    tracing::debug!(error = %e, "client connection ended");
-                }
-            });
+            tokio::spawn(relay::serve(self.clone(), caller, stream));
         }
     }
-
-    async fn handle(&self, caller: &Caller, req: Request<Incoming>) -> Response<Body> {
-        match admit::Method::from_path(req.uri().path()) {
-            Some(method) => self.admit_call(method, caller, req).await,
-            None => self.relay(req.map(Either::Left)).await,
-        }
-    }
-
-    async fn relay(&self, req: Request<Body>) -> Response<Body> {
-        match self.upstream.forward(req).await {
-            Ok(response) => response.map(Either::Left),
-            Err(status) => status_response(&status),
-        }
-    }
-}
-
-fn status_response(status: &grpc::Status) -> Response<Body> {
-    grpc::status_response::<Full<bytes::Bytes>>(status).map(Either::Right)
 }

@@ -42,7 +42,7 @@ impl Upstream {
         &self.socket
     }
 
-    fn unreachable(&self, e: &dyn std::error::Error) -> Status {
+    pub fn unreachable(&self, e: &dyn std::error::Error) -> Status {
         Status::new(
             Code::Unavailable,
             format!(

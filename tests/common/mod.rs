@@ -128,6 +128,16 @@ pub struct Containerd {
 
 impl Containerd {
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, false)
+    }
+
+    /// A private containerd with its CRI plugin serving `runtime.v1` and
+    /// `runtime.v1alpha2` on the same socket (CNI and streaming stay private to `dir`).
+    pub fn start_with_cri(dir: &Path) -> Self {
+        Self::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, cri: bool) -> Self {
         require("containerd");
         require("runc");
         let dir = dir.join("containerd");
@@ -135,11 +145,21 @@ impl Containerd {
         let socket = dir.join("containerd.sock");
         let config = dir.join("config.toml");
         let d = dir.display();
+        let plugins = if cri {
+            // This machine has no CAP_SYS_RESOURCE: sandboxes need restrict_oom_score_adj.
+            format!(
+                "[plugins.\"io.containerd.grpc.v1.cri\"]\n  restrict_oom_score_adj = true\n\
+                 stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n\
+                 conf_dir = \"{d}/cni\"\n"
+            )
+        } else {
+            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".to_owned()
+        };
         std::fs::write(
             &config,
             format!(
-                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n{plugins}\
                  [grpc]\n  address = \"{d}/containerd.sock\"\n\
                  [ttrpc]\n  address = \"{d}/containerd.sock.ttrpc\"\n\
                  [debug]\n  address = \"{d}/debug.sock\"\n\
@@ -402,11 +422,20 @@ pub struct World {
 
 impl World {
     pub fn new(config: &str) -> Self {
+        Self::start(config, false)
+    }
+
+    /// [`World::new`] with containerd's CRI plugin enabled.
+    pub fn with_cri(config: &str) -> Self {
+        Self::start(config, true)
+    }
+
+    fn start(config: &str, cri: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("portcullis-e2e-")
             .tempdir()
             .unwrap();
-        let containerd = Containerd::start(dir.path());
+        let containerd = Containerd::start_with(dir.path(), cri);
         let proxy = Proxy::start(dir.path(), &containerd.socket, config);
         // Through the proxy: exercises Content/Write streaming and the image services.
         ok(ctr(

@@ -1,0 +1,83 @@
+//! An admitted call once its body is in: decided by the core, then its body sent to
+//! containerd within containerd's windows, or the stream reset there and refused to the
+//! client.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::flow::Take;
+use super::{write_status, Conn};
+use crate::net::h2::{self, error, flag, kind, Head};
+use crate::proxy::admit::Method;
+use crate::proxy::grpc::Status;
+
+/// An admitted call as the relay collects it.
+pub(super) struct Call {
+    pub method: Method,
+    pub namespace: String,
+    /// The gRPC-framed request message.
+    pub body: BytesMut,
+}
+
+pub(super) async fn run(conn: Arc<Conn>, stream: u32, call: Call) {
+    let decided = conn
+        .proxy
+        .admit_message(call.method, &conn.caller, &call.namespace, call.body.freeze())
+        .await;
+    let sent = match decided {
+        Ok(body) => send(&conn, stream, body).await,
+        Err(status) => refuse(&conn, stream, &status).await,
+    };
+    if let Err(e) = sent {
+        tracing::debug!(stream, error = %e, "admitted call not delivered");
+    }
+}
+
+async fn send(conn: &Conn, stream: u32, mut body: Bytes) -> std::io::Result<()> {
+    loop {
+        let want = body.len();
+        let take = conn
+            .when(|f| match f.take(stream, want) {
+                Take::Wait => None,
+                granted_or_ended => Some(granted_or_ended),
+            })
+            .await;
+        let Take::Granted(n) = take else {
+            // Reset by the client, or answered by containerd already.
+            conn.flow().release(stream);
+            return Ok(());
+        };
+        let chunk = body.split_to(n);
+        let last = body.is_empty();
+        let mut out = BytesMut::with_capacity(h2::HEAD + n);
+        Head {
+            len: n,
+            kind: kind::DATA,
+            flags: if last { flag::END_STREAM } else { 0 },
+            stream,
+        }
+        .write(&mut out);
+        out.extend_from_slice(&chunk);
+        if last {
+            conn.flow().release(stream);
+        }
+        conn.to_upstream(&out).await?;
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+async fn refuse(conn: &Conn, stream: u32, status: &Status) -> std::io::Result<()> {
+    if !conn.flow().release(stream) {
+        // The client reset the stream, or containerd ended it (a deadline): no one to tell.
+        return Ok(());
+    }
+    let mut up = BytesMut::new();
+    h2::write_rst_stream(&mut up, stream, error::CANCEL);
+    conn.to_upstream(&up).await?;
+    let mut down = BytesMut::new();
+    write_status(&mut down, stream, status);
+    conn.to_client(&down).await
+}

@@ -1,0 +1,141 @@
+//! The relay between one client connection and containerd, at the HTTP/2 frame level.
+//!
+//! Each client connection gets its own connection to containerd, and a frame keeps its
+//! stream id across the relay. From the client, header blocks are decoded (to read the
+//! `:path` and, for admitted calls, the metadata) and re-encoded; every other frame goes
+//! on as it came: DATA of passthrough calls as it arrives, SETTINGS, PING, WINDOW_UPDATE,
+//! PRIORITY, RST_STREAM and GOAWAY end to end, so the two peers negotiate their windows,
+//! keepalives and limits with each other as on a direct connection. From containerd,
+//! frames go back unchanged but for the WINDOW_UPDATEs that repay the relay's own sends
+//! ([`flow`]). Nothing is validated that containerd validates itself: whatever
+//! `:authority` (a socket path, percent-encoded, empty, absent), header or frame a client
+//! sends, containerd sees and judges exactly that.
+//!
+//! What the relay does decide: a `:path` that is not `/service/method` is refused (grpc-go
+//! routes `service/method` without its slash, which would reach an admitted method by a
+//! name the proxy does not know), and the methods in [`admit::Method`] are admitted: their
+//! HEADERS go on at once (containerd requires stream ids in order), their body is held and
+//! decided, then sent (as it was, or rewritten) or the stream is reset towards containerd
+//! and refused towards the client with a trailers-only gRPC status.
+//!
+//! [`admit::Method`]: super::admit::Method
+
+mod admitted;
+mod flow;
+mod requests;
+mod responses;
+mod unavailable;
+
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::Notify;
+
+use super::grpc::Status;
+use super::{Caller, Proxy};
+use crate::net::h2::{self, hpack};
+use flow::Flow;
+
+/// One client connection and its connection to containerd.
+struct Conn {
+    proxy: Arc<Proxy>,
+    caller: Arc<Caller>,
+    client: tokio::sync::Mutex<OwnedWriteHalf>,
+    upstream: tokio::sync::Mutex<OwnedWriteHalf>,
+    flow: Mutex<Flow>,
+    /// Woken whenever `flow` gains window or a held stream ends.
+    flow_changed: Notify,
+}
+
+/// Why a connection ended early; logged at debug.
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol error from the client: {0}")]
+    Protocol(&'static str),
+}
+
+impl Conn {
+    fn flow(&self) -> std::sync::MutexGuard<'_, Flow> {
+        self.flow.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn to_client(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.client.lock().await.write_all(bytes).await
+    }
+
+    async fn to_upstream(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.upstream.lock().await.write_all(bytes).await
+    }
+
+    /// Waits until `f` answers `Some` from the flow state, re-asking whenever it changes.
+    async fn when<T>(&self, mut f: impl FnMut(&mut Flow) -> Option<T>) -> T {
+        loop {
+            let changed = self.flow_changed.notified();
+            if let Some(t) = f(&mut self.flow()) {
+                return t;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Relays one accepted client connection until either side closes it.
+pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixStream) {
+    let upstream = match UnixStream::connect(proxy.upstream.socket()).await {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            let status = proxy.upstream.unreachable(&e);
+            tracing::debug!(error = %e, "containerd unreachable; answering the connection's calls with Unavailable");
+            unavailable::answer(client, &status).await;
+            return;
+        }
+    };
+    let (client_read, client_write) = client.into_split();
+    let (upstream_read, upstream_write) = upstream.into_split();
+    let conn = Arc::new(Conn {
+        proxy,
+        caller,
+        client: tokio::sync::Mutex::new(client_write),
+        upstream: tokio::sync::Mutex::new(upstream_write),
+        flow: Mutex::new(Flow::default()),
+        flow_changed: Notify::new(),
+    });
+    let mut requests = tokio::spawn(requests::pump(conn.clone(), client_read));
+    let responses = responses::pump(conn.clone(), upstream_read);
+    tokio::pin!(responses);
+    tokio::select! {
+        ended = &mut requests => {
+            // The client is done sending: tell containerd, then relay what it still says.
+            log_end("client", ended.unwrap_or(Ok(())));
+            let _ = conn.upstream.lock().await.shutdown().await;
+            log_end("containerd", responses.await);
+        }
+        ended = &mut responses => {
+            log_end("containerd", ended);
+            requests.abort();
+        }
+    }
+    let _ = conn.client.lock().await.shutdown().await;
+}
+
+fn log_end(side: &str, ended: Result<(), Ended>) {
+    if let Err(e) = ended {
+        tracing::debug!(side, error = %e, "relay ended");
+    }
+}
+
+/// A trailers-only response carrying `status` (gRPC over HTTP/2: HEADERS with END_STREAM).
+fn write_status(out: &mut BytesMut, stream: u32, status: &Status) {
+    let response: http::Response<()> = super::grpc::status_response(status);
+    let mut block = Vec::with_capacity(256);
+    hpack::encode_field(&mut block, b":status", b"200");
+    for (name, value) in response.headers() {
+        hpack::encode_field(&mut block, name.as_str().as_bytes(), value.as_bytes());
+    }
+    h2::write_headers(out, stream, &block, true, h2::DEFAULT_MAX_FRAME);
+}

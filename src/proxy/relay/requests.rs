@@ -1,0 +1,395 @@
+//! Client → containerd: header blocks re-encoded, admitted bodies held, the rest passed on.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::OwnedReadHalf;
+use tokio::task::JoinSet;
+
+use super::admitted::{self, Call};
+use super::{write_status, Conn, Ended};
+use crate::net::h2::{self, error, flag, hpack, kind, Head};
+use crate::proxy::admit::Method;
+use crate::proxy::grpc::{Code, Status, MAX_MESSAGE};
+
+/// Bytes of admitted bodies one connection may hold at once (a few full-size messages).
+const HELD_BYTES: usize = 4 * (MAX_MESSAGE + 5);
+/// Streams answered here that the client may still send DATA on.
+const LOCAL_STREAMS: usize = 1024;
+
+/// A header block being read (HEADERS then CONTINUATION frames).
+struct Block {
+    stream: u32,
+    end_stream: bool,
+    fragment: Vec<u8>,
+}
+
+/// What a request's header block says that the relay acts on.
+#[derive(Default)]
+struct Fields {
+    paths: Vec<Vec<u8>>,
+    namespaces: Vec<Vec<u8>>,
+    content_type: Option<Vec<u8>>,
+}
+
+struct Pump {
+    conn: Arc<Conn>,
+    decoder: hpack::Decoder,
+    block: Option<Block>,
+    /// Admitted calls whose body is still arriving.
+    held: HashMap<u32, Call>,
+    held_bytes: usize,
+    /// Streams answered by the relay and never opened at containerd.
+    local: HashSet<u32>,
+    tasks: JoinSet<()>,
+    /// Frames for containerd, and for the client, from the current read.
+    up: BytesMut,
+    down: BytesMut,
+}
+
+pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(), Ended> {
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    while buf.len() < h2::PREFACE.len() {
+        if read.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+    }
+    if &buf[..h2::PREFACE.len()] != h2::PREFACE {
+        return Err(Ended::Protocol("the connection does not start with the HTTP/2 preface"));
+    }
+    let mut pump = Pump {
+        conn,
+        decoder: hpack::Decoder::default(),
+        block: None,
+        held: HashMap::new(),
+        held_bytes: 0,
+        local: HashSet::new(),
+        tasks: JoinSet::new(),
+        up: buf.split_to(h2::PREFACE.len()),
+        down: BytesMut::new(),
+    };
+    loop {
+        while let Some(head) = Head::parse(&buf) {
+            if buf.len() < h2::HEAD + head.len {
+                buf.reserve(h2::HEAD + head.len - buf.len());
+                break;
+            }
+            let frame = buf.split_to(h2::HEAD + head.len);
+            if let Err(e) = pump.frame(head, frame).await {
+                pump.fail(&e).await;
+                return Err(e);
+            }
+        }
+        pump.flush().await?;
+        while pump.tasks.try_join_next().is_some() {}
+        if read.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+impl Pump {
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.up.is_empty() {
+            // A fresh buffer, so the next frames are split off the read buffer without a
+            // copy (`BytesMut::unsplit` of contiguous parts).
+            let up = std::mem::take(&mut self.up);
+            self.conn.to_upstream(&up).await?;
+        }
+        if !self.down.is_empty() {
+            self.conn.to_client(&self.down).await?;
+            self.down.clear();
+        }
+        Ok(())
+    }
+
+    /// A connection error: GOAWAY to the client, which is then closed.
+    async fn fail(&mut self, e: &Ended) {
+        let _ = self.flush().await;
+        if let Ended::Protocol(why) = e {
+            let mut out = BytesMut::new();
+            let code = if why.contains("HPACK") { error::COMPRESSION_ERROR } else { error::PROTOCOL_ERROR };
+            h2::write_goaway(&mut out, 0x7fff_ffff, code, why);
+            let _ = self.conn.to_client(&out).await;
+        }
+    }
+
+    async fn frame(&mut self, head: Head, frame: BytesMut) -> Result<(), Ended> {
+        let payload = &frame[h2::HEAD..];
+        if let Some(block) = &mut self.block {
+            if head.kind != kind::CONTINUATION || head.stream != block.stream {
+                return Err(Ended::Protocol("a header block was interrupted by another frame"));
+            }
+            block.fragment.extend_from_slice(payload);
+            if block.fragment.len() > MAX_MESSAGE {
+                return Err(Ended::Protocol("a header block is larger than 16 MiB"));
+            }
+            if head.has(flag::END_HEADERS) {
+                let block = self.block.take().expect("checked above");
+                self.headers(block).await?;
+            }
+            return Ok(());
+        }
+        match head.kind {
+            kind::HEADERS => {
+                let range = h2::unpadded(&head, payload)
+                    .ok_or(Ended::Protocol("HEADERS padding longer than the frame"))?;
+                let block = Block {
+                    stream: head.stream,
+                    end_stream: head.has(flag::END_STREAM),
+                    fragment: payload[range].to_vec(),
+                };
+                if head.has(flag::END_HEADERS) {
+                    self.headers(block).await?;
+                } else {
+                    self.block = Some(block);
+                }
+            }
+            kind::CONTINUATION => {
+                return Err(Ended::Protocol("CONTINUATION without a header block"))
+            }
+            kind::DATA => self.data(head, frame).await?,
+            kind::RST_STREAM => {
+                if self.local.remove(&head.stream) {
+                    return Ok(());
+                }
+                if self.held.remove(&head.stream).is_some() {
+                    self.held_bytes = self.held.values().map(|c| c.body.len()).sum();
+                }
+                if self.conn.flow().is_held(head.stream) {
+                    self.conn.flow().end(head.stream);
+                    self.conn.flow_changed.notify_waiters();
+                }
+                self.up.unsplit(frame);
+            }
+            // SETTINGS, PING, WINDOW_UPDATE, PRIORITY, GOAWAY and frames of unknown types
+            // are the two peers' business.
+            _ => self.up.unsplit(frame),
+        }
+        Ok(())
+    }
+
+    async fn data(&mut self, head: Head, frame: BytesMut) -> Result<(), Ended> {
+        let stream = head.stream;
+        let end = head.has(flag::END_STREAM);
+        if let Some(call) = self.held.get_mut(&stream) {
+            let range = h2::unpadded(&head, &frame[h2::HEAD..])
+                .ok_or(Ended::Protocol("DATA padding longer than the frame"))?;
+            let content = &frame[h2::HEAD..][range];
+            if call.body.len() + content.len() > MAX_MESSAGE + 5 || self.held_bytes + content.len() > HELD_BYTES {
+                let status = Status::new(
+                    Code::ResourceExhausted,
+                    format!("portcullis: {:?} request larger than {MAX_MESSAGE} bytes, or too many admitted calls in flight on this connection", call.method),
+                );
+                self.held.remove(&stream);
+                self.refuse_held(stream, &status, end);
+            } else {
+                call.body.extend_from_slice(content);
+                self.held_bytes += content.len();
+                if end {
+                    let call = self.held.remove(&stream).expect("present");
+                    self.held_bytes -= call.body.len();
+                    self.dispatch(stream, call);
+                } else if head.len > 0 {
+                    h2::write_window_update(&mut self.down, stream, head.len as u32);
+                }
+            }
+            // containerd never sees these bytes: the client's connection window comes back
+            // from the relay.
+            self.grant(head.len);
+            return Ok(());
+        }
+        if self.local.contains(&stream) {
+            if end {
+                self.local.remove(&stream);
+            }
+            self.grant(head.len);
+            return Ok(());
+        }
+        if !self.conn.flow().take_passthrough(head.len) {
+            self.flush().await?;
+            let conn = self.conn.clone();
+            conn.when(|f| f.take_passthrough(head.len).then_some(())).await;
+        }
+        self.up.unsplit(frame);
+        Ok(())
+    }
+
+    fn grant(&mut self, len: usize) {
+        if len > 0 {
+            h2::write_window_update(&mut self.down, 0, len as u32);
+        }
+    }
+
+    async fn headers(&mut self, block: Block) -> Result<(), Ended> {
+        self.decoder.allow_table_size(self.conn.flow().table_size());
+        let mut encoded = Vec::with_capacity(block.fragment.len() + 64);
+        let mut fields = Fields::default();
+        self.decoder
+            .decode(&block.fragment, |name, value| {
+                match name {
+                    b":path" => fields.paths.push(value.to_vec()),
+                    b"containerd-namespace" => fields.namespaces.push(value.to_vec()),
+                    b"content-type" => fields.content_type = Some(value.to_vec()),
+                    _ => {}
+                }
+                hpack::encode_field(&mut encoded, name, value);
+            })
+            .map_err(|_| Ended::Protocol("a header block does not decode (HPACK)"))?;
+        let stream = block.stream;
+        let end = block.end_stream;
+        // Trailers of a stream the relay holds or answered: nothing goes to containerd.
+        if self.held.contains_key(&stream) {
+            if end {
+                let call = self.held.remove(&stream).expect("present");
+                self.held_bytes -= call.body.len();
+                self.dispatch(stream, call);
+            }
+            return Ok(());
+        }
+        if self.local.contains(&stream) {
+            if end {
+                self.local.remove(&stream);
+            }
+            return Ok(());
+        }
+        if let Some(status) = refused_path(&fields.paths) {
+            return self.refuse_local(stream, &status, end);
+        }
+        let method = fields
+            .paths
+            .first()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(Method::from_path);
+        let Some(method) = method else {
+            h2::write_headers(&mut self.up, stream, &encoded, end, self.conn.flow().max_frame());
+            return Ok(());
+        };
+        let namespace = match namespace(&fields) {
+            Ok(ns) => ns,
+            Err(status) => return self.refuse_local(stream, &status, end),
+        };
+        // Opened at containerd now, so stream ids reach it in order; the body follows
+        // once decided, ending the stream.
+        self.conn.flow().hold(stream);
+        h2::write_headers(&mut self.up, stream, &encoded, false, self.conn.flow().max_frame());
+        let call = Call {
+            method,
+            namespace,
+            body: BytesMut::new(),
+        };
+        if end {
+            self.dispatch(stream, call);
+        } else {
+            self.held.insert(stream, call);
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, stream: u32, call: Call) {
+        self.tasks
+            .spawn(admitted::run(self.conn.clone(), stream, call));
+    }
+
+    /// Refuses a stream that was never opened at containerd.
+    fn refuse_local(&mut self, stream: u32, status: &Status, end: bool) -> Result<(), Ended> {
+        tracing::info!(stream, code = ?status.code, message = %status.message, "refused");
+        write_status(&mut self.down, stream, status);
+        if !end {
+            if self.local.len() >= LOCAL_STREAMS {
+                return Err(Ended::Protocol("too many refused streams left open"));
+            }
+            self.local.insert(stream);
+        }
+        Ok(())
+    }
+
+    /// Refuses an admitted stream already opened at containerd: reset there, answered here.
+    fn refuse_held(&mut self, stream: u32, status: &Status, end: bool) {
+        tracing::info!(stream, code = ?status.code, message = %status.message, "refused");
+        self.conn.flow().release(stream);
+        self.conn.flow_changed.notify_waiters();
+        h2::write_rst_stream(&mut self.up, stream, error::CANCEL);
+        write_status(&mut self.down, stream, status);
+        self.held_bytes = self.held.values().map(|c| c.body.len()).sum();
+        if !end && self.local.len() < LOCAL_STREAMS {
+            self.local.insert(stream);
+        }
+    }
+}
+
+/// A `:path` containerd would route somewhere the proxy does not look: not exactly one, or
+/// not starting with `/` (grpc-go strips one leading slash if there is one and routes
+/// the rest, so `pkg.Service/Method` reaches `/pkg.Service/Method`).
+fn refused_path(paths: &[Vec<u8>]) -> Option<Status> {
+    match paths {
+        [] => None,
+        [path] if path.first() == Some(&b'/') => None,
+        [path] => Some(Status::new(
+            Code::InvalidArgument,
+            format!(
+                "portcullis: :path {:?} is not /package.Service/Method",
+                String::from_utf8_lossy(path)
+            ),
+        )),
+        _ => Some(Status::new(
+            Code::InvalidArgument,
+            "portcullis: the request has more than one :path",
+        )),
+    }
+}
+
+/// The namespace of an admitted call, as containerd will read it: exactly one
+/// `containerd-namespace` (containerd reads the first of several; the proxy refuses them).
+fn namespace(fields: &Fields) -> Result<String, Status> {
+    let invalid = |m: &str| Err(Status::new(Code::InvalidArgument, format!("portcullis: {m}")));
+    if !fields
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with(b"application/grpc"))
+    {
+        return invalid("an admitted call must have content-type application/grpc");
+    }
+    match fields.namespaces.as_slice() {
+        [] => Ok(String::new()),
+        [ns] => match std::str::from_utf8(ns) {
+            Ok(ns) => Ok(ns.to_owned()),
+            Err(_) => invalid("containerd-namespace is not UTF-8"),
+        },
+        _ => invalid("more than one containerd-namespace header"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_without_their_slash_or_doubled_are_refused() {
+        assert!(refused_path(&[]).is_none());
+        assert!(refused_path(&[b"/a.B/C".to_vec()]).is_none());
+        let s = refused_path(&[b"a.B/C".to_vec()]).unwrap();
+        assert_eq!(s.code, Code::InvalidArgument);
+        assert!(s.message.contains(":path \"a.B/C\""), "{}", s.message);
+        assert!(refused_path(&[b"/a.B/C".to_vec(), b"/a.B/C".to_vec()]).is_some());
+        assert!(refused_path(&[Vec::new()]).is_some());
+    }
+
+    #[test]
+    fn an_admitted_call_names_one_namespace_in_grpc_content() {
+        let mut f = Fields {
+            content_type: Some(b"application/grpc+proto".to_vec()),
+            ..Fields::default()
+        };
+        assert_eq!(namespace(&f).unwrap(), "");
+        f.namespaces.push(b"default".to_vec());
+        assert_eq!(namespace(&f).unwrap(), "default");
+        f.namespaces.push(b"other".to_vec());
+        assert!(namespace(&f).unwrap_err().message.contains("more than one"));
+        f.namespaces.truncate(1);
+        f.content_type = Some(b"text/plain".to_vec());
+        assert!(namespace(&f).is_err());
+    }
+}

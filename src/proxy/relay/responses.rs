@@ -1,0 +1,73 @@
+//! containerd → client: frames passed back as they come, but for the WINDOW_UPDATEs that
+//! belong to the relay's own sends (see [`super::flow`]).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::OwnedReadHalf;
+
+use super::{Conn, Ended};
+use crate::net::h2::{self, flag, kind, Head};
+
+pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(), Ended> {
+    let mut buf = BytesMut::with_capacity(256 << 10);
+    loop {
+        if read.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+        let mut out = BytesMut::new();
+        while let Some(head) = Head::parse(&buf) {
+            if buf.len() < h2::HEAD + head.len {
+                buf.reserve(h2::HEAD + head.len - buf.len());
+                break;
+            }
+            let frame = buf.split_to(h2::HEAD + head.len);
+            if let Some(frame) = pass(&conn, head, frame) {
+                // Contiguous parts of the read buffer join without a copy.
+                out.unsplit(frame);
+            }
+        }
+        if !out.is_empty() {
+            conn.to_client(&out).await?;
+        }
+        if buf.capacity() - buf.len() < 64 << 10 {
+            buf.reserve(256 << 10);
+        }
+    }
+}
+
+/// What of one frame from containerd goes to the client.
+fn pass(conn: &Conn, head: Head, mut frame: BytesMut) -> Option<BytesMut> {
+    let payload = &frame[h2::HEAD..];
+    match head.kind {
+        kind::SETTINGS if !head.has(flag::ACK) => conn.flow().on_settings(payload),
+        kind::WINDOW_UPDATE => {
+            let increment = h2::window_increment(payload)?;
+            let passed = conn.flow().on_window_update(head.stream, increment);
+            conn.flow_changed.notify_waiters();
+            match passed {
+                None => return None,
+                Some(n) if n != increment => {
+                    frame.truncate(h2::HEAD);
+                    frame.extend_from_slice(&n.to_be_bytes());
+                }
+                Some(_) => {}
+            }
+        }
+        kind::HEADERS | kind::DATA if head.has(flag::END_STREAM) => ended(conn, head.stream),
+        kind::RST_STREAM => ended(conn, head.stream),
+        _ => {}
+    }
+    Some(frame)
+}
+
+/// containerd answered or reset a stream: if the relay still holds its body, drop it.
+fn ended(conn: &Conn, stream: u32) {
+    let mut flow = conn.flow();
+    if flow.is_held(stream) {
+        flow.end(stream);
+        drop(flow);
+        conn.flow_changed.notify_waiters();
+    }
+}
