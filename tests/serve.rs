@@ -206,3 +206,82 @@ fn the_proxy_asks_serve_over_mutual_tls() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
 }
+
+/// One HTTP/2 (prior knowledge) POST over a unix socket with `authority`, as node clients
+/// send it: the response's `:status` and body.
+fn h2_post(socket: &std::path::Path, authority: &[u8], path: &str, body: &[u8]) -> (String, Vec<u8>) {
+    use bytes::BytesMut;
+    use portcullis::net::h2::{self, flag, kind, Head};
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut out = BytesMut::new();
+    out.extend_from_slice(h2::PREFACE);
+    h2::write_settings(&mut out, false);
+    let mut block = Vec::new();
+    for (name, value) in [
+        (&b":method"[..], &b"POST"[..]),
+        (b":scheme", b"http"),
+        (b":path", path.as_bytes()),
+        (b":authority", authority),
+        (b"content-type", b"application/json"),
+    ] {
+        h2::hpack::encode_field(&mut block, name, value);
+    }
+    h2::write_headers(&mut out, 1, &block, false, h2::DEFAULT_MAX_FRAME);
+    h2::write_data(&mut out, 1, body, true, h2::DEFAULT_MAX_FRAME);
+    stream.write_all(&out).unwrap();
+    let (mut buf, mut status, mut data) = (BytesMut::new(), String::new(), Vec::new());
+    let mut decoder = h2::hpack::Decoder::default();
+    loop {
+        while let Some(head) = Head::parse(&buf) {
+            if buf.len() < h2::HEAD + head.len {
+                break;
+            }
+            let frame = buf.split_to(h2::HEAD + head.len);
+            let payload = &frame[h2::HEAD..];
+            match head.kind {
+                kind::HEADERS => decoder
+                    .decode(payload, |n, v| {
+                        if n == b":status" {
+                            status = String::from_utf8_lossy(v).into_owned();
+                        }
+                    })
+                    .unwrap(),
+                kind::DATA => data.extend_from_slice(payload),
+                kind::RST_STREAM | kind::GOAWAY => panic!("the server refused the stream: {head:?}"),
+                _ => {}
+            }
+            if head.stream == 1 && head.has(flag::END_STREAM) {
+                return (status, data);
+            }
+        }
+        let mut chunk = [0u8; 16 << 10];
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "serve closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn serve_answers_http2_clients_that_send_the_socket_path_as_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::serve(dir.path(), "images: {disallowLatest: true}\n", &[]);
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE", "namespace": "default", "userInfo": {"username": "kubelet"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": "busybox:latest"}]}}}
+    });
+    let socket = serve.socket.to_str().unwrap().to_owned();
+    let encoded = socket.replace('/', "%2F");
+    // grpc-go sends the path, gRPC C-core the percent-encoded path; some clients nothing.
+    for authority in [socket.as_str(), encoded.as_str(), ""] {
+        let (status, body) = h2_post(&serve.socket, authority.as_bytes(), "/validate", &serde_json::to_vec(&review).unwrap());
+        let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert_eq!(status, "200", "authority {authority:?}: {answer}\n{}", serve.log());
+        assert_eq!(answer["response"]["allowed"], false, "authority {authority:?}: {answer}");
+    }
+}

@@ -68,6 +68,8 @@ impl Bound {
                 Bound::Unix(listener) => match listener.accept().await {
                     Ok((stream, _)) => {
                         let peer = PeerCred::of(&stream).ok().map(|c| c.user_info());
+                        // Node clients' HTTP/2 `:authority` (a socket path) made acceptable.
+                        let stream = crate::net::h2::lenient::Lenient::new(stream);
                         tokio::spawn(connection(stream, peer, routes.clone()));
                     }
                     Err(e) => listener::accept_failed("serve", &e).await,

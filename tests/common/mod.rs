@@ -20,7 +20,7 @@ pub use webhook::WebhookServer;
 pub const IMAGE: &str = "docker.io/library/busybox:1.36";
 pub const IMAGE_LATEST: &str = "docker.io/library/busybox:latest";
 
-fn require(tool: &str) {
+pub fn require(tool: &str) {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()

@@ -11,6 +11,7 @@
 //! `loona-hpack` crate (`hpack` submodule).
 
 pub mod hpack;
+pub mod lenient;
 
 use bytes::{BufMut, BytesMut};
 
