@@ -1,0 +1,15 @@
+//! The proxy's wire-compatibility matrix: gRPC clients we did not write, each through
+//! `portcullis proxy` to a private containerd with its CRI plugin, each checking a real
+//! answer: grpc-go dialling by socket path as the kubelet does, Python `grpcio` (the
+//! registry's, which percent-encodes the path as `:authority`, and Debian's 1.51), and a
+//! raw HTTP/2 client sending an empty and an absent `:authority`. `ctr` and dockerd are
+//! driven by `tests/proxy.rs`.
+
+mod common;
+
+#[path = "clients/go.rs"]
+mod go;
+#[path = "clients/python.rs"]
+mod python;
+#[path = "clients/raw.rs"]
+mod raw;
