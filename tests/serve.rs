@@ -209,12 +209,19 @@ fn the_proxy_asks_serve_over_mutual_tls() {
 
 /// One HTTP/2 (prior knowledge) POST over a unix socket with `authority`, as node clients
 /// send it: the response's `:status` and body.
-fn h2_post(socket: &std::path::Path, authority: &[u8], path: &str, body: &[u8]) -> (String, Vec<u8>) {
+fn h2_post(
+    socket: &std::path::Path,
+    authority: &[u8],
+    path: &str,
+    body: &[u8],
+) -> (String, Vec<u8>) {
     use bytes::BytesMut;
     use portcullis::net::h2::{self, flag, kind, Head};
     use std::io::{Read, Write};
     let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let mut out = BytesMut::new();
     out.extend_from_slice(h2::PREFACE);
     h2::write_settings(&mut out, false);
@@ -249,7 +256,9 @@ fn h2_post(socket: &std::path::Path, authority: &[u8], path: &str, body: &[u8]) 
                     })
                     .unwrap(),
                 kind::DATA => data.extend_from_slice(payload),
-                kind::RST_STREAM | kind::GOAWAY => panic!("the server refused the stream: {head:?}"),
+                kind::RST_STREAM | kind::GOAWAY => {
+                    panic!("the server refused the stream: {head:?}")
+                }
                 _ => {}
             }
             if head.stream == 1 && head.has(flag::END_STREAM) {
@@ -279,9 +288,22 @@ fn serve_answers_http2_clients_that_send_the_socket_path_as_authority() {
     let encoded = socket.replace('/', "%2F");
     // grpc-go sends the path, gRPC C-core the percent-encoded path; some clients nothing.
     for authority in [socket.as_str(), encoded.as_str(), ""] {
-        let (status, body) = h2_post(&serve.socket, authority.as_bytes(), "/validate", &serde_json::to_vec(&review).unwrap());
+        let (status, body) = h2_post(
+            &serve.socket,
+            authority.as_bytes(),
+            "/validate",
+            &serde_json::to_vec(&review).unwrap(),
+        );
         let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        assert_eq!(status, "200", "authority {authority:?}: {answer}\n{}", serve.log());
-        assert_eq!(answer["response"]["allowed"], false, "authority {authority:?}: {answer}");
+        assert_eq!(
+            status,
+            "200",
+            "authority {authority:?}: {answer}\n{}",
+            serve.log()
+        );
+        assert_eq!(
+            answer["response"]["allowed"], false,
+            "authority {authority:?}: {answer}"
+        );
     }
 }

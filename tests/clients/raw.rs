@@ -302,7 +302,10 @@ fn oddities_get_containerds_answer_through_the_proxy() {
     // containerd resets; the proxy refuses them the same way rather than guess which one
     // containerd's framer would have read.
     let refused = [
-        ("`:path` without the leading slash", call(&VERSION[1..], Some("localhost"))),
+        (
+            "`:path` without the leading slash",
+            call(&VERSION[1..], Some("localhost")),
+        ),
         ("a second `:path`", base().insert(3, ":path", CRI_VERSION)),
     ];
     for (what, req) in &refused {
@@ -351,4 +354,73 @@ fn a_new_connection_after_containerd_restarts_gets_through() {
         w.logs()
     );
     assert_eq!(after.classes, before.classes, "the same containerd answers");
+}
+
+/// A `Containers/Create` request message for container `id` (busybox, runc v2, a minimal
+/// spec), gRPC-framed.
+fn framed_create(id: &str) -> Vec<u8> {
+    use containerd_client::services::v1::{container::Runtime, Container, CreateContainerRequest};
+    use prost::Message;
+    let spec = br#"{"ociVersion":"1.0.2","process":{"args":["true"],"cwd":"/","user":{"uid":0,"gid":0}},"root":{"path":"rootfs"}}"#;
+    let message = CreateContainerRequest {
+        container: Some(Container {
+            id: id.to_owned(),
+            image: crate::common::IMAGE.to_owned(),
+            runtime: Some(Runtime {
+                name: "io.containerd.runc.v2".to_owned(),
+                options: None,
+            }),
+            spec: Some(prost_types::Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".to_owned(),
+                value: spec.to_vec(),
+            }),
+            ..Default::default()
+        }),
+    }
+    .encode_to_vec();
+    let mut out = vec![0];
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(&message);
+    out
+}
+
+#[test]
+fn data_after_the_end_of_an_admitted_call_never_reaches_containerd() {
+    // A policy that refuses every container: nothing may be created through the proxy.
+    let w = World::new("images: {allowedRegistries: [registry.invalid]}\n");
+    let create = |body: Vec<u8>, after_end: Option<Vec<u8>>| {
+        let mut req = call(
+            "/containerd.services.containers.v1.Containers/Create",
+            Some("localhost"),
+        )
+        .with("containerd-namespace", "default");
+        req.body = body;
+        req.shape.after_end = after_end;
+        req
+    };
+    let id = crate::common::unique("smuggled");
+    // The admitted body is refused (a policy, or a malformed frame); the frame after
+    // END_STREAM carries a Create of its own that containerd would run as the message.
+    for (what, body) in [
+        (
+            "a refused container",
+            framed_create(&crate::common::unique("refused")),
+        ),
+        ("a malformed message", vec![0, 0, 0]),
+    ] {
+        let run = once(&w.proxy.socket, &create(body, Some(framed_create(&id))));
+        let containers = w.containers("default");
+        assert!(
+            !containers.contains(&id),
+            "{what}: the DATA after END_STREAM created {id} at containerd: {}\n{}\n{}",
+            run.summary(),
+            run.trace,
+            w.logs()
+        );
+        let refused = run
+            .classes
+            .iter()
+            .all(|c| c == "grpc-status 7" || c == "grpc-status 3");
+        assert!(refused, "{what}: {}\n{}", run.summary(), run.trace);
+    }
 }

@@ -88,7 +88,10 @@ mod tests {
                 .decode(&block, |n, v| encode_field(&mut forwarded, n, v))
                 .unwrap();
             let seen = decode_all(&mut receiver, &forwarded);
-            let want: Vec<_> = fields.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+            let want: Vec<_> = fields
+                .iter()
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect();
             assert_eq!(seen, want);
         }
     }
@@ -118,7 +121,11 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut d = Decoder::default();
-        for block in [&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..], &[0x7f], &[0x10, 0x85, 1]] {
+        for block in [
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..],
+            &[0x7f],
+            &[0x10, 0x85, 1],
+        ] {
             assert!(d.decode(block, |_, _| {}).is_err());
         }
     }

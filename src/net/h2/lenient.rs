@@ -75,8 +75,13 @@ impl<S> Lenient<S> {
             let payload = &frame[super::HEAD..];
             match (head.kind, &mut self.block) {
                 (kind::HEADERS, None) => {
-                    let range = super::unpadded(&head, payload).ok_or_else(|| invalid("HEADERS padding"))?;
-                    self.block = Some((head.stream, head.has(flag::END_STREAM), payload[range].to_vec()));
+                    let range = super::unpadded(&head, payload)
+                        .ok_or_else(|| invalid("HEADERS padding"))?;
+                    self.block = Some((
+                        head.stream,
+                        head.has(flag::END_STREAM),
+                        payload[range].to_vec(),
+                    ));
                 }
                 (kind::CONTINUATION, Some((stream, _, fragment))) if *stream == head.stream => {
                     fragment.extend_from_slice(payload)
@@ -103,7 +108,13 @@ impl<S> Lenient<S> {
                         hpack::encode_field(&mut block, name, value);
                     })
                     .map_err(|e| invalid(&format!("header block does not decode: {e}")))?;
-                super::write_headers(&mut self.ready, stream, &block, end_stream, super::DEFAULT_MAX_FRAME);
+                super::write_headers(
+                    &mut self.ready,
+                    stream,
+                    &block,
+                    end_stream,
+                    super::DEFAULT_MAX_FRAME,
+                );
             }
         }
         Ok(())
@@ -111,11 +122,18 @@ impl<S> Lenient<S> {
 }
 
 fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("HTTP/2 from the client: {what}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("HTTP/2 from the client: {what}"),
+    )
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Lenient<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
             if !this.ready.is_empty() {
@@ -141,7 +159,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Lenient<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Lenient<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, data)
     }
 
@@ -166,7 +188,9 @@ mod tests {
         let (client, server) = tokio::io::duplex(1 << 16);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(|_req| async {
-                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<
+                    bytes::Bytes,
+                >::new()))
             });
             let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
                 .serve_connection(hyper_util::rt::TokioIo::new(Lenient::new(server)), service)
@@ -178,7 +202,11 @@ mod tests {
         h2::write_settings(&mut out, false);
         let mut block = Vec::new();
         // Indexed by a real encoder first, so the rewrite must follow its table.
-        let mut fields: Vec<(&[u8], &[u8])> = vec![(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/healthz")];
+        let mut fields: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"GET"),
+            (b":scheme", b"http"),
+            (b":path", b"/healthz"),
+        ];
         fields.extend(authority.map(|a| (&b":authority"[..], a)));
         block.extend(loona_hpack::Encoder::new().encode(fields));
         h2::write_headers(&mut out, 1, &block, true, 5);
@@ -192,7 +220,9 @@ mod tests {
                 buf.advance(h2::HEAD + head.len);
                 match (head.kind, head.stream) {
                     (h2::kind::HEADERS, 1) => return Ok(()),
-                    (h2::kind::RST_STREAM, 1) | (h2::kind::GOAWAY, _) => return Err(format!("{head:?}")),
+                    (h2::kind::RST_STREAM, 1) | (h2::kind::GOAWAY, _) => {
+                        return Err(format!("{head:?}"))
+                    }
                     _ => {}
                 }
             }

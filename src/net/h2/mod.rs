@@ -186,7 +186,13 @@ pub fn write_settings(out: &mut BytesMut, ack: bool) {
 
 /// DATA frames carrying `data`, none larger than `max_frame`; the last one ends the stream
 /// if `end_stream`.
-pub fn write_data(out: &mut BytesMut, stream: u32, data: &[u8], end_stream: bool, max_frame: usize) {
+pub fn write_data(
+    out: &mut BytesMut,
+    stream: u32,
+    data: &[u8],
+    end_stream: bool,
+    max_frame: usize,
+) {
     let mut chunks = data.chunks(max_frame.max(1)).peekable();
     if chunks.peek().is_none() {
         Head {
@@ -203,7 +209,11 @@ pub fn write_data(out: &mut BytesMut, stream: u32, data: &[u8], end_stream: bool
         Head {
             len: chunk.len(),
             kind: kind::DATA,
-            flags: if last && end_stream { flag::END_STREAM } else { 0 },
+            flags: if last && end_stream {
+                flag::END_STREAM
+            } else {
+                0
+            },
             stream,
         }
         .write(out);
@@ -213,11 +223,21 @@ pub fn write_data(out: &mut BytesMut, stream: u32, data: &[u8], end_stream: bool
 
 /// A header block as one HEADERS frame and as many CONTINUATION frames as `max_frame`
 /// requires (§6.10).
-pub fn write_headers(out: &mut BytesMut, stream: u32, block: &[u8], end_stream: bool, max_frame: usize) {
+pub fn write_headers(
+    out: &mut BytesMut,
+    stream: u32,
+    block: &[u8],
+    end_stream: bool,
+    max_frame: usize,
+) {
     let mut chunks = block.chunks(max_frame.max(1));
     let first = chunks.next().unwrap_or_default();
     let mut rest = chunks.peekable();
-    let end_headers = if rest.peek().is_none() { flag::END_HEADERS } else { 0 };
+    let end_headers = if rest.peek().is_none() {
+        flag::END_HEADERS
+    } else {
+        0
+    };
     Head {
         len: first.len(),
         kind: kind::HEADERS,
@@ -230,7 +250,11 @@ pub fn write_headers(out: &mut BytesMut, stream: u32, block: &[u8], end_stream: 
         Head {
             len: chunk.len(),
             kind: kind::CONTINUATION,
-            flags: if rest.peek().is_none() { flag::END_HEADERS } else { 0 },
+            flags: if rest.peek().is_none() {
+                flag::END_HEADERS
+            } else {
+                0
+            },
             stream,
         }
         .write(out);
@@ -271,7 +295,11 @@ mod tests {
         assert_eq!(unpadded(&head, &payload), Some(6..8));
         assert_eq!(unpadded(&head, &[9, 0]), None);
         assert_eq!(unpadded(&head, &[]), None);
-        let data = Head { kind: kind::DATA, flags: 0, ..head };
+        let data = Head {
+            kind: kind::DATA,
+            flags: 0,
+            ..head
+        };
         assert_eq!(unpadded(&data, b"xyz"), Some(0..3));
     }
 

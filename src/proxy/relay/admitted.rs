@@ -23,7 +23,12 @@ pub(super) struct Call {
 pub(super) async fn run(conn: Arc<Conn>, stream: u32, call: Call) {
     let decided = conn
         .proxy
-        .admit_message(call.method, &conn.caller, &call.namespace, call.body.freeze())
+        .admit_message(
+            call.method,
+            &conn.caller,
+            &call.namespace,
+            call.body.freeze(),
+        )
         .await;
     let sent = match decided {
         Ok(body) => send(&conn, stream, body).await,
@@ -59,24 +64,26 @@ async fn send(conn: &Conn, stream: u32, mut body: Bytes) -> std::io::Result<()> 
         }
         .write(&mut out);
         out.extend_from_slice(&chunk);
-        if last {
+        let written = conn.to_upstream(&out).await;
+        if last || written.is_err() {
+            // Released only once the stream has ended at containerd: until then the
+            // client's own DATA on it is swallowed, never read there as the message.
             conn.flow().release(stream);
-        }
-        conn.to_upstream(&out).await?;
-        if last {
-            return Ok(());
+            return written;
         }
     }
 }
 
 async fn refuse(conn: &Conn, stream: u32, status: &Status) -> std::io::Result<()> {
-    if !conn.flow().release(stream) {
-        // The client reset the stream, or containerd ended it (a deadline): no one to tell.
-        return Ok(());
-    }
+    // Reset at containerd before the stream is released (see `send`).
     let mut up = BytesMut::new();
     h2::write_rst_stream(&mut up, stream, error::CANCEL);
-    conn.to_upstream(&up).await?;
+    let reset = conn.to_upstream(&up).await;
+    if !conn.flow().release(stream) {
+        // The client reset the stream, or containerd ended it (a deadline): no one to tell.
+        return reset;
+    }
+    reset?;
     let mut down = BytesMut::new();
     write_status(&mut down, stream, status);
     conn.to_client(&down).await

@@ -157,7 +157,10 @@ impl Flow {
         if held.ended {
             return Take::Ended;
         }
-        let n = (want as i64).min(held.window).min(self.conn).min(max_frame as i64);
+        let n = (want as i64)
+            .min(held.window)
+            .min(self.conn)
+            .min(max_frame as i64);
         if n <= 0 && want > 0 {
             return Take::Wait;
         }

@@ -57,7 +57,9 @@ pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(),
         }
     }
     if &buf[..h2::PREFACE.len()] != h2::PREFACE {
-        return Err(Ended::Protocol("the connection does not start with the HTTP/2 preface"));
+        return Err(Ended::Protocol(
+            "the connection does not start with the HTTP/2 preface",
+        ));
     }
     let mut pump = Pump {
         conn,
@@ -110,7 +112,11 @@ impl Pump {
         let _ = self.flush().await;
         if let Ended::Protocol(why) = e {
             let mut out = BytesMut::new();
-            let code = if why.contains("HPACK") { error::COMPRESSION_ERROR } else { error::PROTOCOL_ERROR };
+            let code = if why.contains("HPACK") {
+                error::COMPRESSION_ERROR
+            } else {
+                error::PROTOCOL_ERROR
+            };
             h2::write_goaway(&mut out, 0x7fff_ffff, code, why);
             let _ = self.conn.to_client(&out).await;
         }
@@ -120,7 +126,9 @@ impl Pump {
         let payload = &frame[h2::HEAD..];
         if let Some(block) = &mut self.block {
             if head.kind != kind::CONTINUATION || head.stream != block.stream {
-                return Err(Ended::Protocol("a header block was interrupted by another frame"));
+                return Err(Ended::Protocol(
+                    "a header block was interrupted by another frame",
+                ));
             }
             block.fragment.extend_from_slice(payload);
             if block.fragment.len() > MAX_MESSAGE {
@@ -156,9 +164,10 @@ impl Pump {
                     return Ok(());
                 }
                 if self.held.remove(&head.stream).is_some() {
+                    // Still arriving: no decision will release it.
                     self.held_bytes = self.held.values().map(|c| c.body.len()).sum();
-                }
-                if self.conn.flow().is_held(head.stream) {
+                    self.conn.flow().release(head.stream);
+                } else if self.conn.flow().is_held(head.stream) {
                     self.conn.flow().end(head.stream);
                     self.conn.flow_changed.notify_waiters();
                 }
@@ -178,7 +187,9 @@ impl Pump {
             let range = h2::unpadded(&head, &frame[h2::HEAD..])
                 .ok_or(Ended::Protocol("DATA padding longer than the frame"))?;
             let content = &frame[h2::HEAD..][range];
-            if call.body.len() + content.len() > MAX_MESSAGE + 5 || self.held_bytes + content.len() > HELD_BYTES {
+            if call.body.len() + content.len() > MAX_MESSAGE + 5
+                || self.held_bytes + content.len() > HELD_BYTES
+            {
                 let status = Status::new(
                     Code::ResourceExhausted,
                     format!("portcullis: {:?} request larger than {MAX_MESSAGE} bytes, or too many admitted calls in flight on this connection", call.method),
@@ -208,10 +219,17 @@ impl Pump {
             self.grant(head.len);
             return Ok(());
         }
+        if self.conn.flow().is_held(stream) {
+            // DATA after the END_STREAM of an admitted call being decided: containerd must
+            // not read it as the message (the relay's body ends the stream there).
+            self.grant(head.len);
+            return Ok(());
+        }
         if !self.conn.flow().take_passthrough(head.len) {
             self.flush().await?;
             let conn = self.conn.clone();
-            conn.when(|f| f.take_passthrough(head.len).then_some(())).await;
+            conn.when(|f| f.take_passthrough(head.len).then_some(()))
+                .await;
         }
         self.up.unsplit(frame);
         Ok(())
@@ -249,7 +267,7 @@ impl Pump {
             }
             return Ok(());
         }
-        if self.local.contains(&stream) {
+        if self.local.contains(&stream) || self.conn.flow().is_held(stream) {
             if end {
                 self.local.remove(&stream);
             }
@@ -264,7 +282,13 @@ impl Pump {
             .and_then(|p| std::str::from_utf8(p).ok())
             .and_then(Method::from_path);
         let Some(method) = method else {
-            h2::write_headers(&mut self.up, stream, &encoded, end, self.conn.flow().max_frame());
+            h2::write_headers(
+                &mut self.up,
+                stream,
+                &encoded,
+                end,
+                self.conn.flow().max_frame(),
+            );
             return Ok(());
         };
         let namespace = match namespace(&fields) {
@@ -274,7 +298,13 @@ impl Pump {
         // Opened at containerd now, so stream ids reach it in order; the body follows
         // once decided, ending the stream.
         self.conn.flow().hold(stream);
-        h2::write_headers(&mut self.up, stream, &encoded, false, self.conn.flow().max_frame());
+        h2::write_headers(
+            &mut self.up,
+            stream,
+            &encoded,
+            false,
+            self.conn.flow().max_frame(),
+        );
         let call = Call {
             method,
             namespace,
@@ -344,7 +374,12 @@ fn refused_path(paths: &[Vec<u8>]) -> Option<Status> {
 /// The namespace of an admitted call, as containerd will read it: exactly one
 /// `containerd-namespace` (containerd reads the first of several; the proxy refuses them).
 fn namespace(fields: &Fields) -> Result<String, Status> {
-    let invalid = |m: &str| Err(Status::new(Code::InvalidArgument, format!("portcullis: {m}")));
+    let invalid = |m: &str| {
+        Err(Status::new(
+            Code::InvalidArgument,
+            format!("portcullis: {m}"),
+        ))
+    };
     if !fields
         .content_type
         .as_deref()

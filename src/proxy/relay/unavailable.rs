@@ -19,7 +19,12 @@ const LINGER: Duration = Duration::from_secs(1);
 pub(super) async fn answer(mut client: UnixStream, status: &Status) {
     let _ = tokio::time::timeout(LINGER, serve(&mut client, status)).await;
     let mut out = BytesMut::new();
-    h2::write_goaway(&mut out, 0x7fff_ffff, error::NO_ERROR, "containerd is unreachable");
+    h2::write_goaway(
+        &mut out,
+        0x7fff_ffff,
+        error::NO_ERROR,
+        "containerd is unreachable",
+    );
     let _ = client.write_all(&out).await;
     let _ = client.shutdown().await;
 }

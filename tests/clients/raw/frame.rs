@@ -82,6 +82,9 @@ pub struct Shape {
     pub empty_end: bool,
     /// The request's bytes are written one byte a write.
     pub dribble: bool,
+    /// A DATA frame with these bytes follows the one that ended the stream (a protocol
+    /// violation a hostile client may try: the bytes must never reach containerd).
+    pub after_end: Option<Vec<u8>>,
 }
 
 /// One request: header fields in order (pseudo-headers included), body, frame cut.

@@ -190,6 +190,9 @@ impl Conn {
                 self.frame(&mut out, DATA, flags, id, &payload);
             }
         }
+        if let Some(extra) = &s.after_end {
+            self.frame(&mut out, DATA, 0, id, extra);
+        }
         self.write(&out, s.dribble);
         id
     }
