@@ -122,7 +122,7 @@ pub fn unpadded(head: &Head, payload: &[u8]) -> Option<std::ops::Range<usize>> {
 /// The (identifier, value) pairs of a SETTINGS payload; `None` if it is not a multiple of
 /// six bytes (a FRAME_SIZE_ERROR the peer will report).
 pub fn settings(payload: &[u8]) -> Option<impl Iterator<Item = (u16, u32)> + '_> {
-    (payload.len() % 6 == 0).then(|| {
+    payload.len().is_multiple_of(6).then(|| {
         payload.chunks_exact(6).map(|s| {
             (
                 u16::from_be_bytes([s[0], s[1]]),
