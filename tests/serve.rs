@@ -216,7 +216,7 @@ fn h2_post(
     body: &[u8],
 ) -> (String, Vec<u8>) {
     use bytes::BytesMut;
-    use portcullis::net::h2::{self, flag, kind, Head};
+    use portcullis::net::h2::{self, flag, kind};
     use std::io::{Read, Write};
     let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
     stream
@@ -241,11 +241,7 @@ fn h2_post(
     let (mut buf, mut status, mut data) = (BytesMut::new(), String::new(), Vec::new());
     let mut decoder = h2::hpack::Decoder::default();
     loop {
-        while let Some(head) = Head::parse(&buf) {
-            if buf.len() < h2::HEAD + head.len {
-                break;
-            }
-            let frame = buf.split_to(h2::HEAD + head.len);
+        while let Some((head, frame)) = h2::next_frame(&mut buf) {
             let payload = &frame[h2::HEAD..];
             match head.kind {
                 kind::HEADERS => decoder

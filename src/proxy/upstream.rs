@@ -1,5 +1,6 @@
-//! The connection to the real containerd: one multiplexed HTTP/2 connection over its unix
-//! socket, dialled on first use and again whenever it has closed (containerd restarted).
+//! The proxy's own calls to containerd (`Containers/Get` to read a stored container): one
+//! multiplexed HTTP/2 connection over its unix socket, apart from the clients' relayed
+//! connections, dialled on first use and again whenever it has closed (containerd restarted).
 //!
 //! hyper's connection handle is used directly rather than through a pooled client: with
 //! one shared h2 connection a pool only adds a checkout per call, which showed in latency.
@@ -8,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, Uri};
-use http_body_util::{BodyExt, Either, Full};
-use hyper::body::Incoming;
+use http::{HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
@@ -18,11 +18,11 @@ use tokio::net::UnixStream;
 
 use super::grpc::{self, Code, Status};
 
-/// HTTP/2 flow-control window per stream, both towards containerd and clients.
-pub const WINDOW: u32 = 8 << 20;
+/// HTTP/2 flow-control window per stream: a stored container's spec can be megabytes, and
+/// a 64 KiB window would read it one WINDOW_UPDATE at a time.
+const WINDOW: u32 = 8 << 20;
 
-/// Bodies the proxy relays: streamed from the peer, or rebuilt by the proxy.
-pub type Body = Either<Incoming, Full<Bytes>>;
+type Body = Full<Bytes>;
 
 #[derive(Clone)]
 pub struct Upstream {
@@ -62,8 +62,6 @@ impl Upstream {
             .await
             .map_err(|e| self.unreachable(&e))?;
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            // Streams such as Content/Read move large blobs; a 64 KiB window would stall
-            // the relay on every window update, so open it wide.
             .initial_stream_window_size(WINDOW)
             .initial_connection_window_size(2 * WINDOW)
             .max_frame_size(1 << 20)
@@ -86,38 +84,6 @@ impl Upstream {
         slot.as_ref().filter(|s| !s.is_closed()).cloned()
     }
 
-    /// Sends a request on, unchanged but for its URI (the socket is fixed; the path is kept).
-    pub async fn forward(&self, mut req: Request<Body>) -> Result<Response<Incoming>, Status> {
-        let path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(
-                req.uri()
-                    .authority()
-                    .map(|a| a.as_str())
-                    .unwrap_or("containerd"),
-            )
-            .path_and_query(path)
-            .build()
-            .map_err(|e| {
-                Status::new(
-                    Code::InvalidArgument,
-                    format!("portcullis: bad request path: {e}"),
-                )
-            })?;
-        *req.uri_mut() = uri;
-        let mut sender = self.sender().await?;
-        sender.ready().await.map_err(|e| self.unreachable(&e))?;
-        sender
-            .send_request(req)
-            .await
-            .map_err(|e| self.unreachable(&e))
-    }
-
     /// A unary call of the proxy's own, e.g. `Containers/Get` to read the stored container.
     pub async fn unary<Req: Message, Resp: Message + Default>(
         &self,
@@ -125,12 +91,16 @@ impl Upstream {
         namespace: &str,
         request: &Req,
     ) -> Result<Resp, Status> {
-        let mut req = Request::post(method)
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority("containerd")
+            .path_and_query(method)
+            .build()
+            .map_err(|e| Status::new(Code::Internal, format!("portcullis: {method}: {e}")))?;
+        let mut req = Request::post(uri)
             .header(http::header::CONTENT_TYPE, "application/grpc")
             .header(http::header::TE, "trailers")
-            .body(Either::Right(Full::new(grpc::frame(
-                &request.encode_to_vec(),
-            ))))
+            .body(Full::new(grpc::frame(&request.encode_to_vec())))
             .map_err(|e| Status::new(Code::Internal, e.to_string()))?;
         let ns = HeaderValue::from_str(namespace).map_err(|_| {
             Status::new(
@@ -139,7 +109,12 @@ impl Upstream {
             )
         })?;
         req.headers_mut().insert("containerd-namespace", ns);
-        let response = self.forward(req).await?;
+        let mut sender = self.sender().await?;
+        sender.ready().await.map_err(|e| self.unreachable(&e))?;
+        let response = sender
+            .send_request(req)
+            .await
+            .map_err(|e| self.unreachable(&e))?;
         if let Some(status) = failure(response.headers()) {
             return Err(status);
         }

@@ -16,7 +16,7 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{flag, hpack, kind, Head};
+use super::{flag, hpack, kind};
 
 pub struct Lenient<S> {
     inner: S,
@@ -67,11 +67,7 @@ impl<S> Lenient<S> {
             self.ready.unsplit(self.raw.split_to(super::PREFACE.len()));
             self.preface_passed = true;
         }
-        while let Some(head) = Head::parse(&self.raw) {
-            if self.raw.len() < super::HEAD + head.len {
-                break;
-            }
-            let frame = self.raw.split_to(super::HEAD + head.len);
+        while let Some((head, frame)) = super::next_frame(&mut self.raw) {
             let payload = &frame[super::HEAD..];
             match (head.kind, &mut self.block) {
                 (kind::HEADERS, None) => {
@@ -179,7 +175,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Lenient<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::h2::{self, Head};
+    use crate::net::h2;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A request with `authority` (or none) to a hyper HTTP/2 server behind `Lenient`:
@@ -213,11 +209,7 @@ mod tests {
         write.write_all(&out).await.unwrap();
         let mut buf = BytesMut::new();
         loop {
-            while let Some(head) = Head::parse(&buf) {
-                if buf.len() < h2::HEAD + head.len {
-                    break;
-                }
-                buf.advance(h2::HEAD + head.len);
+            while let Some((head, _)) = h2::next_frame(&mut buf) {
                 match (head.kind, head.stream) {
                     (h2::kind::HEADERS, 1) => return Ok(()),
                     (h2::kind::RST_STREAM, 1) | (h2::kind::GOAWAY, _) => {

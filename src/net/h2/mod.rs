@@ -103,6 +103,18 @@ impl Head {
     }
 }
 
+/// Splits the next whole frame (head and payload) off the front of `buf`; `None`, with room
+/// reserved for the rest of it, while it has not all arrived.
+pub fn next_frame(buf: &mut BytesMut) -> Option<(Head, BytesMut)> {
+    let head = Head::parse(buf)?;
+    let len = HEAD + head.len;
+    if buf.len() < len {
+        buf.reserve(len - buf.len());
+        return None;
+    }
+    Some((head, buf.split_to(len)))
+}
+
 /// What a frame's payload says once padding (and, on HEADERS, the priority block) is
 /// taken off (§6.1, §6.2): the content, or `None` if the padding does not fit.
 pub fn unpadded(head: &Head, payload: &[u8]) -> Option<std::ops::Range<usize>> {
@@ -280,6 +292,22 @@ mod tests {
         out[5] |= 0x80;
         assert_eq!(Head::parse(&out).unwrap().stream, 7);
         assert_eq!(Head::parse(&out[..8]), None);
+    }
+
+    #[test]
+    fn frames_come_off_the_buffer_only_when_whole() {
+        let mut buf = BytesMut::new();
+        write_rst_stream(&mut buf, 1, error::CANCEL);
+        write_goaway(&mut buf, 1, error::NO_ERROR, "bye");
+        let whole = buf.len();
+        let mut partial = buf.split_to(whole - 1);
+        let (head, frame) = next_frame(&mut partial).unwrap();
+        assert_eq!((head.kind, frame.len()), (kind::RST_STREAM, HEAD + 4));
+        assert!(next_frame(&mut partial).is_none());
+        assert!(partial.capacity() >= HEAD + 11);
+        partial.unsplit(buf);
+        assert_eq!(next_frame(&mut partial).unwrap().0.kind, kind::GOAWAY);
+        assert!(partial.is_empty() && next_frame(&mut partial).is_none());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::flow::Take;
 use super::{write_status, Conn};
-use crate::net::h2::{self, error, flag, kind, Head};
+use crate::net::h2::{self, error};
 use crate::proxy::admit::Method;
 use crate::proxy::grpc::Status;
 
@@ -56,14 +56,8 @@ async fn send(conn: &Conn, stream: u32, mut body: Bytes) -> std::io::Result<()> 
         let chunk = body.split_to(n);
         let last = body.is_empty();
         let mut out = BytesMut::with_capacity(h2::HEAD + n);
-        Head {
-            len: n,
-            kind: kind::DATA,
-            flags: if last { flag::END_STREAM } else { 0 },
-            stream,
-        }
-        .write(&mut out);
-        out.extend_from_slice(&chunk);
+        // One frame: `n` is within containerd's SETTINGS_MAX_FRAME_SIZE (`Flow::take`).
+        h2::write_data(&mut out, stream, &chunk, last, n.max(1));
         let written = conn.to_upstream(&out).await;
         if last || written.is_err() {
             // Released only once the stream has ended at containerd: until then the

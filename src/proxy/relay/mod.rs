@@ -57,6 +57,8 @@ enum Ended {
     Io(#[from] std::io::Error),
     #[error("protocol error from the client: {0}")]
     Protocol(&'static str),
+    #[error("a client header block does not decode (HPACK)")]
+    Compression,
 }
 
 impl Conn {
@@ -70,6 +72,17 @@ impl Conn {
 
     async fn to_upstream(&self, bytes: &[u8]) -> std::io::Result<()> {
         self.upstream.lock().await.write_all(bytes).await
+    }
+
+    /// The stream ended (reset by either side, or answered by containerd): if the relay
+    /// holds it, nothing more is sent on it.
+    fn end_held(&self, stream: u32) {
+        let mut flow = self.flow();
+        if flow.is_held(stream) {
+            flow.end(stream);
+            drop(flow);
+            self.flow_changed.notify_waiters();
+        }
     }
 
     /// Waits until `f` answers `Some` from the flow state, re-asking whenever it changes.

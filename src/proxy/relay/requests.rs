@@ -73,12 +73,7 @@ pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(),
         down: BytesMut::new(),
     };
     loop {
-        while let Some(head) = Head::parse(&buf) {
-            if buf.len() < h2::HEAD + head.len {
-                buf.reserve(h2::HEAD + head.len - buf.len());
-                break;
-            }
-            let frame = buf.split_to(h2::HEAD + head.len);
+        while let Some((head, frame)) = h2::next_frame(&mut buf) {
             if let Err(e) = pump.frame(head, frame).await {
                 pump.fail(&e).await;
                 return Err(e);
@@ -110,16 +105,14 @@ impl Pump {
     /// A connection error: GOAWAY to the client, which is then closed.
     async fn fail(&mut self, e: &Ended) {
         let _ = self.flush().await;
-        if let Ended::Protocol(why) = e {
-            let mut out = BytesMut::new();
-            let code = if why.contains("HPACK") {
-                error::COMPRESSION_ERROR
-            } else {
-                error::PROTOCOL_ERROR
-            };
-            h2::write_goaway(&mut out, 0x7fff_ffff, code, why);
-            let _ = self.conn.to_client(&out).await;
-        }
+        let (code, why) = match e {
+            Ended::Io(_) => return,
+            Ended::Protocol(why) => (error::PROTOCOL_ERROR, *why),
+            Ended::Compression => (error::COMPRESSION_ERROR, "header block does not decode"),
+        };
+        let mut out = BytesMut::new();
+        h2::write_goaway(&mut out, 0x7fff_ffff, code, why);
+        let _ = self.conn.to_client(&out).await;
     }
 
     async fn frame(&mut self, head: Head, frame: BytesMut) -> Result<(), Ended> {
@@ -163,13 +156,11 @@ impl Pump {
                 if self.local.remove(&head.stream) {
                     return Ok(());
                 }
-                if self.held.remove(&head.stream).is_some() {
+                if self.take_held(head.stream).is_some() {
                     // Still arriving: no decision will release it.
-                    self.held_bytes = self.held.values().map(|c| c.body.len()).sum();
                     self.conn.flow().release(head.stream);
-                } else if self.conn.flow().is_held(head.stream) {
-                    self.conn.flow().end(head.stream);
-                    self.conn.flow_changed.notify_waiters();
+                } else {
+                    self.conn.end_held(head.stream);
                 }
                 self.up.unsplit(frame);
             }
@@ -194,15 +185,13 @@ impl Pump {
                     Code::ResourceExhausted,
                     format!("portcullis: {:?} request larger than {MAX_MESSAGE} bytes, or too many admitted calls in flight on this connection", call.method),
                 );
-                self.held.remove(&stream);
+                self.take_held(stream);
                 self.refuse_held(stream, &status, end);
             } else {
                 call.body.extend_from_slice(content);
                 self.held_bytes += content.len();
                 if end {
-                    let call = self.held.remove(&stream).expect("present");
-                    self.held_bytes -= call.body.len();
-                    self.dispatch(stream, call);
+                    self.dispatch(stream);
                 } else if head.len > 0 {
                     h2::write_window_update(&mut self.down, stream, head.len as u32);
                 }
@@ -241,8 +230,21 @@ impl Pump {
         }
     }
 
+    /// Removes an admitted call whose body is still arriving.
+    fn take_held(&mut self, stream: u32) -> Option<Call> {
+        let call = self.held.remove(&stream)?;
+        self.held_bytes -= call.body.len();
+        Some(call)
+    }
+
     async fn headers(&mut self, block: Block) -> Result<(), Ended> {
-        self.decoder.allow_table_size(self.conn.flow().table_size());
+        let stream = block.stream;
+        let end = block.end_stream;
+        let (table_size, max_frame, sent_on) = {
+            let flow = self.conn.flow();
+            (flow.table_size(), flow.max_frame(), flow.is_held(stream))
+        };
+        self.decoder.allow_table_size(table_size);
         let mut encoded = Vec::with_capacity(block.fragment.len() + 64);
         let mut fields = Fields::default();
         self.decoder
@@ -255,19 +257,15 @@ impl Pump {
                 }
                 hpack::encode_field(&mut encoded, name, value);
             })
-            .map_err(|_| Ended::Protocol("a header block does not decode (HPACK)"))?;
-        let stream = block.stream;
-        let end = block.end_stream;
+            .map_err(|_| Ended::Compression)?;
         // Trailers of a stream the relay holds or answered: nothing goes to containerd.
         if self.held.contains_key(&stream) {
             if end {
-                let call = self.held.remove(&stream).expect("present");
-                self.held_bytes -= call.body.len();
-                self.dispatch(stream, call);
+                self.dispatch(stream);
             }
             return Ok(());
         }
-        if self.local.contains(&stream) || self.conn.flow().is_held(stream) {
+        if self.local.contains(&stream) || sent_on {
             if end {
                 self.local.remove(&stream);
             }
@@ -282,13 +280,7 @@ impl Pump {
             .and_then(|p| std::str::from_utf8(p).ok())
             .and_then(Method::from_path);
         let Some(method) = method else {
-            h2::write_headers(
-                &mut self.up,
-                stream,
-                &encoded,
-                end,
-                self.conn.flow().max_frame(),
-            );
+            h2::write_headers(&mut self.up, stream, &encoded, end, max_frame);
             return Ok(());
         };
         let namespace = match namespace(&fields) {
@@ -298,29 +290,25 @@ impl Pump {
         // Opened at containerd now, so stream ids reach it in order; the body follows
         // once decided, ending the stream.
         self.conn.flow().hold(stream);
-        h2::write_headers(
-            &mut self.up,
-            stream,
-            &encoded,
-            false,
-            self.conn.flow().max_frame(),
-        );
+        h2::write_headers(&mut self.up, stream, &encoded, false, max_frame);
         let call = Call {
             method,
             namespace,
             body: BytesMut::new(),
         };
+        self.held.insert(stream, call);
         if end {
-            self.dispatch(stream, call);
-        } else {
-            self.held.insert(stream, call);
+            self.dispatch(stream);
         }
         Ok(())
     }
 
-    fn dispatch(&mut self, stream: u32, call: Call) {
-        self.tasks
-            .spawn(admitted::run(self.conn.clone(), stream, call));
+    /// The held call's body is complete: decide it.
+    fn dispatch(&mut self, stream: u32) {
+        if let Some(call) = self.take_held(stream) {
+            self.tasks
+                .spawn(admitted::run(self.conn.clone(), stream, call));
+        }
     }
 
     /// Refuses a stream that was never opened at containerd.
@@ -340,10 +328,8 @@ impl Pump {
     fn refuse_held(&mut self, stream: u32, status: &Status, end: bool) {
         tracing::info!(stream, code = ?status.code, message = %status.message, "refused");
         self.conn.flow().release(stream);
-        self.conn.flow_changed.notify_waiters();
         h2::write_rst_stream(&mut self.up, stream, error::CANCEL);
         write_status(&mut self.down, stream, status);
-        self.held_bytes = self.held.values().map(|c| c.body.len()).sum();
         if !end && self.local.len() < LOCAL_STREAMS {
             self.local.insert(stream);
         }

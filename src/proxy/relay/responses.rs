@@ -17,12 +17,7 @@ pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(),
             return Ok(());
         }
         let mut out = BytesMut::new();
-        while let Some(head) = Head::parse(&buf) {
-            if buf.len() < h2::HEAD + head.len {
-                buf.reserve(h2::HEAD + head.len - buf.len());
-                break;
-            }
-            let frame = buf.split_to(h2::HEAD + head.len);
+        while let Some((head, frame)) = h2::next_frame(&mut buf) {
             if let Some(frame) = pass(&conn, head, frame) {
                 // Contiguous parts of the read buffer join without a copy.
                 out.unsplit(frame);
@@ -55,19 +50,11 @@ fn pass(conn: &Conn, head: Head, mut frame: BytesMut) -> Option<BytesMut> {
                 Some(_) => {}
             }
         }
-        kind::HEADERS | kind::DATA if head.has(flag::END_STREAM) => ended(conn, head.stream),
-        kind::RST_STREAM => ended(conn, head.stream),
+        // containerd answered or reset the stream: a body the relay still holds for it is
+        // not sent.
+        kind::HEADERS | kind::DATA if head.has(flag::END_STREAM) => conn.end_held(head.stream),
+        kind::RST_STREAM => conn.end_held(head.stream),
         _ => {}
     }
     Some(frame)
-}
-
-/// containerd answered or reset a stream: if the relay still holds its body, drop it.
-fn ended(conn: &Conn, stream: u32) {
-    let mut flow = conn.flow();
-    if flow.is_held(stream) {
-        flow.end(stream);
-        drop(flow);
-        conn.flow_changed.notify_waiters();
-    }
 }

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::write_status;
-use crate::net::h2::{self, error, flag, kind, Head};
+use crate::net::h2::{self, error, flag, kind};
 use crate::proxy::grpc::Status;
 
 /// How long the connection stays to answer calls already on their way.
@@ -45,11 +45,7 @@ async fn serve(client: &mut UnixStream, status: &Status) -> std::io::Result<()> 
     let _ = buf.split_to(h2::PREFACE.len());
     loop {
         let mut out = BytesMut::new();
-        while let Some(head) = Head::parse(&buf) {
-            if buf.len() < h2::HEAD + head.len {
-                break;
-            }
-            let frame = buf.split_to(h2::HEAD + head.len);
+        while let Some((head, frame)) = h2::next_frame(&mut buf) {
             match head.kind {
                 kind::SETTINGS if !head.has(flag::ACK) => h2::write_settings(&mut out, true),
                 kind::PING if !head.has(flag::ACK) => {
