@@ -424,3 +424,72 @@ fn data_after_the_end_of_an_admitted_call_never_reaches_containerd() {
         assert!(refused, "{what}: {}\n{}", run.summary(), run.trace);
     }
 }
+
+#[test]
+fn admitted_calls_the_relay_cannot_judge_are_refused_and_never_reach_containerd() {
+    // No policy: every refusal here is the relay's own.
+    let w = World::new(CONFIG);
+    let create = |id: &str| {
+        let mut req = call(
+            "/containerd.services.containers.v1.Containers/Create",
+            Some("localhost"),
+        )
+        .with("containerd-namespace", "default");
+        req.body = framed_create(id);
+        req
+    };
+    let ids: Vec<String> = (0..3).map(|_| crate::common::unique("unjudged")).collect();
+    let mut oversized = create(&ids[2]);
+    // One byte past containerd's 16 MiB message limit, in ordinary 16 KiB frames.
+    oversized.body.resize((16 << 20) + 6, 0);
+    oversized.shape.data_frames = oversized.body.len() / 16_384 + 1;
+    let cases = [
+        // containerd reads the first of two namespaces; which one policy saw must not be a
+        // guess.
+        (
+            "two containerd-namespace headers",
+            create(&ids[0]).with("containerd-namespace", "other"),
+            "grpc-status 3",
+            "more than one containerd-namespace",
+        ),
+        (
+            "a content type that is not gRPC",
+            create(&ids[1]).set("content-type", "text/plain"),
+            "grpc-status 3",
+            "content-type application/grpc",
+        ),
+        (
+            "a message over 16 MiB",
+            oversized,
+            "grpc-status 8",
+            "larger than",
+        ),
+    ];
+    for (what, req, class, message) in cases {
+        let run = once(&w.proxy.socket, &req);
+        let said = run.outcomes.first().map(grpc_message).unwrap_or_default();
+        assert!(
+            run.classes == [class] && said.contains(message),
+            "{what}: the proxy answered {} {said:?}, not {class} with {message:?}\n{}",
+            run.summary(),
+            run.trace
+        );
+    }
+    let containers = w.containers("default");
+    for id in &ids {
+        assert!(
+            !containers.contains(id),
+            "{id} exists at containerd: {containers:?}"
+        );
+    }
+    // The connection and the proxy still serve an ordinary Create afterwards.
+    let ok = crate::common::unique("judged");
+    let run = once(&w.proxy.socket, &create(&ok));
+    assert_eq!(run.classes.len(), 1, "{}", run.trace);
+    assert!(
+        w.containers("default").contains(&ok),
+        "{}\n{}",
+        run.summary(),
+        w.logs()
+    );
+}
