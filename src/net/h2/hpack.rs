@@ -2,26 +2,39 @@
 //!
 //! HPACK is stateful per direction and per connection: a relay that drops, adds or changes
 //! any header block must decode every block from the sender (to follow its dynamic table)
-//! and encode what it forwards for the receiver. Decoding is `loona-hpack`'s. Encoding is
-//! ours and deliberately trivial: every field goes out as a *literal never indexed* with a
-//! literal name (§6.2.3), so the relay keeps no encoder table, its blocks are valid whatever
-//! the receiver's table holds, and a field the sender marked never-indexed stays so. The
-//! bytes spent on a unix socket are negligible; `loona-hpack`'s encoder always indexes,
-//! which would tie the relay to the receiver's SETTINGS_HEADER_TABLE_SIZE.
+//! and encode what it forwards for the receiver. Decoding is `loona-hpack`'s, after one
+//! pass of ours that rewrites every Huffman-coded string as a plain one (see `huffman` for
+//! why): the block keeps its representations, indexes and table updates, so the crate's
+//! table logic sees what the sender meant. Encoding is ours and deliberately trivial: every
+//! field goes out as a *literal never indexed* with a literal name (§6.2.3), so the relay
+//! keeps no encoder table, its blocks are valid whatever the receiver's table holds, and a
+//! field the sender marked never-indexed stays so. The bytes spent on a unix socket are
+//! negligible; `loona-hpack`'s encoder always indexes, which would tie the relay to the
+//! receiver's SETTINGS_HEADER_TABLE_SIZE.
 
-use loona_hpack::decoder::DecoderError;
+use loona_hpack::decoder::{DecoderError, IntegerDecodingError, StringDecodingError};
 use loona_hpack::encoder::encode_integer_into;
+
+use super::huffman;
 
 /// Decodes a sender's header blocks, following its dynamic table.
 pub struct Decoder {
     inner: loona_hpack::Decoder<'static>,
+    /// The block being decoded with its strings unhuffmaned, and one string: kept to
+    /// reuse their allocations from block to block.
+    plain: Vec<u8>,
+    string: Vec<u8>,
 }
 
 impl Default for Decoder {
     fn default() -> Self {
         let mut inner = loona_hpack::Decoder::new();
         inner.set_max_allowed_table_size(super::DEFAULT_TABLE_SIZE);
-        Self { inner }
+        Self {
+            inner,
+            plain: Vec::new(),
+            string: Vec::new(),
+        }
     }
 }
 
@@ -38,8 +51,93 @@ impl Decoder {
         block: &[u8],
         mut field: impl FnMut(&[u8], &[u8]),
     ) -> Result<(), DecoderError> {
-        self.inner.decode_with_cb(block, |n, v| field(&n, &v))
+        unhuffman(block, &mut self.plain, &mut self.string)?;
+        self.inner.decode_with_cb(&self.plain, |n, v| field(&n, &v))
     }
+}
+
+/// Copies `block` to `out` with every Huffman-coded string (§5.2) replaced by its plain
+/// form: the same representations in the same order, so decoding `out` is decoding
+/// `block`. Only the framing of §6 is read here; indexes are left to the decoder.
+fn unhuffman(block: &[u8], out: &mut Vec<u8>, string: &mut Vec<u8>) -> Result<(), DecoderError> {
+    out.clear();
+    let mut rest = block;
+    while let Some(&first) = rest.first() {
+        // (prefix bits of the integer that starts the representation, strings that follow
+        // when the name is literal): indexed (§6.1), literal with incremental indexing
+        // (§6.2.1), dynamic table size update (§6.3), literal without or never indexed.
+        let (prefix, strings) = match first {
+            b if b & 0x80 != 0 => (7, 0),
+            b if b & 0x40 != 0 => (6, 2),
+            b if b & 0x20 != 0 => (5, 0),
+            _ => (4, 2),
+        };
+        let (index, used) = integer(rest, prefix)?;
+        out.extend_from_slice(&rest[..used]);
+        rest = &rest[used..];
+        let strings = if strings == 2 && index != 0 {
+            1
+        } else {
+            strings
+        };
+        for _ in 0..strings {
+            rest = plain_string(rest, out, string)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies one string literal from the front of `rest` to `out`, decoding Huffman; returns
+/// what follows it.
+fn plain_string<'a>(
+    rest: &'a [u8],
+    out: &mut Vec<u8>,
+    string: &mut Vec<u8>,
+) -> Result<&'a [u8], DecoderError> {
+    let short = DecoderError::StringDecodingError(StringDecodingError::NotEnoughOctets);
+    let huffman = rest.first().ok_or(short)? & 0x80 != 0;
+    let (len, used) = integer(rest, 7)?;
+    let end = used
+        .checked_add(len)
+        .filter(|&end| end <= rest.len())
+        .ok_or(short)?;
+    if huffman {
+        string.clear();
+        huffman::decode(&rest[used..end], string).map_err(|e| {
+            DecoderError::StringDecodingError(StringDecodingError::HuffmanDecoderError(e))
+        })?;
+        // Writing to a Vec cannot fail.
+        let _ = encode_integer_into(string.len(), 7, 0, &mut *out);
+        out.extend_from_slice(string);
+    } else {
+        out.extend_from_slice(&rest[..end]);
+    }
+    Ok(&rest[end..])
+}
+
+/// An HPACK integer with a `prefix`-bit prefix (§5.1): its value and the octets it used.
+/// At most four continuation octets, as `loona-hpack` allows.
+fn integer(buf: &[u8], prefix: u8) -> Result<(usize, usize), DecoderError> {
+    let err = |e| DecoderError::IntegerDecodingError(e);
+    let mask = ((1u16 << prefix) - 1) as u8;
+    let first = buf
+        .first()
+        .ok_or(err(IntegerDecodingError::NotEnoughOctets))?
+        & mask;
+    if first < mask {
+        return Ok((first as usize, 1));
+    }
+    let mut value = mask as usize;
+    for (i, &octet) in buf[1..].iter().enumerate() {
+        if i == 4 {
+            return Err(err(IntegerDecodingError::TooManyOctets));
+        }
+        value += ((octet & 0x7f) as usize) << (7 * i);
+        if octet & 0x80 == 0 {
+            return Ok((value, i + 2));
+        }
+    }
+    Err(err(IntegerDecodingError::NotEnoughOctets))
 }
 
 /// Appends one field as a literal never indexed, with a literal name and no Huffman coding.
@@ -128,5 +226,56 @@ mod tests {
         ] {
             assert!(d.decode(block, |_, _| {}).is_err());
         }
+    }
+
+    #[test]
+    fn huffman_coded_blocks_decode_as_h2_meant_them() {
+        // What tonic (through h2) sends: indexed fields, literals with Huffman-coded
+        // strings added to the table, and a second block that refers to them.
+        use httlib_hpack::Encoder;
+        let mut encoder = Encoder::default();
+        let mut d = Decoder::default();
+        let flags = Encoder::HUFFMAN_NAME
+            | Encoder::HUFFMAN_VALUE
+            | Encoder::WITH_INDEXING
+            | Encoder::BEST_FORMAT;
+        for _ in 0..3 {
+            let mut block = Vec::new();
+            for (name, value) in [
+                (":method", "POST"),
+                (":path", "/containerd.services.version.v1.Version/Version"),
+                ("user-agent", "tonic/0.12.3"),
+                ("containerd-namespace", "k8s.io"),
+                ("x-odd", "\u{0}\u{ff}~|"),
+            ] {
+                let field = (name.as_bytes().to_vec(), value.as_bytes().to_vec(), flags);
+                encoder.encode(field, &mut block).unwrap();
+            }
+            let got = decode_all(&mut d, &block);
+            assert_eq!(got[1].1, b"/containerd.services.version.v1.Version/Version");
+            assert_eq!(
+                got[3],
+                (b"containerd-namespace".to_vec(), b"k8s.io".to_vec())
+            );
+            assert_eq!(got[4].1, "\u{0}\u{ff}~|".as_bytes());
+        }
+    }
+
+    #[test]
+    fn truncated_representations_are_errors() {
+        let mut block = Vec::new();
+        encode_field(&mut block, b"name", b"value");
+        for cut in 1..block.len() {
+            assert!(
+                Decoder::default().decode(&block[..cut], |_, _| {}).is_err(),
+                "{cut}"
+            );
+        }
+        // A Huffman string whose length runs past the block, and one with an EOS.
+        assert!(Decoder::default()
+            .decode(&[0x10, 0x81, b'a', 0x85], |_, _| {})
+            .is_err());
+        let eos = [0x10, 0x01, b'a', 0x84, 0xff, 0xff, 0xff, 0xff];
+        assert!(Decoder::default().decode(&eos, |_, _| {}).is_err());
     }
 }

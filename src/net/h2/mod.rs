@@ -8,9 +8,10 @@
 //! through two such endpoints costs two HTTP/2 state machines per call. A relay needs far
 //! less: the 9-byte frame head (§4.1), a handful of frames it writes on its own (SETTINGS
 //! ACK, WINDOW_UPDATE, RST_STREAM, GOAWAY, HEADERS), and HPACK, which comes from the
-//! `loona-hpack` crate (`hpack` submodule).
+//! `loona-hpack` crate with a Huffman decoder of ours (`hpack`, `huffman`).
 
 pub mod hpack;
+mod huffman;
 pub mod lenient;
 
 use bytes::{BufMut, BytesMut};
