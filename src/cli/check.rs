@@ -47,9 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let opts = PodOptions {
-        runtime_classes: config.proxy.runtime_classes.clone(),
-    };
+    let opts = PodOptions::new(&config);
     let mut cases = Vec::new();
     for input in &args.inputs {
         cases.extend(

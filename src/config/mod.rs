@@ -70,6 +70,25 @@ pub struct Config {
     /// Lifecycle events the daemon serves.
     #[serde(default)]
     pub events: EventsConfig,
+    /// How OCI runtime specs are read at every door: what may pass that policies cannot
+    /// judge (docs/mapping.md, docs/security.md).
+    #[serde(default)]
+    pub spec: SpecConfig,
+}
+
+/// `spec:` — the escape hatches of the OCI spec conversion. Empty by default: a spec that
+/// uses anything listed here is refused, or shown as privileged, unless it is listed.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SpecConfig {
+    /// OCI hook binaries (`hooks.*[].path`, exact absolute paths) trusted to run on the
+    /// host as root; a spec with any other hook is shown as privileged.
+    #[serde(default)]
+    pub allowed_hooks: Vec<String>,
+    /// Spec fields this build does not know (dotted, `linux.netDevices`) to let through
+    /// unjudged; any other unknown field refuses the spec.
+    #[serde(default)]
+    pub allowed_fields: Vec<String>,
 }
 
 /// How a policy's refusals take effect: `enforce` refuses the request, `warn` lets it
@@ -112,6 +131,43 @@ pub struct ProxyConfig {
     /// Docker Engine API socket, to resolve the image of containers dockerd creates.
     #[serde(default)]
     pub docker: Option<PathBuf>,
+    /// CRI calls (`runtime.v1.RuntimeService`, `v1alpha2`) that create, change or exec
+    /// into containers: containerd's CRI plugin makes those containers in-process, out of
+    /// the proxy's sight, so they are refused unless `relay` says to pass them unchecked.
+    #[serde(default)]
+    pub cri: CriMode,
+    /// What `Tasks/Create` may choose beyond the stored container (docs/security.md).
+    #[serde(default)]
+    pub tasks: TaskRules,
+}
+
+/// `proxy.cri`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CriMode {
+    #[default]
+    Refuse,
+    Relay,
+}
+
+/// `proxy.tasks:` — allow-lists for the parts of `Tasks/Create` and `Tasks/Exec` that run
+/// something on the host as root. All empty (nothing allowed) by default.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TaskRules {
+    /// `CreateTaskRequest.runtime_path`: shim binaries a caller may name.
+    #[serde(default)]
+    pub runtime_paths: Vec<String>,
+    /// runc `Options.binary_name`: runtime binaries a caller may name.
+    #[serde(default)]
+    pub runc_binaries: Vec<String>,
+    /// `binary://` and `file://` stdio URIs (exact, without the query) the shim may run or
+    /// write as root.
+    #[serde(default)]
+    pub stdio: Vec<String>,
+    /// Let `Tasks/Create` restore from a checkpoint.
+    #[serde(default)]
+    pub checkpoints: bool,
 }
 
 impl Default for ProxyConfig {
@@ -123,6 +179,8 @@ impl Default for ProxyConfig {
             conversion: Conversion::default(),
             runtime_classes: BTreeMap::new(),
             docker: None,
+            cri: CriMode::default(),
+            tasks: TaskRules::default(),
         }
     }
 }

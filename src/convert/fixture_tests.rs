@@ -65,6 +65,7 @@ pub(super) fn opts() -> PodOptions {
         .into_iter()
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
         .collect(),
+        ..Default::default()
     }
 }
 

@@ -59,4 +59,23 @@ pub struct TaskInfo {
 pub struct PodOptions {
     /// Kubernetes RuntimeClass name → containerd runtime name (`kata: io.containerd.kata.v2`).
     pub runtime_classes: BTreeMap<String, String>,
+    /// OCI hook paths trusted to run on the host (`spec.allowedHooks`).
+    pub allowed_hooks: Vec<String>,
+    /// Unknown spec fields let through unjudged (`spec.allowedFields`).
+    pub allowed_fields: Vec<String>,
+    /// Let `io.kubernetes.pod.namespace` (label or spec annotation) choose the Pod's
+    /// namespace. Only where the runtime itself sets it: the hook door on a CRI-O node.
+    pub kubernetes_namespace: bool,
+}
+
+impl PodOptions {
+    /// The options a door reads from the config file.
+    pub fn new(config: &crate::config::Config) -> Self {
+        Self {
+            runtime_classes: config.proxy.runtime_classes.clone(),
+            allowed_hooks: config.spec.allowed_hooks.clone(),
+            allowed_fields: config.spec.allowed_fields.clone(),
+            kubernetes_namespace: false,
+        }
+    }
 }

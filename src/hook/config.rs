@@ -19,6 +19,11 @@ pub struct HookConfig {
     /// Admit when no decision can be made at all (daemon down and the config unusable).
     #[serde(default)]
     pub fail_open: bool,
+    /// This node runs CRI-O, which sets `io.kubernetes.pod.namespace` on the containers it
+    /// makes: let that annotation choose the namespace whose rules apply. Off by default:
+    /// anywhere else whoever writes the spec chooses the annotation.
+    #[serde(default)]
+    pub cri_o: bool,
 }
 
 impl Default for HookConfig {
@@ -27,6 +32,7 @@ impl Default for HookConfig {
             daemon_socket: None,
             timeout: default_timeout(),
             fail_open: false,
+            cri_o: false,
         }
     }
 }

@@ -80,11 +80,12 @@ impl Gate {
     /// How bundles are converted (`proxy.runtimeClasses`, as for the proxy).
     pub fn pod_options(&self) -> PodOptions {
         PodOptions {
-            runtime_classes: self
+            kubernetes_namespace: self.hook.cri_o,
+            ..self
                 .config
                 .as_ref()
-                .map(|c| c.proxy.runtime_classes.clone())
-                .unwrap_or_default(),
+                .map(PodOptions::new)
+                .unwrap_or_default()
         }
     }
 

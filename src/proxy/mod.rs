@@ -54,9 +54,7 @@ impl Proxy {
             upstream: Upstream::new(&p.containerd),
             decider,
             conversion: p.conversion,
-            pod: PodOptions {
-                runtime_classes: p.runtime_classes.clone(),
-            },
+            pod: PodOptions::new(config),
             docker: p.docker.as_deref().map(docker::Docker::new),
         }
     }
