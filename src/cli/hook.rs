@@ -53,7 +53,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let spec = request::read_spec(&state.bundle);
-    let namespace = request::namespace(&state.annotations, &state.bundle, None);
+    let namespace = request::namespace(
+        &state.annotations,
+        &state.bundle,
+        None,
+        gate.pod_options().kubernetes_namespace,
+    );
     let request = spec.and_then(|spec| {
         bundle_request(
             &namespace,

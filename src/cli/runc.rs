@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::hook::gate::{report_lines, Gate};
+use crate::hook::gate::{report_lines, Decision, Gate};
 use crate::hook::request::{self, bundle_request};
 use crate::hook::runc::{self as wrapper, RuncCall};
 
@@ -35,8 +35,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    // Arguments we cannot read are runc's to reject.
-    let call = wrapper::parse(&text).unwrap_or_default();
+    // Arguments the wrapper cannot place might hide the bundle or the id it must check:
+    // refused, whatever `hook.failOpen` says (nothing failed; the call is unjudgeable).
+    let call = match wrapper::parse(&text) {
+        Ok(call) => call,
+        Err(e) => {
+            eprintln!("portcullis: refused: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     if let Some(code) = check(&args, &call)? {
         return Ok(code);
     }
@@ -57,25 +64,14 @@ fn check(args: &Args, call: &RuncCall) -> anyhow::Result<Option<ExitCode>> {
         None => std::env::current_dir()?,
     };
     let what = format!("container {}", create.id);
-    let decision = match request::read_spec(&bundle) {
-        Ok(spec) => {
-            let annotations = request::annotations(&spec);
-            let namespace = request::namespace(&annotations, &bundle, call.root.as_deref());
-            match bundle_request(
-                &namespace,
-                &create.id,
-                &spec,
-                &gate.pod_options(),
-                "portcullis-runc",
-            ) {
-                Ok(r) => tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(gate.decide(&r)),
-                Err(e) => gate.undecidable(format!("{what}: {e:#}")),
-            }
-        }
-        Err(e) => gate.undecidable(format!("{what}: {e:#}")),
+    let decision = if create.restore && !gate.hook.allow_restore {
+        gate.refuse(format!(
+            "{what}: runc restore is refused: the restored process comes from a checkpoint \
+             image, which is not judged; set hook.allowRestore to judge restores by their \
+             bundle alone"
+        ))
+    } else {
+        decide(&gate, call, &bundle, &create.id, &what)?
     };
     let lines = report_lines(&decision, &what);
     for line in &lines {
@@ -88,4 +84,39 @@ fn check(args: &Args, call: &RuncCall) -> anyhow::Result<Option<ExitCode>> {
         wrapper::log_refusal(call, first);
     }
     Ok(Some(ExitCode::from(1)))
+}
+
+/// The decision on the bundle's spec.
+fn decide(
+    gate: &Gate,
+    call: &RuncCall,
+    bundle: &std::path::Path,
+    id: &str,
+    what: &str,
+) -> anyhow::Result<Decision> {
+    Ok(match request::read_spec(bundle) {
+        Ok(spec) => {
+            let annotations = request::annotations(&spec);
+            let namespace = request::namespace(
+                &annotations,
+                bundle,
+                call.root.as_deref(),
+                gate.pod_options().kubernetes_namespace,
+            );
+            match bundle_request(
+                &namespace,
+                id,
+                &spec,
+                &gate.pod_options(),
+                "portcullis-runc",
+            ) {
+                Ok(r) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(gate.decide(&r)),
+                Err(e) => gate.undecidable(format!("{what}: {e:#}")),
+            }
+        }
+        Err(e) => gate.undecidable(format!("{what}: {e:#}")),
+    })
 }

@@ -138,7 +138,15 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
     Ok(Pod {
         metadata: ObjectMeta {
             name: Some(pick(POD_NAME_KEY, &record.id)),
-            namespace: Some(pick(POD_NAMESPACE_KEY, &record.namespace)),
+            // The namespace chooses the rules (levels, exemptions, break-glass), so it comes
+            // from what the caller cannot write: the runtime's namespace. The Kubernetes
+            // label or annotation counts only where the runtime itself sets it (CRI-O, at
+            // the hook door, when configured); policies still see it as a label.
+            namespace: Some(if opts.kubernetes_namespace {
+                pick(POD_NAMESPACE_KEY, &record.namespace)
+            } else {
+                record.namespace.clone()
+            }),
             labels: Some(pod_labels).filter(|l| !l.is_empty()),
             annotations: Some(annotations).filter(|a| !a.is_empty()),
             ..Default::default()
@@ -306,8 +314,17 @@ mod tests {
         r.labels.insert(POD_NAMESPACE_KEY.into(), "team-a".into());
         let pod = to_pod(&r, &PodOptions::default()).unwrap();
         assert_eq!(pod.metadata.name.as_deref(), Some("from-label"));
-        assert_eq!(pod.metadata.namespace.as_deref(), Some("team-a"));
         assert_eq!(pod.spec.unwrap().containers[0].name, "app");
+        // The namespace chooses the rules, so the caller's label does not choose it; it
+        // stays visible as a label.
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(pod.metadata.labels.unwrap()[POD_NAMESPACE_KEY], "team-a");
+        let cri_o = PodOptions {
+            kubernetes_namespace: true,
+            ..Default::default()
+        };
+        let pod = to_pod(&r, &cri_o).unwrap();
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("team-a"));
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct HookConfig {
     /// anywhere else whoever writes the spec chooses the annotation.
     #[serde(default)]
     pub cri_o: bool,
+    /// Let `portcullis runc restore` through, judged by its bundle alone: the restored
+    /// process comes from a checkpoint image the wrapper cannot read. Off by default.
+    #[serde(default)]
+    pub allow_restore: bool,
 }
 
 impl Default for HookConfig {
@@ -33,6 +37,7 @@ impl Default for HookConfig {
             timeout: default_timeout(),
             fail_open: false,
             cri_o: false,
+            allow_restore: false,
         }
     }
 }

@@ -106,6 +106,19 @@ impl Gate {
         }
     }
 
+    /// A refusal by the door's own rule, not by a policy: `failOpen` does not apply, since
+    /// nothing failed.
+    pub fn refuse(&self, why: String) -> Decision {
+        Decision {
+            allowed: false,
+            message: why,
+            warnings: Vec::new(),
+            mutation: None,
+            via: Via::InProcess,
+            notes: Vec::new(),
+        }
+    }
+
     pub async fn decide(&self, request: &AdmissionRequest) -> Decision {
         let mut notes = Vec::new();
         if let Some(socket) = &self.hook.daemon_socket {

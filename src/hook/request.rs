@@ -22,16 +22,23 @@ const NAMESPACE_ANNOTATIONS: [&str; 2] = [
 /// containerd's v2 shim bundles: `<state>/io.containerd.runtime.v2.task/<ns>/<id>`.
 const CONTAINERD_TASK_DIR: &str = "io.containerd.runtime.v2.task";
 
-/// The namespace a container is admitted in: a Kubernetes namespace from the annotations
-/// (CRI-O, containerd CRI), `podman` for Podman (`io.container.manager: libpod`), the
-/// containerd namespace from the bundle path or runc's `--root`, else `default`.
+/// The namespace a container is admitted in, which chooses the rules it is judged by, so
+/// taken from what whoever wrote the spec cannot choose: the containerd namespace from the
+/// bundle path or runc's `--root`. Then, only on a CRI-O node (`kubernetes`: `hook.criO`),
+/// where CRI-O itself writes them, the Kubernetes namespace annotations; then `podman` for
+/// Podman (`io.container.manager: libpod`); else `default`.
 pub fn namespace(
     annotations: &BTreeMap<String, String>,
     bundle: &Path,
     runc_root: Option<&Path>,
+    kubernetes: bool,
 ) -> String {
+    if let Some(ns) = containerd_namespace(bundle, runc_root) {
+        return ns;
+    }
     if let Some(ns) = NAMESPACE_ANNOTATIONS
         .iter()
+        .filter(|_| kubernetes)
         .find_map(|k| annotations.get(*k).filter(|v| !v.is_empty()))
     {
         return ns.clone();
@@ -39,7 +46,7 @@ pub fn namespace(
     if annotations.get("io.container.manager").map(String::as_str) == Some("libpod") {
         return PODMAN_NAMESPACE.to_owned();
     }
-    containerd_namespace(bundle, runc_root).unwrap_or_else(|| "default".to_owned())
+    "default".to_owned()
 }
 
 /// `.../io.containerd.runtime.v2.task/<ns>/<id>` (any containerd state dir), or runc's root
@@ -132,54 +139,40 @@ mod tests {
     }
 
     #[test]
-    fn namespace_from_annotations_bundle_and_root() {
+    fn namespace_from_bundle_and_root_then_annotations_on_cri_o_only() {
         let none = BTreeMap::new();
         let p = PathBuf::from;
         let a = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        let kube = a("io.kubernetes.pod.namespace", "team-a");
+        // Anywhere but a CRI-O node, whoever writes the spec writes the annotation.
+        assert_eq!(namespace(&kube, &p("/x"), None, false), "default");
+        assert_eq!(namespace(&kube, &p("/x"), None, true), "team-a");
+        let sandbox = a("io.kubernetes.cri.sandbox-namespace", "kube-system");
+        assert_eq!(namespace(&sandbox, &p("/x"), None, false), "default");
+        assert_eq!(namespace(&sandbox, &p("/x"), None, true), "kube-system");
+        let libpod = a("io.container.manager", "libpod");
+        assert_eq!(namespace(&libpod, &p("/x"), None, false), "podman");
+        let task = p("/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc");
+        assert_eq!(namespace(&none, &task, None, false), "k8s.io");
+        // The containerd namespace is not the caller's to choose, whatever it annotates.
+        for forged in [&kube, &sandbox, &libpod] {
+            assert_eq!(namespace(forged, &task, None, true), "k8s.io");
+        }
+        let moby = p("/tmp/t/state/io.containerd.runtime.v2.task/moby/abc");
+        assert_eq!(namespace(&none, &moby, None, false), "moby");
+        let root = p("/run/containerd/runc/team-b");
+        assert_eq!(namespace(&kube, &p("/b"), Some(&root), true), "team-b");
         assert_eq!(
-            namespace(&a("io.kubernetes.pod.namespace", "team-a"), &p("/x"), None),
-            "team-a"
+            namespace(&none, &p("/b"), Some(&p("/run/runc")), false),
+            "default"
         );
-        assert_eq!(
-            namespace(
-                &a("io.kubernetes.cri.sandbox-namespace", "kube-system"),
-                &p("/x"),
-                None
-            ),
-            "kube-system"
-        );
-        assert_eq!(
-            namespace(&a("io.container.manager", "libpod"), &p("/x"), None),
-            "podman"
-        );
-        assert_eq!(
-            namespace(
-                &none,
-                &p("/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc"),
-                None
-            ),
-            "k8s.io"
-        );
-        assert_eq!(
-            namespace(
-                &none,
-                &p("/tmp/t/state/io.containerd.runtime.v2.task/moby/abc"),
-                None
-            ),
-            "moby"
-        );
-        assert_eq!(
-            namespace(&none, &p("/b"), Some(&p("/run/containerd/runc/team-b"))),
-            "team-b"
-        );
-        assert_eq!(namespace(&none, &p("/b"), Some(&p("/run/runc"))), "default");
-        assert_eq!(namespace(&none, &p("/b"), None), "default");
+        assert_eq!(namespace(&none, &p("/b"), None, false), "default");
     }
 
     #[test]
     fn podman_bundle_becomes_a_pod_in_podman() {
         let spec = spec("podman/privileged.config.json");
-        let ns = namespace(&annotations(&spec), Path::new("/b"), None);
+        let ns = namespace(&annotations(&spec), Path::new("/b"), None, false);
         let r =
             bundle_request(&ns, "c1", &spec, &PodOptions::default(), "portcullis-hook").unwrap();
         assert_eq!((r.namespace.as_str(), r.name.as_str()), ("podman", "c1"));

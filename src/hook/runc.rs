@@ -1,18 +1,74 @@
 //! `portcullis runc`: runc's command line, read just enough to find the subcommand, and on
-//! `create`/`run` the bundle and container id; and where the real runc is.
+//! `create`, `run` and `restore` the bundle and container id; and where the real runc is.
 //!
 //! Flags follow runc 1.1 (`runc --help`, urfave/cli: `--flag value`, `--flag=value`, and
-//! the single-dash forms). Only `create` and `run` are checked; everything else passes
-//! through untouched.
+//! the single-dash forms). Every flag of the global level and of the checked commands is
+//! known by name and kind: a flag this build does not know might take a value, which would
+//! shift the bundle or the id, so it is an error and the wrapper refuses the call (fail
+//! closed). Other commands pass through untouched.
 
 use std::ffi::OsString;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-/// runc's global flags that take a value.
-const GLOBAL_VALUE_FLAGS: [&str; 5] = ["root", "log", "log-format", "criu", "rootless"];
-/// `create` and `run` flags that take a value.
-const CREATE_VALUE_FLAGS: [&str; 5] = ["bundle", "b", "console-socket", "pid-file", "preserve-fds"];
+/// runc's global flags: (takes a value?, names).
+const GLOBAL_FLAGS: &[(bool, &[&str])] = &[
+    (true, &["root", "log", "log-format", "criu", "rootless"]),
+    (
+        false,
+        &["debug", "systemd-cgroup", "help", "h", "version", "v"],
+    ),
+];
+/// `create` flags; `run` and `restore` add theirs.
+const CREATE_FLAGS: &[(bool, &[&str])] = &[
+    (
+        true,
+        &[
+            "bundle",
+            "b",
+            "console-socket",
+            "pidfd-socket",
+            "pid-file",
+            "preserve-fds",
+        ],
+    ),
+    (false, &["no-pivot", "no-new-keyring", "help", "h"]),
+];
+const RUN_FLAGS: &[(bool, &[&str])] = &[(false, &["detach", "d", "keep", "no-subreaper"])];
+const RESTORE_FLAGS: &[(bool, &[&str])] = &[
+    (
+        true,
+        &[
+            "bundle",
+            "b",
+            "console-socket",
+            "pid-file",
+            "image-path",
+            "work-path",
+            "manage-cgroups-mode",
+            "empty-ns",
+            "lsm-profile",
+            "lsm-mount-context",
+        ],
+    ),
+    (
+        false,
+        &[
+            "detach",
+            "d",
+            "no-subreaper",
+            "no-pivot",
+            "tcp-established",
+            "ext-unix-sk",
+            "shell-job",
+            "file-locks",
+            "auto-dedup",
+            "lazy-pages",
+            "help",
+            "h",
+        ],
+    ),
+];
 
 /// What the wrapper needs from one runc invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -24,7 +80,7 @@ pub struct RuncCall {
     pub log_json: bool,
     /// The subcommand, if any (`runc --version` has none).
     pub command: Option<String>,
-    /// Set for `create` and `run`.
+    /// Set for `create`, `run` and `restore`.
     pub create: Option<Create>,
 }
 
@@ -33,6 +89,8 @@ pub struct Create {
     /// `--bundle`/`-b`; `None` is the current directory.
     pub bundle: Option<PathBuf>,
     pub id: String,
+    /// `restore`: the container comes from a checkpoint image as well as the bundle.
+    pub restore: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,6 +99,10 @@ pub enum ArgsError {
     MissingValue(String),
     #[error("runc {0}: no container id")]
     NoId(String),
+    #[error("runc {0}: unknown flag {1:?}; the wrapper cannot tell where the bundle and the container id are, so it refuses the call")]
+    UnknownFlag(String, String),
+    #[error("runc {0}: more than one container id ({1:?})")]
+    ExtraArgument(String, String),
 }
 
 /// `--name=value`, `--name`, `-name` → (name, inline value).
@@ -53,6 +115,15 @@ fn flag(arg: &str) -> Option<(&str, Option<&str>)> {
         Some((n, v)) => (n, Some(v)),
         None => (name, None),
     })
+}
+
+/// Whether `name` takes a value, among `known` (`None`: not a flag of this level).
+fn takes_value(known: &[&[(bool, &[&str])]], name: &str) -> Option<bool> {
+    known
+        .iter()
+        .flat_map(|level| level.iter())
+        .find(|(_, names)| names.contains(&name))
+        .map(|(value, _)| *value)
 }
 
 /// A flag's value: written inline (`--root=/r`), else the next argument.
@@ -79,8 +150,11 @@ pub fn parse(args: &[String]) -> Result<RuncCall, ArgsError> {
             call.command = Some(arg.clone());
             break;
         };
-        if !GLOBAL_VALUE_FLAGS.contains(&name) {
-            continue; // --debug, --systemd-cgroup, --help, --version
+        match takes_value(&[GLOBAL_FLAGS], name) {
+            None => return Err(ArgsError::UnknownFlag("(global)".into(), arg.clone())),
+            // A boolean's inline value (`--debug=false`) is its own.
+            Some(false) => continue,
+            Some(true) => {}
         }
         let value = value_of(name, inline, &mut rest)?;
         match name {
@@ -93,12 +167,14 @@ pub fn parse(args: &[String]) -> Result<RuncCall, ArgsError> {
     let Some(command) = call.command.clone() else {
         return Ok(call);
     };
-    if command != "create" && command != "run" {
-        return Ok(call);
-    }
+    let flags: &[&[(bool, &[&str])]] = match command.as_str() {
+        "create" => &[CREATE_FLAGS],
+        "run" => &[CREATE_FLAGS, RUN_FLAGS],
+        "restore" => &[RESTORE_FLAGS],
+        _ => return Ok(call),
+    };
     let mut bundle = None;
     let mut positional = Vec::new();
-    let mut rest = rest.peekable();
     while let Some(arg) = rest.next() {
         if arg == "--" {
             positional.extend(rest.by_ref().cloned());
@@ -108,16 +184,25 @@ pub fn parse(args: &[String]) -> Result<RuncCall, ArgsError> {
             positional.push(arg.clone());
             continue;
         };
-        if !CREATE_VALUE_FLAGS.contains(&name) {
-            continue;
+        match takes_value(flags, name) {
+            None => return Err(ArgsError::UnknownFlag(command, arg.clone())),
+            Some(false) => continue,
+            Some(true) => {}
         }
         let value = value_of(name, inline, &mut rest)?;
         if name == "bundle" || name == "b" {
             bundle = Some(PathBuf::from(value));
         }
     }
-    let id = positional.pop().ok_or(ArgsError::NoId(command))?;
-    call.create = Some(Create { bundle, id });
+    let id = positional.pop().ok_or(ArgsError::NoId(command.clone()))?;
+    if let Some(extra) = positional.pop() {
+        return Err(ArgsError::ExtraArgument(command, extra));
+    }
+    call.create = Some(Create {
+        bundle,
+        id,
+        restore: command == "restore",
+    });
     Ok(call)
 }
 
@@ -199,7 +284,8 @@ mod tests {
             c.create,
             Some(Create {
                 bundle: Some("/run/b".into()),
-                id: "abc".into()
+                id: "abc".into(),
+                restore: false,
             })
         );
     }
@@ -212,7 +298,8 @@ mod tests {
             c.create,
             Some(Create {
                 bundle: Some("/bb".into()),
-                id: "x1".into()
+                id: "x1".into(),
+                restore: false,
             })
         );
         // Bundle defaults to the current directory.
@@ -221,7 +308,8 @@ mod tests {
             c.create,
             Some(Create {
                 bundle: None,
-                id: "id2".into()
+                id: "id2".into(),
+                restore: false,
             })
         );
         assert_eq!(
@@ -229,6 +317,48 @@ mod tests {
             Err(ArgsError::NoId("create".into()))
         );
         assert_eq!(p("--root"), Err(ArgsError::MissingValue("root".into())));
+    }
+
+    #[test]
+    fn restore_is_checked_like_create() {
+        let c = p("--root /r restore --image-path /ckpt --work-path /w --tcp-established -d --bundle /b --pid-file /p c9").unwrap();
+        assert_eq!(
+            c.create,
+            Some(Create {
+                bundle: Some("/b".into()),
+                id: "c9".into(),
+                restore: true,
+            })
+        );
+    }
+
+    #[test]
+    fn arguments_it_cannot_place_are_errors() {
+        // An unknown flag may take a value that would pass for the id or hide the bundle.
+        assert!(matches!(
+            p("create --new-flag /evil/bundle --bundle /b id"),
+            Err(ArgsError::UnknownFlag(..))
+        ));
+        assert!(matches!(
+            p("--new-global x create --bundle /b id"),
+            Err(ArgsError::UnknownFlag(..))
+        ));
+        assert!(matches!(
+            p("run --bundle /b id extra"),
+            Err(ArgsError::ExtraArgument(..))
+        ));
+        assert!(matches!(
+            p("restore --image-path"),
+            Err(ArgsError::MissingValue(..))
+        ));
+        // Flags of one command are not another's: `--keep` is run's.
+        assert!(matches!(
+            p("create --keep --bundle /b id"),
+            Err(ArgsError::UnknownFlag(..))
+        ));
+        // After `--`, everything is positional.
+        let c = p("create --bundle /b -- id").unwrap();
+        assert_eq!(c.create.unwrap().id, "id");
     }
 
     #[test]

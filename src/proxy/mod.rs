@@ -12,13 +12,14 @@ pub mod grpc;
 pub mod raw;
 pub mod record;
 mod relay;
+mod route;
 pub mod upstream;
 
 use std::sync::{Arc, OnceLock};
 
 use tokio::net::UnixListener;
 
-use crate::config::{Config, Conversion};
+use crate::config::{Config, Conversion, CriMode, TaskRules};
 use crate::convert::PodOptions;
 use crate::net::peer::PeerCred;
 use crate::reload::LiveDecider;
@@ -32,6 +33,8 @@ pub struct Proxy {
     conversion: Conversion,
     pod: PodOptions,
     docker: Option<docker::Docker>,
+    cri: CriMode,
+    tasks: TaskRules,
 }
 
 /// Who is calling on one connection. `userInfo` is resolved once, on the first admitted call.
@@ -56,6 +59,8 @@ impl Proxy {
             conversion: p.conversion,
             pod: PodOptions::new(config),
             docker: p.docker.as_deref().map(docker::Docker::new),
+            cri: p.cri,
+            tasks: p.tasks.clone(),
         }
     }
 

@@ -11,8 +11,8 @@ use tokio::task::JoinSet;
 use super::admitted::{self, Call};
 use super::{write_status, Conn, Ended};
 use crate::net::h2::{self, error, flag, hpack, kind, Head};
-use crate::proxy::admit::Method;
 use crate::proxy::grpc::{Code, Status, MAX_MESSAGE};
+use crate::proxy::route::{route, Route};
 
 /// Bytes of admitted bodies one connection may hold at once (a few full-size messages).
 const HELD_BYTES: usize = 4 * (MAX_MESSAGE + 5);
@@ -43,6 +43,9 @@ struct Pump {
     held_bytes: usize,
     /// Streams answered by the relay and never opened at containerd.
     local: HashSet<u32>,
+    /// The highest stream id the client opened: a header block on a stream at or below it
+    /// is trailers.
+    last_opened: u32,
     tasks: JoinSet<()>,
     /// Frames for containerd, and for the client, from the current read.
     up: BytesMut,
@@ -68,6 +71,7 @@ pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(),
         held: HashMap::new(),
         held_bytes: 0,
         local: HashSet::new(),
+        last_opened: 0,
         tasks: JoinSet::new(),
         up: buf.split_to(h2::PREFACE.len()),
         down: BytesMut::new(),
@@ -271,17 +275,20 @@ impl Pump {
             }
             return Ok(());
         }
-        if let Some(status) = refused_path(&fields.paths) {
-            return self.refuse_local(stream, &status, end);
-        }
-        let method = fields
-            .paths
-            .first()
-            .and_then(|p| std::str::from_utf8(p).ok())
-            .and_then(Method::from_path);
-        let Some(method) = method else {
+        if stream <= self.last_opened {
+            // Trailers of a relayed stream (stream ids only grow, §5.1.1): containerd
+            // already routed the stream by its first block.
             h2::write_headers(&mut self.up, stream, &encoded, end, max_frame);
             return Ok(());
+        }
+        self.last_opened = stream;
+        let method = match route(&fields.paths, self.conn.proxy.cri) {
+            Route::Relay => {
+                h2::write_headers(&mut self.up, stream, &encoded, end, max_frame);
+                return Ok(());
+            }
+            Route::Refuse(status) => return self.refuse_local(stream, &status, end),
+            Route::Admit(method) => method,
         };
         let namespace = match namespace(&fields) {
             Ok(ns) => ns,
@@ -336,27 +343,6 @@ impl Pump {
     }
 }
 
-/// A `:path` containerd would route somewhere the proxy does not look: not exactly one, or
-/// not starting with `/` (grpc-go strips one leading slash if there is one and routes
-/// the rest, so `pkg.Service/Method` reaches `/pkg.Service/Method`).
-fn refused_path(paths: &[Vec<u8>]) -> Option<Status> {
-    match paths {
-        [] => None,
-        [path] if path.first() == Some(&b'/') => None,
-        [path] => Some(Status::new(
-            Code::InvalidArgument,
-            format!(
-                "portcullis: :path {:?} is not /package.Service/Method",
-                String::from_utf8_lossy(path)
-            ),
-        )),
-        _ => Some(Status::new(
-            Code::InvalidArgument,
-            "portcullis: the request has more than one :path",
-        )),
-    }
-}
-
 /// The namespace of an admitted call, as containerd will read it: exactly one
 /// `containerd-namespace` (containerd reads the first of several; the proxy refuses them).
 fn namespace(fields: &Fields) -> Result<String, Status> {
@@ -386,17 +372,6 @@ fn namespace(fields: &Fields) -> Result<String, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_without_their_slash_or_doubled_are_refused() {
-        assert!(refused_path(&[]).is_none());
-        assert!(refused_path(&[b"/a.B/C".to_vec()]).is_none());
-        let s = refused_path(&[b"a.B/C".to_vec()]).unwrap();
-        assert_eq!(s.code, Code::InvalidArgument);
-        assert!(s.message.contains(":path \"a.B/C\""), "{}", s.message);
-        assert!(refused_path(&[b"/a.B/C".to_vec(), b"/a.B/C".to_vec()]).is_some());
-        assert!(refused_path(&[Vec::new()]).is_some());
-    }
 
     #[test]
     fn an_admitted_call_names_one_namespace_in_grpc_content() {

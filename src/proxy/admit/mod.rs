@@ -7,19 +7,22 @@ use std::time::Instant;
 use bytes::Bytes;
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateTaskRequest, ExecProcessRequest, GetContainerRequest,
-    GetContainerResponse, UpdateContainerRequest,
+    GetContainerResponse, UpdateContainerRequest, UpdateTaskRequest,
 };
 use prost::Message;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::grpc::{self, Code, Status};
-use super::record::{self, PROCESS_TYPE_URL};
+use super::record;
 use super::{raw, Caller, Proxy};
 use crate::config::Conversion;
-use crate::convert::{pod, writeback, ContainerRecord, TaskInfo};
+use crate::convert::{pod, writeback, ContainerRecord};
 use crate::review::{
     AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, Refusal, UserInfo, Verdict,
 };
+
+mod rules;
+mod tasks;
 
 const GET_CONTAINER: &str = "/containerd.services.containers.v1.Containers/Get";
 
@@ -29,16 +32,19 @@ pub enum Method {
     CreateContainer,
     UpdateContainer,
     CreateTask,
+    UpdateTask,
     Exec,
 }
 
 impl Method {
-    pub fn from_path(path: &str) -> Option<Self> {
-        Some(match path {
-            "/containerd.services.containers.v1.Containers/Create" => Method::CreateContainer,
-            "/containerd.services.containers.v1.Containers/Update" => Method::UpdateContainer,
-            "/containerd.services.tasks.v1.Tasks/Create" => Method::CreateTask,
-            "/containerd.services.tasks.v1.Tasks/Exec" => Method::Exec,
+    /// The admitted method a routed `service`/`method` pair names, if any.
+    pub fn from_parts(service: &str, method: &str) -> Option<Self> {
+        Some(match (service, method) {
+            ("containerd.services.containers.v1.Containers", "Create") => Method::CreateContainer,
+            ("containerd.services.containers.v1.Containers", "Update") => Method::UpdateContainer,
+            ("containerd.services.tasks.v1.Tasks", "Create") => Method::CreateTask,
+            ("containerd.services.tasks.v1.Tasks", "Update") => Method::UpdateTask,
+            ("containerd.services.tasks.v1.Tasks", "Exec") => Method::Exec,
             _ => return None,
         })
     }
@@ -126,6 +132,10 @@ impl Proxy {
                 let req = CreateTaskRequest::decode(message).map_err(decode_error)?;
                 self.create_task(namespace, user, req).await
             }
+            Method::UpdateTask => {
+                let req = UpdateTaskRequest::decode(message).map_err(decode_error)?;
+                self.update_task(namespace, user, req).await
+            }
             Method::Exec => {
                 let req = ExecProcessRequest::decode(message).map_err(decode_error)?;
                 self.exec(namespace, user, req).await
@@ -145,6 +155,8 @@ impl Proxy {
                 "portcullis: Containers/Create without a container",
             )
         })?;
+        let what = format!("Containers/Create of container {:?}", container.id);
+        self.check_container_runtime(&what, container)?;
         let record = self.record(ns, container).await?;
         let view = self.view(&record, container)?;
         let review = review(
@@ -183,6 +195,8 @@ impl Proxy {
             .map(|m| m.paths.clone())
             .unwrap_or_default();
         let merged = apply_update_mask(&current, incoming, &paths)?;
+        let what = format!("Containers/Update of container {:?}", merged.id);
+        self.check_container_runtime(&what, &merged)?;
         let old_record = self.record(ns, &current).await?;
         let record = ContainerRecord {
             image: resolved_image(&merged, &current, &old_record),
@@ -204,20 +218,11 @@ impl Proxy {
             return Ok(Admitted::Unchanged);
         };
         let written = self.write_back(&merged, &record, &view.object, &mutated)?;
-        if written.runtime.as_ref().map(|r| &r.name) != merged.runtime.as_ref().map(|r| &r.name) {
-            return Err(refused(
-                "runtimeClassName",
-                "containerd cannot change the runtime of an existing container",
-            ));
-        }
+        let changed = mutated_fields(&merged, &written)?;
         if !paths.is_empty() {
             // Every field the mutation changed must be in the mask, or containerd drops it.
-            for (field, changed) in [
-                ("labels", written.labels != merged.labels),
-                ("spec", written.spec != merged.spec),
-                ("image", written.image != merged.image),
-            ] {
-                if changed && !paths.iter().any(|p| p == field) {
+            for field in changed {
+                if !paths.iter().any(|p| p == field) {
                     paths.push(field.to_owned());
                 }
             }
@@ -225,108 +230,6 @@ impl Proxy {
         }
         req.container = Some(written);
         Ok(Admitted::Rewritten(req.encode_to_vec()))
-    }
-
-    async fn create_task(
-        &self,
-        ns: &str,
-        user: &UserInfo,
-        req: CreateTaskRequest,
-    ) -> Result<Admitted, Status> {
-        let container = self.stored_container(ns, &req.container_id).await?;
-        let mut record = self.record(ns, &container).await?;
-        let runc_binary = match record::runc_binary(req.options.as_ref())? {
-            Some(b) => Some(b),
-            None => {
-                record::runc_binary(container.runtime.as_ref().and_then(|r| r.options.as_ref()))?
-            }
-        };
-        record.task = Some(TaskInfo {
-            runtime_path: req.runtime_path.clone(),
-            runc_binary: runc_binary.unwrap_or_default(),
-        });
-        let mut view = self.view(&record, &container)?;
-        if self.conversion == Conversion::Raw {
-            view.object = json!({
-                "containerId": req.container_id,
-                "runtimePath": req.runtime_path,
-                "options": req.options.as_ref().map(raw::any_to_json),
-                "terminal": req.terminal,
-                "container": view.object["container"],
-            });
-        }
-        let review = review(
-            Operation::Create,
-            pod_kind(),
-            pods(),
-            None,
-            &view,
-            None,
-            user,
-        );
-        let verdict = self.decide(&review).await?;
-        unchanged_only("Tasks/Create", &view.object, verdict.mutated.as_ref())
-    }
-
-    async fn exec(
-        &self,
-        ns: &str,
-        user: &UserInfo,
-        req: ExecProcessRequest,
-    ) -> Result<Admitted, Status> {
-        let what = format!("exec {:?} in container {:?}", req.exec_id, req.container_id);
-        let process = match &req.spec {
-            Some(any) if any.type_url == PROCESS_TYPE_URL => record::parse_json_object(&any.value, &what)?,
-            Some(any) => {
-                return Err(Status::new(
-                    Code::InvalidArgument,
-                    format!("portcullis: {what} has a process of type {:?}; only {PROCESS_TYPE_URL:?} can be admitted", any.type_url),
-                ))
-            }
-            None => return Err(Status::new(Code::InvalidArgument, format!("portcullis: {what} carries no process"))),
-        };
-        let container = self.stored_container(ns, &req.container_id).await?;
-        let record = self.record(ns, &container).await?;
-        let mut view = self.view(&record, &container)?;
-        view.object = match self.conversion {
-            // The Kubernetes shape of an exec (`PodExecOptions`) plus what the runtime knows
-            // and Kubernetes does not send: the whole OCI process and the container's Pod.
-            Conversion::Pod => json!({
-                "apiVersion": "v1",
-                "kind": "PodExecOptions",
-                "stdin": !req.stdin.is_empty(),
-                "stdout": !req.stdout.is_empty(),
-                "stderr": !req.stderr.is_empty(),
-                "tty": req.terminal,
-                "container": view.object.pointer("/spec/containers/0/name").cloned().unwrap_or(Value::Null),
-                "command": process.get("args").cloned().unwrap_or_else(|| json!([])),
-                "execID": req.exec_id,
-                "process": process,
-                "pod": view.object,
-            }),
-            Conversion::Raw => json!({
-                "containerId": req.container_id,
-                "execId": req.exec_id,
-                "stdin": req.stdin,
-                "stdout": req.stdout,
-                "stderr": req.stderr,
-                "terminal": req.terminal,
-                "spec": process,
-                "container": view.object["container"],
-            }),
-        };
-        let kind = GroupVersionKind::core("PodExecOptions");
-        let review = review(
-            Operation::Connect,
-            kind,
-            pods(),
-            Some("exec"),
-            &view,
-            None,
-            user,
-        );
-        let verdict = self.decide(&review).await?;
-        unchanged_only("Tasks/Exec", &view.object, verdict.mutated.as_ref())
     }
 
     /// The stored container, read from containerd with the caller's namespace.
@@ -520,6 +423,36 @@ fn apply_update_mask(
     Ok(out)
 }
 
+/// The update-mask names of the fields a mutation changed between `before` and `after`.
+/// A change containerd cannot apply on update (the id, the runtime, the snapshotter, the
+/// sandbox) is refused: relayed, it would be dropped or fail, and the container would not
+/// be what was admitted.
+fn mutated_fields(before: &Container, after: &Container) -> Result<Vec<&'static str>, Status> {
+    let fixed = [
+        ("id", before.id != after.id),
+        ("runtimeClassName", before.runtime != after.runtime),
+        ("snapshotter", before.snapshotter != after.snapshotter),
+        ("sandbox", before.sandbox != after.sandbox),
+    ];
+    if let Some((field, _)) = fixed.iter().find(|(_, changed)| *changed) {
+        return Err(refused(
+            field,
+            "containerd cannot change it on an existing container",
+        ));
+    }
+    Ok([
+        ("labels", before.labels != after.labels),
+        ("spec", before.spec != after.spec),
+        ("extensions", before.extensions != after.extensions),
+        ("image", before.image != after.image),
+        ("snapshotkey", before.snapshot_key != after.snapshot_key),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(field, _)| field)
+    .collect())
+}
+
 fn pod_kind() -> GroupVersionKind {
     GroupVersionKind::core("Pod")
 }
@@ -549,6 +482,7 @@ fn review(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn container(labels: &[(&str, &str)], image: &str) -> Container {
         Container {
@@ -559,6 +493,37 @@ mod tests {
                 .collect(),
             image: image.into(),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_mutated_field_is_named_for_the_mask_and_fixed_ones_refused() {
+        let before = container(&[("a", "1")], "busybox");
+        let mut after = before.clone();
+        after.snapshot_key = "other".into();
+        after
+            .extensions
+            .insert("x".into(), prost_types::Any::default());
+        after.image = "evil".into();
+        assert_eq!(
+            mutated_fields(&before, &after).unwrap(),
+            ["extensions", "image", "snapshotkey"]
+        );
+        for change in [
+            |c: &mut Container| c.id = "other".into(),
+            |c: &mut Container| c.snapshotter = "native".into(),
+            |c: &mut Container| c.sandbox = "s".into(),
+            |c: &mut Container| {
+                c.runtime = Some(containerd_client::services::v1::container::Runtime {
+                    name: "io.containerd.kata.v2".into(),
+                    options: None,
+                })
+            },
+        ] {
+            let mut after = before.clone();
+            change(&mut after);
+            let e = mutated_fields(&before, &after).unwrap_err();
+            assert!(e.message.contains("cannot change it"), "{}", e.message);
         }
     }
 

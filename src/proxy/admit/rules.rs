@@ -1,0 +1,377 @@
+//! What a task call may choose beyond the container it starts from, judged by the door
+//! before any policy: each of these runs something on the host as root or hands the
+//! container host resources, and none has a Pod field a policy could look at.
+//!
+//! - `rootfs`: must be the snapshotter's mounts of the container's own snapshot; any
+//!   other list (`bind` of `/`) gives the container a host directory as its root.
+//! - stdio URIs: `binary://` makes the shim run that binary as root, `file://` makes it
+//!   write that file as root. Plain paths and `fifo://` are FIFOs the shim opens.
+//! - runtime options: a runc binary, a state root, CRIU paths, no pivot_root or a shim
+//!   cgroup are the caller choosing how root on the host runs the container.
+//! - `runtime_path` and absolute runtime names: a shim binary the caller chose.
+//! - a checkpoint: the container's memory and state come from the caller, not the spec.
+//!
+//! All of them are refused unless allow-listed under `proxy.tasks` (empty by default).
+//! Pure: the door reads the snapshotter's mounts and hands them in.
+
+use containerd_client::types::Mount;
+use prost::Message;
+use prost_types::Any;
+use serde_json::Value;
+
+use crate::config::TaskRules;
+use crate::proxy::grpc::{Code, Status};
+
+/// Refusal of a task call for `field`, saying how to allow it.
+pub fn refused(what: &str, field: &str, why: &str) -> Status {
+    Status::new(
+        Code::PermissionDenied,
+        format!("portcullis: {what}: {field} {why}"),
+    )
+}
+
+/// `rootfs` of `Tasks/Create` against the snapshotter's mounts of the container's
+/// snapshot (`None`: the container has no snapshot).
+pub fn check_rootfs(
+    what: &str,
+    rootfs: &[Mount],
+    snapshot: Option<&[Mount]>,
+) -> Result<(), Status> {
+    if rootfs.is_empty() {
+        // The spec's root.path is used as it is; the Pod view judges it.
+        return Ok(());
+    }
+    match snapshot {
+        Some(mounts) if mounts == rootfs => Ok(()),
+        Some(_) => Err(refused(
+            what,
+            "rootfs",
+            "differs from the snapshotter's mounts of the container's snapshot; send the \
+             mounts containerd's Snapshots/Mounts returns for it, or none",
+        )),
+        None => Err(refused(
+            what,
+            "rootfs",
+            "is set, but the container has no snapshot to take it from; a caller-chosen \
+             root filesystem cannot be judged",
+        )),
+    }
+}
+
+/// One stdio URI of `Tasks/Create` or `Tasks/Exec`.
+pub fn check_stdio(what: &str, field: &str, uri: &str, rules: &TaskRules) -> Result<(), Status> {
+    let Some((scheme, _)) = uri.split_once("://") else {
+        // A plain path: a FIFO the shim opens (and refuses if it is not one).
+        return Ok(());
+    };
+    match scheme {
+        "fifo" => Ok(()),
+        "binary" | "file" => {
+            let target = uri.split_once('?').map_or(uri, |(t, _)| t);
+            if rules.stdio.iter().any(|allowed| allowed == target) {
+                Ok(())
+            } else {
+                Err(refused(
+                    what,
+                    field,
+                    &format!(
+                        "{uri:?} makes containerd's shim run or write that path as root; \
+                         list {target:?} under proxy.tasks.stdio to allow it"
+                    ),
+                ))
+            }
+        }
+        other => Err(refused(
+            what,
+            field,
+            &format!("{uri:?} has the scheme {other:?}, which the proxy cannot judge"),
+        )),
+    }
+}
+
+/// A runtime name or `runtime_path` that is a binary path: the shim containerd will run.
+pub fn check_runtime(
+    what: &str,
+    field: &str,
+    runtime: &str,
+    rules: &TaskRules,
+) -> Result<(), Status> {
+    let is_path = runtime.starts_with('/') || runtime.contains("..");
+    if runtime.is_empty() || !is_path || rules.runtime_paths.iter().any(|p| p == runtime) {
+        return Ok(());
+    }
+    Err(refused(
+        what,
+        field,
+        &format!(
+            "{runtime:?} names a shim binary that containerd would run as root; list it \
+             under proxy.tasks.runtimePaths to allow it"
+        ),
+    ))
+}
+
+/// `containerd.runc.v1.Options` (core/runtime/v2/runc/options/oci.proto), every field.
+#[derive(Clone, PartialEq, Message)]
+struct RuncOptions {
+    #[prost(bool, tag = "1")]
+    no_pivot_root: bool,
+    #[prost(bool, tag = "2")]
+    no_new_keyring: bool,
+    #[prost(string, tag = "3")]
+    shim_cgroup: String,
+    #[prost(uint32, tag = "4")]
+    io_uid: u32,
+    #[prost(uint32, tag = "5")]
+    io_gid: u32,
+    #[prost(string, tag = "6")]
+    binary_name: String,
+    #[prost(string, tag = "7")]
+    root: String,
+    #[prost(string, tag = "8")]
+    criu_path: String,
+    #[prost(bool, tag = "9")]
+    systemd_cgroup: bool,
+    #[prost(string, tag = "10")]
+    criu_image_path: String,
+    #[prost(string, tag = "11")]
+    criu_work_path: String,
+    #[prost(string, tag = "12")]
+    task_api_address: String,
+    #[prost(string, tag = "13")]
+    task_api_version: String,
+}
+
+/// `containerd.linux.runc.RuncOptions` (the v1 linux runtime's container options).
+#[derive(Clone, PartialEq, Message)]
+struct LegacyRuncOptions {
+    #[prost(string, tag = "1")]
+    runtime: String,
+    #[prost(string, tag = "2")]
+    runtime_root: String,
+    #[prost(string, tag = "3")]
+    criu_path: String,
+    #[prost(bool, tag = "4")]
+    systemd_cgroup: bool,
+}
+
+/// `containerd.linux.runc.CreateOptions` (task options of runc shims).
+#[derive(Clone, PartialEq, Message)]
+struct CreateOptions {
+    #[prost(bool, tag = "1")]
+    no_pivot_root: bool,
+    #[prost(bool, tag = "2")]
+    open_tcp: bool,
+    #[prost(bool, tag = "3")]
+    external_unix_sockets: bool,
+    #[prost(bool, tag = "4")]
+    terminal: bool,
+    #[prost(bool, tag = "5")]
+    file_locks: bool,
+    #[prost(string, repeated, tag = "6")]
+    empty_namespaces: Vec<String>,
+    #[prost(string, tag = "7")]
+    cgroups_mode: String,
+    #[prost(bool, tag = "8")]
+    no_new_keyring: bool,
+    #[prost(string, tag = "9")]
+    shim_cgroup: String,
+    #[prost(uint32, tag = "10")]
+    io_uid: u32,
+    #[prost(uint32, tag = "11")]
+    io_gid: u32,
+    #[prost(string, tag = "12")]
+    criu_work_path: String,
+    #[prost(string, tag = "13")]
+    criu_image_path: String,
+}
+
+/// Runtime options (of a container, or of `Tasks/Create`). Only runc's option types are
+/// understood; in them only a runc binary on `proxy.tasks.runcBinaries`, the I/O owner,
+/// the keyring and cgroup-driver switches and the terminal flag may be set.
+pub fn check_options(
+    what: &str,
+    field: &str,
+    options: Option<&Any>,
+    rules: &TaskRules,
+) -> Result<(), Status> {
+    let Some(any) = options else { return Ok(()) };
+    let decode_error = |e: prost::DecodeError| {
+        Status::new(
+            Code::InvalidArgument,
+            format!(
+                "portcullis: {what}: {field} of type {:?} do not decode: {e}",
+                any.type_url
+            ),
+        )
+    };
+    let bytes = any.value.as_slice();
+    // (option name, set?) of the options that hand the caller root on the host.
+    let (binary, forbidden): (String, Vec<(&str, bool)>) = match any.type_url.trim_start_matches('/') {
+        "containerd.runc.v1.Options" | "io.containerd.runc.v1.Options" => {
+            let o = RuncOptions::decode(bytes).map_err(decode_error)?;
+            (
+                o.binary_name,
+                vec![
+                    ("no_pivot_root", o.no_pivot_root),
+                    ("shim_cgroup", !o.shim_cgroup.is_empty()),
+                    ("root", !o.root.is_empty()),
+                    ("criu_path", !o.criu_path.is_empty()),
+                    ("criu_image_path", !o.criu_image_path.is_empty()),
+                    ("criu_work_path", !o.criu_work_path.is_empty()),
+                    ("task_api_address", !o.task_api_address.is_empty()),
+                    ("task_api_version", !o.task_api_version.is_empty()),
+                ],
+            )
+        }
+        "containerd.linux.runc.RuncOptions" => {
+            let o = LegacyRuncOptions::decode(bytes).map_err(decode_error)?;
+            (
+                o.runtime,
+                vec![
+                    ("runtime_root", !o.runtime_root.is_empty()),
+                    ("criu_path", !o.criu_path.is_empty()),
+                ],
+            )
+        }
+        "containerd.linux.runc.CreateOptions" => {
+            let o = CreateOptions::decode(bytes).map_err(decode_error)?;
+            (
+                String::new(),
+                vec![
+                    ("no_pivot_root", o.no_pivot_root),
+                    ("open_tcp", o.open_tcp),
+                    ("external_unix_sockets", o.external_unix_sockets),
+                    ("file_locks", o.file_locks),
+                    ("empty_namespaces", !o.empty_namespaces.is_empty()),
+                    ("cgroups_mode", !o.cgroups_mode.is_empty()),
+                    ("shim_cgroup", !o.shim_cgroup.is_empty()),
+                    ("criu_work_path", !o.criu_work_path.is_empty()),
+                    ("criu_image_path", !o.criu_image_path.is_empty()),
+                ],
+            )
+        }
+        _ if bytes.is_empty() => return Ok(()),
+        other => {
+            return Err(refused(
+                what,
+                field,
+                &format!("are of type {other:?}, which the proxy cannot judge; only runc's options can be admitted"),
+            ))
+        }
+    };
+    if let Some((name, _)) = forbidden.iter().find(|(_, set)| *set) {
+        return Err(refused(
+            what,
+            &format!("{field}.{name}"),
+            "is set: it lets the caller choose how root on the host runs the container; no \
+             setting allows it",
+        ));
+    }
+    if !binary.is_empty() && !rules.runc_binaries.iter().any(|b| *b == binary) {
+        return Err(refused(
+            what,
+            &format!("{field}.binary_name"),
+            &format!(
+                "{binary:?} names a runtime binary containerd would run as root; list it \
+                 under proxy.tasks.runcBinaries to allow it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The exec'd process may not hold more than the container's own process: Pod Security
+/// judged the container, and an exec is a process in it (Kubernetes execs run with the
+/// container's security context). `container` and `exec` are runtime-spec Process objects.
+pub fn check_exec(what: &str, container: &Value, exec: &Value) -> Result<(), Status> {
+    let uid = |p: &Value| p.pointer("/user/uid").and_then(Value::as_u64).unwrap_or(0);
+    if uid(exec) == 0 && uid(container) != 0 {
+        return Err(refused(
+            what,
+            "process.user.uid",
+            &format!(
+                "is 0 in a container that runs as uid {}; exec as the container's user",
+                uid(container)
+            ),
+        ));
+    }
+    let gids = |p: &Value| -> Vec<u64> {
+        let mut gids: Vec<u64> = p
+            .pointer("/user/additionalGids")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        gids.push(p.pointer("/user/gid").and_then(Value::as_u64).unwrap_or(0));
+        gids
+    };
+    if gids(exec).contains(&0) && !gids(container).contains(&0) {
+        return Err(refused(
+            what,
+            "process.user",
+            "puts the process in group 0, which the container's user is not in; exec as the container's user",
+        ));
+    }
+    let caps = |p: &Value, set: &str| -> Vec<String> {
+        p.pointer(&format!("/capabilities/{set}"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // runc gives a process no capabilities its spec does not list; the container's bounding
+    // set is the most any of its processes was judged to have.
+    let bounding = caps(container, "bounding");
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
+        if let Some(extra) = caps(exec, set).into_iter().find(|c| !bounding.contains(c)) {
+            return Err(refused(
+                what,
+                &format!("process.capabilities.{set}"),
+                &format!("holds {extra}, which the container does not have; exec with the container's capabilities"),
+            ));
+        }
+    }
+    let nnp = |p: &Value| {
+        p.get("noNewPrivileges")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    if nnp(container) && !nnp(exec) {
+        return Err(refused(
+            what,
+            "process.noNewPrivileges",
+            "is off in a container that has it on; keep it on",
+        ));
+    }
+    for field in ["apparmorProfile", "selinuxLabel"] {
+        let get = |p: &Value| {
+            p.get(field)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        if get(exec) != get(container) {
+            return Err(refused(
+                what,
+                &format!("process.{field}"),
+                &format!(
+                    "{:?} is not the container's {:?}; exec under the container's profile",
+                    get(exec),
+                    get(container)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
