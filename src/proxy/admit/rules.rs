@@ -267,7 +267,7 @@ pub fn check_options(
              setting allows it",
         ));
     }
-    if !binary.is_empty() && !rules.runc_binaries.iter().any(|b| *b == binary) {
+    if !binary.is_empty() && !rules.runc_binaries.contains(&binary) {
         return Err(refused(
             what,
             &format!("{field}.binary_name"),
