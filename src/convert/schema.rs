@@ -73,11 +73,24 @@ const CAPS: Class = Mapped("securityContext.capabilities, privileged");
 const MOUNT: Class = Mapped("volumes, volumeMounts, annotation portcullis.dev/unmapped-mounts");
 const OWN_CGROUP: Class =
     Harmless("a limit or weight on the container's own cgroup: resource use, not isolation");
+/// Annotations runtimes act on beyond the spec: runc's `features` lists the first three as
+/// `potentiallyUnsafeConfigAnnotations`; crun lists `run.oci.`.
+const ANNOTATIONS_REFUSED: &[(&str, &str)] = &[
+    ("bundle", "runc takes it for the bundle directory in the state it gives hooks, so a host hook reads a config.json of the caller's choosing"),
+    ("org.criu.config", "runc hands this file to CRIU on checkpoint and restore, and a CRIU configuration can run host scripts as root (action-script)"),
+    ("org.systemd.property.*", SYSTEMD),
+    ("run.oci.*", CRUN),
+];
 /// runc's systemd cgroup driver (libcontainer/specconv `initSystemdProps`) turns these
 /// annotations into unit properties, set after the ones it derives from `linux.resources`.
 const SYSTEMD: &str = "runc (systemd cgroup driver) passes it to systemd as a unit property \
      after its own, so MemoryMax, CPUQuota, DeviceAllow or Delegate here override what \
      policies see";
+/// crun (Podman's and CRI-O's default runtime) reads these; see crun(1) "Extensions to OCI".
+const CRUN: &str = "crun acts on it beyond the spec: run.oci.seccomp.plugins loads a host \
+     library into crun, run.oci.seccomp.receiver hands the seccomp listener to a host socket, \
+     run.oci.hooks.stdout makes crun write a host file, run.oci.keep_original_groups keeps the \
+     runtime's groups; policies do not judge annotations for that";
 const OTHER_OS: &str = "a section for another platform: runc ignores it, but a runtime that reads \
      it takes host paths and devices from it (a hypervisor binary, layer folders, jail \
      settings) and no policy sees it; no Linux container needs it";
@@ -92,7 +105,7 @@ pub static SPEC: &[Field] = &[
     f("domainname", V, Harmless("the container's own UTS namespace; runc refuses it without one")),
     f("mounts", Array(MOUNTS), Members),
     f("hooks", Struct(HOOKS), Members),
-    f("annotations", Map(&[("org.systemd.property.*", SYSTEMD)]), Mapped("metadata.annotations; org.systemd.property.* refused")),
+    f("annotations", Map(ANNOTATIONS_REFUSED), Mapped("metadata.annotations; the keys bundle, org.criu.config, org.systemd.property.* and run.oci.* are refused")),
     f("linux", Struct(LINUX), Members),
     f("solaris", Opaque, Refused(OTHER_OS)),
     f("windows", Opaque, Refused(OTHER_OS)),

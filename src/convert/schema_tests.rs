@@ -166,6 +166,18 @@ fn refused_fields_are_refused_with_their_reason() {
             json!({"annotations": {"org.systemd.property.MemoryMax": "uint64 18446744073709551615"}}),
             "annotations.org.systemd.property.MemoryMax",
         ),
+        (
+            json!({"annotations": {"run.oci.seccomp.plugins": "/tmp/evil.so"}}),
+            "annotations.run.oci.seccomp.plugins",
+        ),
+        (
+            json!({"annotations": {"bundle": "/tmp/x"}}),
+            "annotations.bundle",
+        ),
+        (
+            json!({"annotations": {"org.criu.config": "/tmp/x.conf"}}),
+            "annotations.org.criu.config",
+        ),
     ];
     for (spec, field) in cases {
         let e = err(spec);
