@@ -9,6 +9,7 @@ mod mounts;
 pub mod pod;
 pub mod quantity;
 pub mod record;
+pub mod schema;
 mod security;
 mod spec;
 pub mod writeback;

@@ -40,6 +40,7 @@ const CRI_SANDBOX_ID_KEY: &str = "io.kubernetes.cri.sandbox-id";
 
 /// The Pod view of a container.
 pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, ConvertError> {
+    super::schema::check(&record.spec, &opts.allowed_fields)?;
     let root = Node::root(&record.spec)?;
     let spec_annotations = root.get("annotations").string_map()?;
     // A CRI label wins over a CRI-O/Podman spec annotation, which wins over the fallback.

@@ -30,6 +30,28 @@ pub enum ConvertError {
         expected: &'static str,
         found: &'static str,
     },
+    /// A key the schema (schema.rs) does not know exactly, so nothing judges it.
+    #[error(
+        "unknown OCI spec field {field}: this build cannot judge it; remove it, or list {} \
+         under spec.allowedFields in the config to let it through unjudged",
+        super::schema::listing(.field, .allow)
+    )]
+    UnknownField {
+        field: String,
+        /// The `spec.allowedFields` entry that lets it through.
+        allow: String,
+    },
+    /// A field the schema refuses when set (docs/mapping.md "Every OCI spec field").
+    #[error(
+        "OCI spec field {field} is refused: {reason}; remove it, or list {} under \
+         spec.allowedFields in the config to let it through unjudged",
+        super::schema::listing(.field, .allow)
+    )]
+    RefusedField {
+        field: String,
+        allow: String,
+        reason: &'static str,
+    },
     #[error("the Pod view of the container could not be serialised: {0}")]
     Serialize(String),
 }
