@@ -258,6 +258,24 @@ impl Config {
         self.images
             .validate()
             .map_err(|e| invalid(&e.field, e.message))?;
+        for (i, field) in self.spec.allowed_fields.iter().enumerate() {
+            let name =
+                |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric());
+            if !field.split('.').all(name) {
+                return Err(invalid(
+                    &format!("spec.allowedFields[{i}]"),
+                    format!("{field:?} is not a dotted spec field path such as `linux.netDevices` (no indexes: `mounts.uidMappings` covers every mount)"),
+                ));
+            }
+        }
+        for (i, hook) in self.spec.allowed_hooks.iter().enumerate() {
+            if !hook.starts_with('/') || hook.split('/').any(|p| p == "..") {
+                return Err(invalid(
+                    &format!("spec.allowedHooks[{i}]"),
+                    format!("{hook:?} is not an absolute path without `..`; hooks are matched by exact path"),
+                ));
+            }
+        }
         for (i, l) in self.serve.listeners.iter().enumerate() {
             l.validate()
                 .map_err(|e| invalid(&format!("serve.listeners[{i}]"), e))?;
@@ -287,5 +305,32 @@ pub mod duration {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod spec_tests {
+    use super::*;
+
+    #[test]
+    fn spec_escape_hatches_must_name_what_they_allow() {
+        let parse = |text: &str| Config::parse(text, Path::new("c.yaml"));
+        assert!(parse("spec: {allowedFields: [linux.netDevices, mounts.uidMappings], allowedHooks: [/usr/bin/hook]}").is_ok());
+        for (text, field) in [
+            (
+                "spec: {allowedFields: ['mounts[3].uidMappings']}",
+                "spec.allowedFields[0]",
+            ),
+            ("spec: {allowedFields: [linux.]}", "spec.allowedFields[0]"),
+            ("spec: {allowedFields: ['']}", "spec.allowedFields[0]"),
+            ("spec: {allowedHooks: [hook]}", "spec.allowedHooks[0]"),
+            (
+                "spec: {allowedHooks: [/usr/../tmp/x]}",
+                "spec.allowedHooks[0]",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use super::grpc::{self, Code, Status};
 use super::record;
 use super::{raw, Caller, Proxy};
 use crate::config::Conversion;
-use crate::convert::{pod, writeback, ContainerRecord};
+use crate::convert::{pod, schema, writeback, ContainerRecord};
 use crate::review::{
     AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, Refusal, UserInfo, Verdict,
 };
@@ -289,7 +289,17 @@ impl Proxy {
                 })
             }
             Conversion::Raw => Ok(View {
-                object: raw::container_object(container)?,
+                // The raw view shows the spec as sent; what this build cannot judge is
+                // refused all the same.
+                object: {
+                    schema::check(&record.spec, &self.pod.allowed_fields).map_err(|e| {
+                        Status::new(
+                            Code::InvalidArgument,
+                            format!("portcullis: container {:?}: {e}", record.id),
+                        )
+                    })?;
+                    raw::container_object(container)?
+                },
                 name: record.id.clone(),
                 namespace: record.namespace.clone(),
             }),

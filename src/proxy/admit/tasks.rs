@@ -13,7 +13,7 @@ use super::record::{self, PROCESS_TYPE_URL};
 use super::rules;
 use super::{pod_kind, pods, raw, review, unchanged_only, Admitted};
 use crate::config::Conversion;
-use crate::convert::TaskInfo;
+use crate::convert::{schema, TaskInfo};
 use crate::proxy::Proxy;
 use crate::review::{GroupVersionKind, Operation, UserInfo};
 
@@ -170,6 +170,8 @@ impl Proxy {
             }
             None => return Err(Status::new(Code::InvalidArgument, format!("portcullis: {what} carries no process"))),
         };
+        schema::check_process(&process, &self.pod.allowed_fields)
+            .map_err(|e| Status::new(Code::InvalidArgument, format!("portcullis: {what}: {e}")))?;
         for (field, uri) in [
             ("stdin", &req.stdin),
             ("stdout", &req.stdout),
