@@ -307,7 +307,10 @@ fn task_create_exposes_the_runc_binary_to_policies() {
             allow(r)
         }
     });
-    let w = World::new(&config("runc.test", "Validating", &hook.url, "Fail", ""));
+    // Runc binaries a caller may name are allow-listed (the default allows none); past the
+    // allow-list, policies see the binary.
+    let tasks = "  tasks: {runcBinaries: [/usr/sbin/runc, /usr/local/bin/not-runc]}";
+    let w = World::new(&config("runc.test", "Validating", &hook.url, "Fail", tasks));
     ok(w.ctr(&[
         "run",
         "--rm",
@@ -456,7 +459,13 @@ fn docker_run_through_the_proxy_is_admitted_and_denied_with_the_message() {
         .tempdir()
         .unwrap();
     let docker_socket = dir.path().join("docker/docker.sock");
-    let extra = format!("  docker: {}", docker_socket.display());
+    // dockerd names its runc state root (`<exec-root>/runtime-runc`) in the container's
+    // runtime options; a private exec root must be allow-listed.
+    let extra = format!(
+        "  docker: {}\n  tasks: {{runcRoots: [{}]}}",
+        docker_socket.display(),
+        dir.path().join("docker/exec/runtime-runc").display()
+    );
     let w = World::new(&config(
         "latest.test",
         "Validating",

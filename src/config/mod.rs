@@ -151,10 +151,15 @@ pub enum CriMode {
 }
 
 /// `proxy.tasks:` — allow-lists for the parts of `Tasks/Create` and `Tasks/Exec` that run
-/// something on the host as root. All empty (nothing allowed) by default.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+/// something on the host as root. Empty (nothing allowed) by default, but for runc state
+/// roots, where the standard ones are allowed.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TaskRules {
+    /// runc state roots (`Options.root`; the shim adds the namespace) a caller may name:
+    /// dockerd names `<exec-root>/runtime-runc`.
+    #[serde(default = "default_runc_roots")]
+    pub runc_roots: Vec<String>,
     /// `CreateTaskRequest.runtime_path`: shim binaries a caller may name.
     #[serde(default)]
     pub runtime_paths: Vec<String>,
@@ -168,6 +173,28 @@ pub struct TaskRules {
     /// Let `Tasks/Create` restore from a checkpoint.
     #[serde(default)]
     pub checkpoints: bool,
+}
+
+impl Default for TaskRules {
+    fn default() -> Self {
+        Self {
+            runc_roots: default_runc_roots(),
+            runtime_paths: Vec::new(),
+            runc_binaries: Vec::new(),
+            stdio: Vec::new(),
+            checkpoints: false,
+        }
+    }
+}
+
+fn default_runc_roots() -> Vec<String> {
+    [
+        "/run/containerd/runc",
+        "/run/docker/runtime-runc",
+        "/var/run/docker/runtime-runc",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 impl Default for ProxyConfig {

@@ -185,9 +185,10 @@ struct CreateOptions {
     criu_image_path: String,
 }
 
-/// Runtime options (of a container, or of `Tasks/Create`). Only runc's option types are
-/// understood; in them only a runc binary on `proxy.tasks.runcBinaries`, the I/O owner,
-/// the keyring and cgroup-driver switches and the terminal flag may be set.
+/// Runtime options (of a container, or of `Tasks/Create`).
+/// Only runc's option types are understood; in them only a runc binary on
+/// `proxy.tasks.runcBinaries`, a runc state root on `proxy.tasks.runcRoots`, the I/O owner, the keyring and cgroup-driver switches and the terminal
+/// flag may be set.
 pub fn check_options(
     what: &str,
     field: &str,
@@ -205,21 +206,23 @@ pub fn check_options(
         )
     };
     let bytes = any.value.as_slice();
-    // (option name, set?) of the options that hand the caller root on the host.
-    let (binary, forbidden): (String, Vec<(&str, bool)>) = match any.type_url.trim_start_matches('/') {
+    let on = |set: bool| set.then(|| "true".to_owned());
+    let text = |s: &String| (!s.is_empty()).then(|| s.clone());
+    // (option name, its value when set) of the options that hand the caller root on the host.
+    let (binary, forbidden): (String, Vec<(&str, Option<String>)>) = match any.type_url.trim_start_matches('/') {
         "containerd.runc.v1.Options" | "io.containerd.runc.v1.Options" => {
             let o = RuncOptions::decode(bytes).map_err(decode_error)?;
             (
                 o.binary_name,
                 vec![
-                    ("no_pivot_root", o.no_pivot_root),
-                    ("shim_cgroup", !o.shim_cgroup.is_empty()),
-                    ("root", !o.root.is_empty()),
-                    ("criu_path", !o.criu_path.is_empty()),
-                    ("criu_image_path", !o.criu_image_path.is_empty()),
-                    ("criu_work_path", !o.criu_work_path.is_empty()),
-                    ("task_api_address", !o.task_api_address.is_empty()),
-                    ("task_api_version", !o.task_api_version.is_empty()),
+                    ("no_pivot_root", on(o.no_pivot_root)),
+                    ("shim_cgroup", text(&o.shim_cgroup)),
+                    ("root", (!own_root(&o.root, rules)).then(|| o.root.clone())),
+                    ("criu_path", text(&o.criu_path)),
+                    ("criu_image_path", text(&o.criu_image_path)),
+                    ("criu_work_path", text(&o.criu_work_path)),
+                    ("task_api_address", text(&o.task_api_address)),
+                    ("task_api_version", text(&o.task_api_version)),
                 ],
             )
         }
@@ -228,8 +231,8 @@ pub fn check_options(
             (
                 o.runtime,
                 vec![
-                    ("runtime_root", !o.runtime_root.is_empty()),
-                    ("criu_path", !o.criu_path.is_empty()),
+                    ("runtime_root", (!own_root(&o.runtime_root, rules)).then(|| o.runtime_root.clone())),
+                    ("criu_path", text(&o.criu_path)),
                 ],
             )
         }
@@ -238,15 +241,15 @@ pub fn check_options(
             (
                 String::new(),
                 vec![
-                    ("no_pivot_root", o.no_pivot_root),
-                    ("open_tcp", o.open_tcp),
-                    ("external_unix_sockets", o.external_unix_sockets),
-                    ("file_locks", o.file_locks),
-                    ("empty_namespaces", !o.empty_namespaces.is_empty()),
-                    ("cgroups_mode", !o.cgroups_mode.is_empty()),
-                    ("shim_cgroup", !o.shim_cgroup.is_empty()),
-                    ("criu_work_path", !o.criu_work_path.is_empty()),
-                    ("criu_image_path", !o.criu_image_path.is_empty()),
+                    ("no_pivot_root", on(o.no_pivot_root)),
+                    ("open_tcp", on(o.open_tcp)),
+                    ("external_unix_sockets", on(o.external_unix_sockets)),
+                    ("file_locks", on(o.file_locks)),
+                    ("empty_namespaces", text(&o.empty_namespaces.join(","))),
+                    ("cgroups_mode", text(&o.cgroups_mode)),
+                    ("shim_cgroup", text(&o.shim_cgroup)),
+                    ("criu_work_path", text(&o.criu_work_path)),
+                    ("criu_image_path", text(&o.criu_image_path)),
                 ],
             )
         }
@@ -259,15 +262,20 @@ pub fn check_options(
             ))
         }
     };
-    if let Some((name, _)) = forbidden.iter().find(|(_, set)| *set) {
+    if let Some((name, Some(value))) = forbidden.iter().find(|(_, set)| set.is_some()) {
         return Err(refused(
             what,
             &format!("{field}.{name}"),
-            "is set: it lets the caller choose how root on the host runs the container; no \
-             setting allows it",
+            &format!(
+                "is {value:?}: it lets the caller choose how root on the host runs the \
+                 container; see proxy.tasks in docs/configuration.md"
+            ),
         ));
     }
-    if !binary.is_empty() && !rules.runc_binaries.contains(&binary) {
+    // A bare name (`runc`, dockerd's) is looked up on containerd's PATH, which the caller
+    // does not choose; policies still see it (`portcullis.dev/runc-binary`). A path is the
+    // caller's choice of a program to run as root.
+    if binary.contains('/') && !rules.runc_binaries.contains(&binary) {
         return Err(refused(
             what,
             &format!("{field}.binary_name"),
@@ -278,6 +286,19 @@ pub fn check_options(
         ));
     }
     Ok(())
+}
+
+/// runc's state root (`Options.root`, `RuncOptions.runtime_root`): unset, or on
+/// `proxy.tasks.runcRoots`. The shim runs runc with `<root>/<namespace>`, but a root the
+/// caller made (`/tmp/x` with `x/default` a symlink to another namespace's runc state)
+/// would let a container that reuses an id from there drive that namespace's container.
+fn own_root(root: &str, rules: &TaskRules) -> bool {
+    let root = root.trim_end_matches('/');
+    root.is_empty()
+        || rules
+            .runc_roots
+            .iter()
+            .any(|r| r.trim_end_matches('/') == root)
 }
 
 /// The exec'd process may not hold more than the container's own process: Pod Security

@@ -114,6 +114,11 @@ fn runc_options_that_choose_how_root_runs_are_refused() {
     };
     assert!(check_options(WHAT, "options", Some(&any(url, &plain)), &none).is_ok());
     assert!(check_options(WHAT, "options", None, &none).is_ok());
+    let bare = RuncOptions {
+        binary_name: "runc".into(),
+        ..Default::default()
+    };
+    assert!(check_options(WHAT, "options", Some(&any(url, &bare)), &none).is_ok());
     let binary = RuncOptions {
         binary_name: "/tmp/evil-runc".into(),
         ..Default::default()
@@ -162,6 +167,27 @@ fn runc_options_that_choose_how_root_runs_are_refused() {
             e.message
         );
     }
+    // The standard roots are allowed by default; others need the allow-list.
+    for root in ["/run/containerd/runc", "/var/run/docker/runtime-runc/"] {
+        let o = RuncOptions {
+            root: root.into(),
+            ..Default::default()
+        };
+        assert!(
+            check_options(WHAT, "options", Some(&any(url, &o)), &none).is_ok(),
+            "{root}"
+        );
+    }
+    let mine = RuncOptions {
+        root: "/srv/docker/exec/runtime-runc".into(),
+        ..Default::default()
+    };
+    assert!(check_options(WHAT, "options", Some(&any(url, &mine)), &none).is_err());
+    let listed = TaskRules {
+        runc_roots: vec!["/srv/docker/exec/runtime-runc".into()],
+        ..Default::default()
+    };
+    assert!(check_options(WHAT, "options", Some(&any(url, &mine)), &listed).is_ok());
     let legacy = LegacyRuncOptions {
         runtime: "/tmp/evil-runc".into(),
         ..Default::default()
