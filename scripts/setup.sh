@@ -6,7 +6,8 @@
 # Idempotent; run as root.
 set -euo pipefail
 packages=(containerd runc docker.io podman busybox-static protobuf-compiler iproute2
-  golang-go golang-google-grpc-dev golang-google-protobuf-dev python3-grpcio python3-venv socat)
+  golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-opencontainers-specs-dev
+  python3-grpcio python3-venv socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@ pub mod quantity;
 pub mod record;
 mod security;
 mod spec;
+pub mod strict;
 pub mod writeback;
 mod writeback_security;
 

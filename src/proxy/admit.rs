@@ -276,7 +276,7 @@ impl Proxy {
     ) -> Result<Admitted, Status> {
         let what = format!("exec {:?} in container {:?}", req.exec_id, req.container_id);
         let process = match &req.spec {
-            Some(any) if any.type_url == PROCESS_TYPE_URL => record::parse_json_object(&any.value, &what)?,
+            Some(any) if any.type_url == PROCESS_TYPE_URL => record::parse_json_object(&any.value, &what, crate::convert::strict::Shape::Process)?,
             Some(any) => {
                 return Err(Status::new(
                     Code::InvalidArgument,
