@@ -8,8 +8,8 @@
 //! reading of `serde_json::to_vec` of the value we judge. Each document also states which of
 //! the two it must be, so the known attacks are checked to be refused, and valid specs to be
 //! admitted. A control shows that the attacks are real: for them, Go's reading of what plain
-//! `serde_json` keeps differs from Go's reading of the bytes. The last tests check that each
-//! door parses with the strict parser (no Go needed).
+//! `serde_json` keeps differs from Go's reading of the bytes. `gojson/doors.rs` checks that
+//! each door parses with the strict parser (no Go needed).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,9 @@ use std::sync::OnceLock;
 use portcullis::convert::pod::ConvertError;
 use portcullis::convert::strict::{self, Shape};
 use serde_json::{json, Value};
+
+#[path = "gojson/doors.rs"]
+mod doors;
 
 /// Where Debian's `golang-*-dev` packages put their sources (a GOPATH).
 const GOPATH: &str = "/usr/share/gocode";
@@ -503,62 +506,4 @@ fn refusals_name_the_field_and_both_spellings() {
     );
     let e = strict::parse_process(br#"{"user":{"uid":1},"User":{"uid":0}}"#).unwrap_err();
     assert!(matches!(e, ConvertError::DuplicateKey { ref field, .. } if field == "process.user"));
-}
-
-/// containerd `Containers/Create` and `Tasks/Exec`: the proxy parses with the strict parser.
-#[test]
-fn the_proxy_refuses_duplicated_keys() {
-    use portcullis::proxy::grpc::Code;
-    use portcullis::proxy::record::{self, SPEC_TYPE_URL};
-    let any = prost_types::Any {
-        type_url: SPEC_TYPE_URL.into(),
-        value: spec_with(r#","PROCESS":{"user":{"uid":0}}"#).into_bytes(),
-    };
-    let e = record::decode_spec(Some(&any), "container \"c\"").unwrap_err();
-    assert_eq!(e.code, Code::InvalidArgument);
-    assert!(
-        e.message.contains("`process` twice (`process`, `PROCESS`)"),
-        "{}",
-        e.message
-    );
-    let e =
-        record::parse_json_object(br#"{"user":{},"USER":{}}"#, "exec", Shape::Process).unwrap_err();
-    assert!(e.message.contains("`process.user` twice"), "{}", e.message);
-    let e = record::decode_spec(
-        Some(&prost_types::Any {
-            type_url: SPEC_TYPE_URL.into(),
-            value: b"{not json".to_vec(),
-        }),
-        "c",
-    )
-    .unwrap_err();
-    assert!(
-        e.message.contains("spec is not valid JSON"),
-        "{}",
-        e.message
-    );
-}
-
-/// The OCI hook and `portcullis runc` read `<bundle>/config.json` with the strict parser.
-#[test]
-fn the_bundle_reader_refuses_duplicated_keys() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("gojson-bundle.{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("config.json"),
-        spec_with(r#","mounts":[],"Mounts":[]"#),
-    )
-    .unwrap();
-    let e = portcullis::hook::request::read_spec(&dir)
-        .unwrap_err()
-        .to_string();
-    std::fs::write(dir.join("config.json"), spec_with("")).unwrap();
-    let ok = portcullis::hook::request::read_spec(&dir);
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(
-        e.contains("config.json: OCI runtime spec has the key `mounts`"),
-        "{e}"
-    );
-    assert!(ok.is_ok(), "{ok:?}");
 }
