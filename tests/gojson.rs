@@ -22,9 +22,19 @@ use serde_json::{json, Value};
 
 #[path = "gojson/doors.rs"]
 mod doors;
+#[path = "gojson/mutate.rs"]
+mod mutate;
 
 /// Where Debian's `golang-*-dev` packages put their sources (a GOPATH).
 const GOPATH: &str = "/usr/share/gocode";
+
+/// Real specs, copied from the shared capture (see tests/fixtures/gojson/README.md).
+const FIXTURES: [&str; 4] = [
+    "podman-privileged.config.json",
+    "podman-annot.config.json",
+    "docker-resources.config.json",
+    "ctr-privileged.config.json",
+];
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -274,18 +284,13 @@ fn attacks() -> Vec<Doc> {
 
 /// Valid specs, and odd documents both decoders read alike: these must be admitted.
 fn admitted() -> Vec<Doc> {
-    let mut docs: Vec<Doc> = [
-        "podman-privileged.config.json",
-        "podman-annot.config.json",
-        "docker-resources.config.json",
-        "ctr-privileged.config.json",
-    ]
-    .iter()
-    .map(|f| {
-        let bytes = std::fs::read(fixture(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-        doc(f, Shape::Spec, Admitted, bytes)
-    })
-    .collect();
+    let mut docs: Vec<Doc> = FIXTURES
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(fixture(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            doc(f, Shape::Spec, Admitted, bytes)
+        })
+        .collect();
     let spec = |name: &str, extra: &str| doc(name, Shape::Spec, Admitted, spec_with(extra));
     docs.extend([
         spec("benign", ""),
