@@ -7,9 +7,10 @@
 //! corpus, either the strict parser refuses it, or Go's reading of the raw bytes equals Go's
 //! reading of `serde_json::to_vec` of the value we judge. Each document also states which of
 //! the two it must be, so the known attacks are checked to be refused, and valid specs to be
-//! admitted. A control shows that the attacks are real: for them, Go's reading of what plain
-//! `serde_json` keeps differs from Go's reading of the bytes. `gojson/doors.rs` checks that
-//! each door parses with the strict parser (no Go needed).
+//! admitted. A control shows that the attacks are real: Go reads each one's payload where
+//! the exact-key view of plain `serde_json` (what the conversion reads) sees the benign value.
+//! `gojson/mutate.rs` runs the same property over seeded mutations of the real specs, and
+//! `gojson/doors.rs` checks that each door parses with the strict parser (no Go needed).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
