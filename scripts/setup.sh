@@ -2,11 +2,13 @@
 # Installs what Portcullis' demo and tests need on a Debian machine: containerd, runc,
 # dockerd, Podman, busybox (for the local test image), protoc (for containerd's protos), and the
 # third-party gRPC clients of the proxy's compatibility matrix (grpc-go built offline in GOPATH
-# mode, Debian's python3-grpcio) with socat, the byte-relay floor of the proxy benchmark.
+# mode, Debian's python3-grpcio) with socat, the byte-relay floor of the proxy benchmark, and
+# runtime-spec's Go types for tests/gojson.rs (Go's own JSON decoder as the oracle).
 # Idempotent; run as root.
 set -euo pipefail
 packages=(containerd runc docker.io podman busybox-static protobuf-compiler iproute2
-  golang-go golang-google-grpc-dev golang-google-protobuf-dev python3-grpcio python3-venv socat)
+  golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-opencontainers-specs-dev
+  python3-grpcio python3-venv socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

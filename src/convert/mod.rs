@@ -12,6 +12,7 @@ pub mod record;
 pub mod schema;
 mod security;
 mod spec;
+pub mod strict;
 pub mod writeback;
 mod writeback_security;
 

@@ -54,6 +54,24 @@ pub enum ConvertError {
     },
     #[error("the Pod view of the container could not be serialised: {0}")]
     Serialize(String),
+    /// Two keys of one object that Go's `encoding/json` (runc, containerd) reads as the same
+    /// field; see `strict`.
+    #[error(
+        "OCI runtime spec has the key `{field}` twice (`{first}`, `{second}`): runc matches \
+         keys case-insensitively and would merge the two; send each field once"
+    )]
+    DuplicateKey {
+        field: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "OCI runtime spec field `{field}` is `-0`, which runc reads as 0 in a signed field and \
+         refuses in an unsigned one: write 0"
+    )]
+    NegativeZero { field: String },
+    #[error("the OCI runtime spec is not valid JSON: {0}")]
+    NotJson(String),
 }
 
 fn kind_of(v: &Value) -> &'static str {

@@ -110,7 +110,9 @@ pub fn read_spec(bundle: &Path) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(&path)
         // The error kind, not the OS text (see `daemon::io_kind`: Podman rewrites it).
         .map_err(|e| anyhow::anyhow!("cannot read {} ({:?})", path.display(), e.kind()))?;
-    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))
+    // As runc will read it: no key twice under Go's fold (`convert::strict`).
+    crate::convert::strict::parse_spec(text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// The image of the (one) container of a Pod request, empty when unknown.

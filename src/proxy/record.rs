@@ -9,6 +9,8 @@ use prost_types::Any;
 use serde_json::Value;
 
 use super::grpc::{Code, Status};
+use crate::convert::pod::ConvertError;
+use crate::convert::strict::{self, Shape};
 use crate::convert::ContainerRecord;
 
 /// `typeurl` name containerd registers for `specs.Spec` (JSON-encoded).
@@ -75,19 +77,24 @@ pub fn decode_spec(spec: Option<&Any>, what: &str) -> Result<Value, Status> {
             format!("portcullis: {what} spec has type {:?}; only {SPEC_TYPE_URL:?} (JSON) can be admitted", any.type_url),
         ));
     }
-    parse_json_object(&any.value, what)
+    parse_json_object(&any.value, what, Shape::Spec)
 }
 
-pub fn parse_json_object(bytes: &[u8], what: &str) -> Result<Value, Status> {
-    match serde_json::from_slice::<Value>(bytes) {
+/// A spec or exec process as runc will read it (`strict`: no key twice under Go's fold).
+pub fn parse_json_object(bytes: &[u8], what: &str, shape: Shape) -> Result<Value, Status> {
+    match strict::parse(bytes, shape) {
         Ok(v @ Value::Object(_)) => Ok(v),
         Ok(_) => Err(Status::new(
             Code::InvalidArgument,
             format!("portcullis: {what} spec is JSON but not an object"),
         )),
-        Err(e) => Err(Status::new(
+        Err(ConvertError::NotJson(e)) => Err(Status::new(
             Code::InvalidArgument,
             format!("portcullis: {what} spec is not valid JSON: {e}"),
+        )),
+        Err(e) => Err(Status::new(
+            Code::InvalidArgument,
+            format!("portcullis: {what}: {e}"),
         )),
     }
 }

@@ -13,6 +13,7 @@ use super::record::{self, PROCESS_TYPE_URL};
 use super::rules;
 use super::{pod_kind, pods, raw, review, unchanged_only, Admitted};
 use crate::config::Conversion;
+use crate::convert::strict::Shape;
 use crate::convert::{schema, TaskInfo};
 use crate::proxy::Proxy;
 use crate::review::{GroupVersionKind, Operation, UserInfo};
@@ -98,7 +99,7 @@ impl Proxy {
         let what = format!("Tasks/Update of container {:?}", req.container_id);
         let resources = match &req.resources {
             Some(any) if any.type_url == RESOURCES_TYPE_URL => {
-                record::parse_json_object(&any.value, &what)?
+                record::parse_json_object(&any.value, &what, Shape::Resources)?
             }
             Some(any) => {
                 return Err(Status::new(
@@ -161,7 +162,7 @@ impl Proxy {
     ) -> Result<Admitted, Status> {
         let what = format!("exec {:?} in container {:?}", req.exec_id, req.container_id);
         let process = match &req.spec {
-            Some(any) if any.type_url == PROCESS_TYPE_URL => record::parse_json_object(&any.value, &what)?,
+            Some(any) if any.type_url == PROCESS_TYPE_URL => record::parse_json_object(&any.value, &what, Shape::Process)?,
             Some(any) => {
                 return Err(Status::new(
                     Code::InvalidArgument,
