@@ -40,7 +40,7 @@ fn task_create_rootfs_mounts_a_host_directory() {
         ("type none, rbind HOSTDIR rw", "none"),
     ];
     for (case, typ) in cases {
-        let id = unique("taskroot");
+        let id = unique("c");
         let hostdir = g.host_dir(&format!("{id}-hostdir"));
         benign(&g, &id, &["sh", "-c", "id -u > /owned; sleep 300"]);
         let result = g.task_create(
@@ -77,7 +77,7 @@ fn task_stdio_uris_run_or_write_as_root() {
     let mut c = Corpus::new("stdio URIs");
     // ctr run --log-uri binary://: the shim runs the program as root.
     {
-        let id = unique("logbin");
+        let id = unique("c");
         let marker = g.host(&format!("{id}.marker"));
         let evil = g.evil_script(&format!("{id}.sh"), &marker);
         let uri = format!("binary://{}", evil.display());
@@ -104,7 +104,7 @@ fn task_stdio_uris_run_or_write_as_root() {
     }
     // ctr run --log-uri file://: the shim creates and writes the file as root.
     {
-        let id = unique("logfile");
+        let id = unique("c");
         let target = g.host(&format!("{id}.cron"));
         let uri = format!("file://{}", target.display());
         let result = outcome(g.w.ctr(&[
@@ -130,7 +130,7 @@ fn task_stdio_uris_run_or_write_as_root() {
     }
     // Tasks/Exec with a binary:// stdout.
     {
-        let id = unique("execbin");
+        let id = unique("c");
         let marker = g.host(&format!("{id}.marker"));
         let evil = g.evil_script(&format!("{id}.sh"), &marker);
         ok(g.w.ctr(&[
@@ -171,7 +171,7 @@ fn task_runtime_and_runc_binaries_run_a_host_program() {
     let mut c = Corpus::new("runtime and runc binaries");
     // ctr run --runc-binary: the container's runc Options.binary_name.
     {
-        let id = unique("runcbin");
+        let id = unique("c");
         let marker = g.host(&format!("{id}.marker"));
         let evil = g.evil_script(&format!("{id}.sh"), &marker);
         let result = outcome(g.w.ctr(&[
@@ -197,7 +197,7 @@ fn task_runtime_and_runc_binaries_run_a_host_program() {
     }
     // Tasks/Create options: runc Options.binary_name on a baseline-clean container.
     {
-        let id = unique("taskrunc");
+        let id = unique("c");
         let marker = g.host(&format!("{id}.marker"));
         let evil = g.evil_script(&format!("{id}.sh"), &marker);
         benign(&g, &id, &["sleep", "300"]);
@@ -222,7 +222,7 @@ fn task_runtime_and_runc_binaries_run_a_host_program() {
     }
     // Tasks/Create runtime_path: containerd starts it as the shim.
     {
-        let id = unique("runtimepath");
+        let id = unique("c");
         let marker = g.host(&format!("{id}.marker"));
         let evil = g.evil_script(&format!("{id}.sh"), &marker);
         benign(&g, &id, &["sleep", "300"]);
@@ -244,7 +244,7 @@ fn task_runtime_and_runc_binaries_run_a_host_program() {
     }
     // Containers/Create with the runtime named by an absolute path.
     {
-        let id = unique("runtimename");
+        let id = unique("c");
         let marker = g.host(&format!("{id}.marker"));
         let evil = g.evil_script(&format!("{id}.sh"), &marker);
         let spec = g.spec(NS, &id, &["sleep", "300"]);
@@ -272,7 +272,7 @@ fn task_runtime_and_runc_binaries_run_a_host_program() {
 fn task_create_from_a_checkpoint_is_refused() {
     let g = Gate::new("");
     let mut c = Corpus::new("checkpoints");
-    let id = unique("checkpoint");
+    let id = unique("c");
     benign(&g, &id, &["sleep", "300"]);
     let result = g.task_create(
         NS,
@@ -325,7 +325,7 @@ fn task_update_raises_limits_past_the_policy() {
     let g = Gate::new(&format!("policyDir: {}\n", policies.path().display()));
     let mut c = Corpus::new("Tasks/Update");
     // Control: the policy refuses 8Gi at the create.
-    let big = unique("bigmem");
+    let big = unique("c");
     let result = outcome(g.w.ctr(&[
         "run",
         "-d",
@@ -345,7 +345,7 @@ fn task_update_raises_limits_past_the_policy() {
         g.effects(NS, &big),
     );
 
-    let id = unique("update");
+    let id = unique("c");
     ok(g.w.ctr(&[
         "run",
         "-d",
@@ -416,7 +416,7 @@ fn exec_gains_power_the_container_does_not_have() {
     let host_caps = proc_status(std::process::id(), "CapBnd");
 
     // A baseline-clean container in `default`.
-    let id = unique("exec-baseline");
+    let id = unique("c");
     let spec = g.spec(NS, &id, &["sleep", "300"]);
     g.attempt(NS, &id, &serde_json::to_vec(&spec).unwrap())
         .unwrap_or_else(|e| panic!("the baseline-clean container: {e}"));
@@ -479,7 +479,7 @@ fn exec_gains_power_the_container_does_not_have() {
         "import",
         crate::common::image_tar().to_str().unwrap(),
     ]));
-    let id = unique("exec-restricted");
+    let id = unique("c");
     let mut spec = g.spec("strict", &id, &["sleep", "300"]);
     spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     spec["process"]["capabilities"] =
@@ -701,7 +701,7 @@ fn a_path_containerd_routes_but_the_gate_does_not_match() {
             "containerd.services.containers.v1.Containers/Create",
         ),
     ] {
-        let id = unique("path");
+        let id = unique("c");
         let mut spec = g.spec(NS, &id, &["sleep", "300"]);
         spec["process"]["capabilities"] = all_caps();
         let req = CreateContainerRequest {

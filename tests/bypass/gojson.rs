@@ -45,7 +45,7 @@ fn go_json_process_keys_the_gate_reads_differently() {
         ),
     ];
     for (case, key) in cases {
-        let id = unique("gojson-process");
+        let id = unique("c");
         let spec = g.spec(NS, &id, &["sleep", "300"]);
         let evil = privileged_process(&spec["process"]).to_string();
         let text = with_members(&spec, &[(key, evil)]);
@@ -61,6 +61,34 @@ fn go_json_process_keys_the_gate_reads_differently() {
         }
         c.refused(case, &result, &["process", "duplicate", "key"], effects);
     }
+    // A privileged "process", then a benign duplicate without "capabilities": Go merges the
+    // second into the first, so the first's capabilities stay; a reader that keeps the last
+    // sees a process without capabilities (none, at runc).
+    let id = unique("c");
+    let spec = g.spec(NS, &id, &["sleep", "300"]);
+    let evil = privileged_process(&spec["process"]).to_string();
+    let mut benign = spec["process"].clone();
+    benign.as_object_mut().unwrap().remove("capabilities");
+    let text = replaced(
+        &spec,
+        "process",
+        &[("process", evil), ("process", benign.to_string())],
+    );
+    let result = g.attempt(NS, &id, text.as_bytes());
+    let mut effects = g.effects(NS, &id);
+    if let Some(pid) = g.task_pid(NS, &id) {
+        let eff = proc_status(pid, "CapEff");
+        effects.push((
+            format!("the task runs with CapEff {eff}"),
+            eff == proc_status(std::process::id(), "CapBnd"),
+        ));
+    }
+    c.refused(
+        "privileged process, then a duplicate process without capabilities (Go merges)",
+        &result,
+        &["process", "duplicate", "key"],
+        effects,
+    );
     c.finish(&g.w);
 }
 
@@ -72,7 +100,7 @@ fn go_json_linux_and_mounts_keys_the_gate_reads_differently() {
 
     // "Namespaces" after "namespaces", without the network namespace: the host's network.
     {
-        let id = unique("gojson-netns");
+        let id = unique("c");
         let spec = g.spec(NS, &id, &["sleep", "300"]);
         let without_net: Vec<Value> = spec["linux"]["namespaces"]
             .as_array()
@@ -106,7 +134,7 @@ fn go_json_linux_and_mounts_keys_the_gate_reads_differently() {
 
     // "Seccomp": null after the runtime-default profile: no seccomp at all.
     for key in ["Seccomp", "seccomp"] {
-        let id = unique("gojson-seccomp");
+        let id = unique("c");
         let spec = g.spec(NS, &id, &["sleep", "300"]);
         let linux = with_members(&spec["linux"], &[(key, "null".into())]);
         let text = replaced(&spec, "linux", &[("linux", linux)]);
@@ -131,7 +159,7 @@ fn go_json_linux_and_mounts_keys_the_gate_reads_differently() {
     // `/`, never bound itself in a test) at /host.
     let bind_src = g.host_dir("gojson-bind-src");
     for key in ["mounts", "Mounts"] {
-        let id = unique("gojson-mounts");
+        let id = unique("c");
         let marker = bind_src.join(format!("{id}.owned"));
         let spec = g.spec(
             NS,
@@ -157,7 +185,7 @@ fn go_json_linux_and_mounts_keys_the_gate_reads_differently() {
 
     // "Hooks": a createRuntime hook the gate does not see.
     for key in ["Hooks", "HOOKS"] {
-        let id = unique("gojson-hooks");
+        let id = unique("c");
         let marker = g.host(&format!("{id}.marker"));
         let spec = g.spec(NS, &id, &["sleep", "300"]);
         let hooks = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("id -u > {}", marker.display())]}]});
@@ -175,7 +203,7 @@ fn go_json_linux_and_mounts_keys_the_gate_reads_differently() {
 
     // "Root": a host directory as the container's root.
     {
-        let id = unique("gojson-root");
+        let id = unique("c");
         let spec = g.spec(NS, &id, &["sh", "-c", "id -u > /owned; sleep 300"]);
         let root = json!({"path": hostdir, "readonly": false});
         let text = with_members(&spec, &[("Root", root.to_string())]);

@@ -602,6 +602,8 @@ impl Corpus {
 
     /// `outcome` must be a refusal whose message names one of `words` (ASCII
     /// case-insensitive), and none of `effects` (what happened on the host) may be true.
+    /// Container ids are neutral (`c-PID-N`) so a message naming the container never
+    /// names a word by accident.
     pub fn refused(
         &mut self,
         case: &str,

@@ -28,7 +28,7 @@ fn namespace_claims_in_labels_and_annotations_do_not_move_a_container() {
         ("--label", "io.kubernetes.cri.sandbox-namespace=kube-system"),
     ];
     for (flag, claim) in cases {
-        let id = unique("claim");
+        let id = unique("c");
         let result = outcome(g.w.ctr(&[
             "run",
             "-d",
@@ -123,7 +123,7 @@ fn a_member_of_the_proxy_sockets_group_cannot_get_host_power() {
     // (root.path `rootfs`, the bundle's empty rootfs: what runs at `runc create` runs; the
     // process itself is not found at start, which is not the gate's doing).
     let run = |case: &str, bend: &dyn Fn(&mut serde_json::Value, &str), flags: &[&str]| {
-        let id = unique("user");
+        let id = unique("c");
         let mut spec = g.spec(NS, &id, &["/bin/sleep", "300"]);
         spec["root"] = json!({"path": "rootfs", "readonly": false});
         bend(&mut spec, &id);

@@ -24,7 +24,7 @@ fn spec_hooks_run_as_root_on_the_host() {
     let g = Gate::new("");
     let mut c = Corpus::new("spec hooks");
     for (stage, on_host) in STAGES {
-        let id = unique(&format!("hook-{}", stage.to_ascii_lowercase()));
+        let id = unique("c");
         // Before pivot_root the hook sees the host's filesystem; after it, the container's
         // (then the marker is read from the bundle's rootfs).
         let (marker, seen) = if on_host {
@@ -90,7 +90,7 @@ fn spec_root_path_is_the_hosts_root() {
         ),
     ];
     for (case, root, no_pivot, host_dir) in cases {
-        let id = unique("rootpath");
+        let id = unique("c");
         // On the host's root the marker is a host path; in a host directory, at its root.
         let (marker, inside) = match &host_dir {
             Some(dir) => (dir.join("owned"), "/owned".to_owned()),
@@ -126,7 +126,7 @@ fn spec_root_path_is_the_hosts_root() {
         c.refused(case, &result, &["root", "hostPath"], effects);
     }
     // The same with ctr's own flag.
-    let id = unique("rootfs-flag");
+    let id = unique("c");
     let marker = g.host(&format!("{id}.marker"));
     let script = format!("id -u > {}; sleep 300", marker.display());
     let result = outcome(g.w.ctr(&[
@@ -211,7 +211,7 @@ fn spec_device_access_reaches_the_hosts_disk() {
         ),
     ];
     for (case, script, bend) in cases {
-        let id = unique("device");
+        let id = unique("c");
         let mut spec = g.spec(NS, &id, &["sh", "-c", script]);
         bend(&mut spec);
         let result = g.attempt(NS, &id, &serde_json::to_vec(&spec).unwrap());
@@ -287,7 +287,7 @@ fn spec_mounts_give_the_host_or_writable_kernel_interfaces() {
         ),
     ];
     for (case, words, bend) in cases {
-        let id = unique("mount");
+        let id = unique("c");
         let marker = bind_src.join(format!("{id}.owned"));
         // With the host directory at /host, the container writes a file on the host.
         let script = format!("[ -d /host/bin ] && id -u > /host/{id}.owned; sleep 300");
@@ -337,7 +337,7 @@ fn spec_seccomp_profiles_that_confine_nothing() {
         ),
     ];
     for (case, seccomp) in cases {
-        let id = unique("seccomp");
+        let id = unique("c");
         let mut spec = g.spec(NS, &id, &["sleep", "300"]);
         spec["linux"]["seccomp"] = seccomp;
         let result = g.attempt(NS, &id, &serde_json::to_vec(&spec).unwrap());
@@ -358,7 +358,7 @@ fn spec_user_namespace_mapping_container_root_to_host_root() {
     let g = Gate::new("");
     let mut c = Corpus::new("uidMappings");
     for (case, size) in [("0 -> 0, 65536", 65536u64), ("0 -> 0, all", 4294967295)] {
-        let id = unique("userns");
+        let id = unique("c");
         let mut spec = g.spec(NS, &id, &["sleep", "300"]);
         push(&mut spec["linux"]["namespaces"], json!({"type": "user"}));
         let map = json!([{"containerID": 0, "hostID": 0, "size": size}]);
@@ -411,7 +411,7 @@ spec: {policyName: env}
         ("process.capabilities null", "null"),
         ("process.capabilities {}", "empty"),
     ] {
-        let id = unique("nocaps");
+        let id = unique("c");
         let mut spec = g.spec(NS, &id, &["sleep", "300"]);
         match bend {
             "absent" => {
@@ -482,7 +482,7 @@ fn spec_namespaces_joined_by_path_are_the_hosts() {
         ("mount", format!("/proc/{me}/ns/mnt"), "mnt"),
     ];
     for (typ, path, link) in cases {
-        let id = unique("nspath");
+        let id = unique("c");
         let mut spec = g.spec(NS, &id, &["sleep", "300"]);
         for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
             if ns["type"] == typ {
@@ -535,7 +535,7 @@ fn spec_lsm_labels_that_confine_nothing() {
         ),
     ];
     for (case, words, bend) in cases {
-        let id = unique("lsm");
+        let id = unique("c");
         let mut spec = g.spec(NS, &id, &["sleep", "300"]);
         bend(&mut spec);
         let result = g.attempt(NS, &id, &serde_json::to_vec(&spec).unwrap());
@@ -583,7 +583,7 @@ fn spec_fields_the_gate_cannot_judge() {
         ),
     ];
     for (case, words, bend) in cases {
-        let id = unique("field");
+        let id = unique("c");
         let mut spec = g.spec(NS, &id, &["sleep", "300"]);
         bend(&mut spec);
         let result = g.attempt(NS, &id, &serde_json::to_vec(&spec).unwrap());
