@@ -434,6 +434,47 @@ impl Gate {
             .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
     }
 
+    /// `Containers/Update` of container `id`'s spec (exact bytes) through the proxy.
+    pub fn update_spec(&self, ns: &str, id: &str, spec: &[u8]) -> Result<(), String> {
+        let container = Container {
+            id: id.into(),
+            spec: Some(prost_types::Any {
+                type_url: SPEC_TYPE.into(),
+                value: spec.to_vec(),
+            }),
+            ..Default::default()
+        };
+        self.update_container(ns, container, &["spec"])
+    }
+
+    /// `Containers/Update` of `container` with `paths` as the update mask, through the proxy.
+    pub fn update_container(
+        &self,
+        ns: &str,
+        container: Container,
+        paths: &[&str],
+    ) -> Result<(), String> {
+        use containerd_client::services::v1::UpdateContainerRequest;
+        let socket = self.w.proxy.socket.clone();
+        let ns = ns.to_owned();
+        let paths = paths.iter().map(|p| (*p).to_owned()).collect();
+        self.rt
+            .block_on(async move {
+                let channel = containerd_client::connect(&socket).await.unwrap();
+                ContainersClient::new(channel)
+                    .update(with_ns(
+                        &ns,
+                        UpdateContainerRequest {
+                            container: Some(container),
+                            update_mask: Some(prost_types::FieldMask { paths }),
+                        },
+                    ))
+                    .await
+                    .map(|_| ())
+            })
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    }
+
     /// `Tasks/Update` of a task's resources (raw JSON bytes) through the proxy.
     pub fn update_task(&self, ns: &str, id: &str, resources: &[u8]) -> Result<(), String> {
         let socket = self.w.proxy.socket.clone();

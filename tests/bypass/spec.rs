@@ -160,9 +160,10 @@ fn spec_device_access_reaches_the_hosts_disk() {
     // The host's first block device (major:minor), read through a node the container makes.
     let (major, minor) = first_block_device();
     let mknod_and_read = format!(
-        "mknod /tmp/disk b {major} {minor} && head -c 512 /tmp/disk > /dev/null && echo read > /disk-read; sleep 300"
+        "(mknod /tmp/disk b {major} {minor} && head -c 512 /tmp/disk > /dev/null && echo read > /disk-read) 2> /disk-err; sleep 300"
     );
-    let read_sda = "head -c 512 /dev/sda > /dev/null && echo read > /disk-read; sleep 300";
+    let read_sda =
+        "(head -c 512 /dev/sda > /dev/null && echo read > /disk-read) 2> /disk-err; sleep 300";
     type Bend = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(&str, &str, Bend)> = vec![
         (
@@ -218,6 +219,9 @@ fn spec_device_access_reaches_the_hosts_disk() {
         std::thread::sleep(std::time::Duration::from_millis(300));
         let mut effects = g.effects(NS, &id);
         let read = g.bundle(NS, &id).join("rootfs/disk-read");
+        let err =
+            std::fs::read_to_string(g.bundle(NS, &id).join("rootfs/disk-err")).unwrap_or_default();
+        eprintln!("{case}: reading the disk: {:?}", err.trim());
         effects.push((
             format!("the host's disk {major}:{minor} was read"),
             read.exists(),
