@@ -12,6 +12,8 @@ mod common;
 
 #[path = "bypass/calls.rs"]
 mod calls;
+#[path = "bypass/containers.rs"]
+mod containers;
 #[path = "bypass/gojson.rs"]
 mod gojson;
 #[allow(dead_code)]
@@ -24,3 +26,7 @@ mod raw;
 mod scope;
 #[path = "bypass/spec.rs"]
 mod spec;
+#[path = "bypass/wire.rs"]
+mod wire;
+#[path = "bypass/wrapper.rs"]
+mod wrapper;
