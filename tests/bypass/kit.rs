@@ -594,8 +594,13 @@ pub fn outcome(out: Output) -> Result<(), String> {
 }
 
 /// Whether `path` exists (a marker a hook or a shim would write).
+/// The markers' scripts write `id -u`: the description says who wrote it.
 pub fn written(path: &Path) -> (String, bool) {
-    (format!("{} written", path.display()), path.exists())
+    let by = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.lines().next().map(|l| format!(" (by uid {})", l.trim())))
+        .unwrap_or_default();
+    (format!("{} written{by}", path.display()), path.exists())
 }
 
 /// A process's status lines from the host's `/proc` (`CapEff`, `Uid`, `Seccomp`, ...).

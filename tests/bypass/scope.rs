@@ -130,7 +130,11 @@ fn a_member_of_the_proxy_sockets_group_cannot_get_host_power() {
         let file = g.host(&format!("{id}.json"));
         std::fs::write(&file, serde_json::to_vec(&spec).unwrap()).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let mut args = vec!["run", "-d", "--null-io"];
+        let mut args = vec!["run", "-d"];
+        // --null-io would replace a --log-uri.
+        if !flags.contains(&"--log-uri") {
+            args.push("--null-io");
+        }
         args.extend_from_slice(flags);
         args.extend_from_slice(&["--config", file.to_str().unwrap(), &id]);
         let out = ctr_as(USER, socket, &args);
