@@ -231,6 +231,38 @@ fn a_member_of_the_proxy_sockets_group_cannot_get_host_power() {
         effects,
     );
 
+    // A containerd namespace nobody configured: the caller picks the namespace, so for
+    // the boundary to hold an unconfigured one cannot be a free-for-all.
+    {
+        let id = unique("c");
+        let mut spec = g.spec("unconfigured", &id, &["/bin/sleep", "300"]);
+        spec["root"] = json!({"path": "rootfs", "readonly": false});
+        spec["process"]["capabilities"] = super::kit::all_caps();
+        let file = g.host(&format!("{id}.json"));
+        std::fs::write(&file, serde_json::to_vec(&spec).unwrap()).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = ctr_as(
+            USER,
+            socket,
+            &[
+                "-n",
+                "unconfigured",
+                "run",
+                "-d",
+                "--null-io",
+                "--config",
+                file.to_str().unwrap(),
+                &id,
+            ],
+        );
+        c.refused(
+            "every capability in a containerd namespace nobody configured (ctr -n unconfigured)",
+            &outcome(out),
+            &["privileged", "capabilit", "namespace"],
+            g.effects("unconfigured", &id),
+        );
+    }
+
     // --net-host: held today.
     let (id, result) = run(
         "hostNetwork",

@@ -12,10 +12,91 @@ const NS: &str = "default";
 
 /// A bundle whose config.json is `spec`, for the runc wrapper.
 fn bundle(dir: &Path, name: &str, spec: &Value) -> std::path::PathBuf {
+    bundle_text(dir, name, &spec.to_string())
+}
+
+/// A bundle whose config.json is exactly `text`.
+fn bundle_text(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let b = dir.join(name);
     std::fs::create_dir_all(b.join("rootfs")).unwrap();
-    std::fs::write(b.join("config.json"), serde_json::to_vec(spec).unwrap()).unwrap();
+    std::fs::write(b.join("config.json"), text).unwrap();
     b
+}
+
+/// `portcullis runc --config CONFIG --runc SCRIPT -- --root ROOT ARGS...`, the "real runc"
+/// being a script that records it was handed the call: `(outcome, runc ran)`.
+fn wrapper(g: &Gate, config: &Path, name: &str, args: &[String]) -> (Result<(), String>, bool) {
+    let marker = g.host(&format!("runc-{name}.marker"));
+    let runc = g.evil_script(&format!("runc-{name}.sh"), &marker);
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["runc", "--config"])
+        .arg(config)
+        .arg("--runc")
+        .arg(&runc)
+        .arg("--")
+        .arg("--root")
+        .arg(g.host("runc-root/default"))
+        .args(args)
+        .output()
+        .unwrap();
+    (outcome(out), marker.exists())
+}
+
+/// The wrapper reads `create`'s bundle as the proxy reads a spec: what the proxy must
+/// refuse, the wrapper must refuse before runc (Go's JSON) runs it.
+#[test]
+fn runc_wrapper_create_reads_the_bundle_as_runc_does() {
+    let g = Gate::new("");
+    let mut c = Corpus::new("runc wrapper create");
+    let config = g.host("wrapper.yaml");
+    std::fs::write(&config, super::kit::BASELINE).unwrap();
+    let clean = g.spec(NS, "wrapped", &["sh"]);
+    let mut privileged = clean["process"].clone();
+    privileged["capabilities"] = all_caps();
+    let mut hooked = clean.clone();
+    hooked["hooks"] =
+        serde_json::json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "true"]}]});
+    let mut host_root = clean.clone();
+    host_root["root"] = serde_json::json!({"path": g.host_dir("wrapper-root"), "readonly": false});
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        ("control: a baseline-clean bundle", clean.to_string(), &[]),
+        (
+            "benign process, then \"PROCESS\" with every capability",
+            super::kit::with_members(&clean, &[("PROCESS", privileged.to_string())]),
+            &["process", "duplicate", "key"],
+        ),
+        (
+            "a createRuntime hook",
+            hooked.to_string(),
+            &["hook", "privileged"],
+        ),
+        (
+            "root.path a host directory",
+            host_root.to_string(),
+            &["root", "hostPath"],
+        ),
+    ];
+    for (n, (case, text, words)) in cases.into_iter().enumerate() {
+        let b = bundle_text(g.dir(), &format!("create-bundle-{n}"), &text);
+        let args = vec![
+            "create".to_owned(),
+            "--bundle".to_owned(),
+            b.display().to_string(),
+            format!("w-create-{n}"),
+        ];
+        let (result, ran) = wrapper(&g, &config, &format!("create-{n}"), &args);
+        if words.is_empty() {
+            c.admitted(case, &result, vec![("the wrapper ran runc".into(), ran)]);
+        } else {
+            c.refused(
+                case,
+                &result,
+                words,
+                vec![("the wrapper ran runc with it".into(), ran)],
+            );
+        }
+    }
+    c.finish(&g.w);
 }
 
 #[test]
@@ -30,7 +111,6 @@ fn runc_wrapper_subcommands_other_than_create_and_run() {
     let b = bundle(g.dir(), "privileged-bundle", &privileged);
     let process = g.host("process.json");
     std::fs::write(&process, privileged["process"].to_string()).unwrap();
-    let root = g.host("runc-root/default");
     let cases: Vec<(&str, Vec<String>, &[&str])> = vec![
         (
             "control: create of a privileged bundle",
@@ -77,25 +157,12 @@ fn runc_wrapper_subcommands_other_than_create_and_run() {
         ),
     ];
     for (n, (case, args, words)) in cases.into_iter().enumerate() {
-        // The "real runc" is a script recording that the wrapper handed the call on.
-        let marker = g.host(&format!("runc-{n}.marker"));
-        let runc = g.evil_script(&format!("runc-{n}.sh"), &marker);
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(["runc", "--config"])
-            .arg(&config)
-            .arg("--runc")
-            .arg(&runc)
-            .arg("--")
-            .arg("--root")
-            .arg(&root)
-            .args(&args)
-            .output()
-            .unwrap();
+        let (result, ran) = wrapper(&g, &config, &n.to_string(), &args);
         c.refused(
             case,
-            &outcome(out),
+            &result,
             words,
-            vec![("the wrapper ran runc with it".to_owned(), marker.exists())],
+            vec![("the wrapper ran runc with it".to_owned(), ran)],
         );
     }
     c.finish(&g.w);
