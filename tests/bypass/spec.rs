@@ -484,19 +484,25 @@ fn spec_namespaces_joined_by_path_are_the_hosts() {
         ("pid", "/proc/1/ns/pid".to_owned(), "pid"),
         ("ipc", "/proc/1/ns/ipc".to_owned(), "ipc"),
         ("mount", format!("/proc/{me}/ns/mnt"), "mnt"),
+        ("uts", "/proc/1/ns/uts".to_owned(), "uts"),
+        ("cgroup", "/proc/1/ns/cgroup".to_owned(), "cgroup"),
     ];
     for (typ, path, link) in cases {
         let id = unique("c");
         let mut spec = g.spec(NS, &id, &["sleep", "300"]);
-        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+        let namespaces = spec["linux"]["namespaces"].as_array_mut().unwrap();
+        if !namespaces.iter().any(|n| n["type"] == typ) {
+            namespaces.push(json!({"type": typ}));
+        }
+        for ns in namespaces {
             if ns["type"] == typ {
                 ns["path"] = json!(path);
             }
         }
         let bytes = serde_json::to_vec(&spec).unwrap();
-        // Joining the host's mount namespace would make runc pivot_root the host's: only
-        // the create is tried for it.
-        let result = if typ == "mount" {
+        // Joining the host's mount namespace would make runc pivot_root the host's, its UTS
+        // namespace set the host's hostname: only the create is tried for them.
+        let result = if typ == "mount" || typ == "uts" {
             g.create(NS, &id, &bytes)
         } else {
             g.attempt(NS, &id, &bytes)
@@ -615,4 +621,54 @@ fn first_block_device() -> (u64, u64) {
             Some((f.first()?.parse().ok()?, f.get(1)?.parse().ok()?))
         })
         .unwrap_or((8, 0))
+}
+
+/// A cgroup of the host's, removed when the test ends (after its tasks are gone).
+struct HostCgroup(std::path::PathBuf);
+
+impl Drop for HostCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// `linux.cgroupsPath` naming a cgroup the container does not own: runc joins it and writes
+/// the container's limits into it (here a memory limit into a host cgroup standing for
+/// `system.slice/containerd.service`).
+#[test]
+fn spec_cgroups_path_names_a_host_cgroup() {
+    let name = format!("portcullis-bypass-victim-{}", std::process::id());
+    let victim = std::path::Path::new("/sys/fs/cgroup/memory").join(&name);
+    std::fs::create_dir_all(&victim).unwrap();
+    let _cleanup = HostCgroup(victim.clone());
+    let g = Gate::new("");
+    let mut c = Corpus::new("cgroupsPath");
+    let id = unique("c");
+    let mut spec = g.spec(NS, &id, &["sleep", "300"]);
+    spec["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    spec["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+    let before = std::fs::read_to_string(victim.join("memory.limit_in_bytes")).unwrap_or_default();
+    let result = g.attempt(NS, &id, &serde_json::to_vec(&spec).unwrap());
+    let after = std::fs::read_to_string(victim.join("memory.limit_in_bytes")).unwrap_or_default();
+    let procs = std::fs::read_to_string(victim.join("cgroup.procs")).unwrap_or_default();
+    let mut effects = g.effects(NS, &id);
+    effects.push((
+        format!(
+            "the host cgroup's memory limit {} -> {}",
+            before.trim(),
+            after.trim()
+        ),
+        before != after,
+    ));
+    effects.push((
+        "the task runs in the host cgroup".to_owned(),
+        !procs.trim().is_empty(),
+    ));
+    c.refused(
+        "linux.cgroupsPath /<a host cgroup>",
+        &result,
+        &["cgroupsPath", "cgroup"],
+        effects,
+    );
+    c.finish(&g.w);
 }
