@@ -71,7 +71,8 @@ fn task_create_rootfs_mounts_a_host_directory() {
 fn task_stdio_uris_run_or_write_as_root() {
     let g = Gate::new("");
     let mut c = Corpus::new("stdio URIs");
-    // ctr run --log-uri binary://: the shim runs the program as root.
+    // ctr run --log-uri binary://: the shim runs the program as root. `ctr run` creates
+    // the container first (a plain, admitted one); what must never happen is the task.
     {
         let id = unique("c");
         let marker = g.host(&format!("{id}.marker"));
@@ -89,7 +90,7 @@ fn task_stdio_uris_run_or_write_as_root() {
             "300",
         ]));
         std::thread::sleep(std::time::Duration::from_millis(500));
-        let mut effects = g.effects(NS, &id);
+        let mut effects = g.task_effects(NS, &id);
         effects.push(written(&marker));
         c.refused(
             "ctr run --log-uri binary:///evil.sh",
@@ -115,7 +116,7 @@ fn task_stdio_uris_run_or_write_as_root() {
             "* * * * * root x",
         ]));
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let mut effects = g.effects(NS, &id);
+        let mut effects = g.task_effects(NS, &id);
         effects.push(written(&target));
         c.refused(
             "ctr run --log-uri file:///etc/cron.d/x-like",

@@ -528,6 +528,15 @@ impl Gate {
             .join(id)
     }
 
+    /// For a call refused at `Tasks/Create` (the container itself was admitted, as `ctr
+    /// run` creates it first): whether a task of container `id` exists or ran.
+    pub fn task_effects(&self, ns: &str, id: &str) -> Vec<(String, bool)> {
+        vec![(
+            "task runs".into(),
+            self.task_pid(ns, id).is_some() || self.bundle(ns, id).exists(),
+        )]
+    }
+
     /// The host-side record of container `id`: exists at containerd, task running.
     pub fn effects(&self, ns: &str, id: &str) -> Vec<(String, bool)> {
         vec![
