@@ -258,6 +258,11 @@ impl Config {
         self.images
             .validate()
             .map_err(|e| invalid(&e.field, e.message))?;
+        // A reserved or empty fallback would rewrite Pods onto the very runtime the rule
+        // keeps them off; refuse it at load rather than at the first Pod.
+        self.runtime_class
+            .validate()
+            .map_err(|e| invalid("runtimeClass.fallbackRuntime", e))?;
         for (i, l) in self.serve.listeners.iter().enumerate() {
             l.validate()
                 .map_err(|e| invalid(&format!("serve.listeners[{i}]"), e))?;
@@ -287,5 +292,35 @@ pub mod duration {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("portcullis.yaml"))
+    }
+
+    #[test]
+    fn a_reserved_fallback_runtime_is_refused_at_load_naming_the_field() {
+        let err = parse("runtimeClass:\n  reservedRuntimes: [runc]\n  fallbackRuntime: runc\n")
+            .unwrap_err();
+        let ConfigError::Invalid { field, message, .. } = &err else {
+            panic!("expected Invalid, got {err}");
+        };
+        assert_eq!(field, "runtimeClass.fallbackRuntime");
+        assert!(message.contains("itself reserved"), "{message}");
+        assert!(err.to_string().contains("portcullis.yaml"), "{err}");
+        let empty = parse("runtimeClass:\n  reservedRuntimes: [runc]\n  fallbackRuntime: \"\"\n")
+            .unwrap_err();
+        assert!(
+            empty.to_string().contains("runtimeClass.fallbackRuntime"),
+            "{empty}"
+        );
+        let fine =
+            parse("runtimeClass:\n  reservedRuntimes: [runc]\n  fallbackRuntime: kata\n").unwrap();
+        assert_eq!(fine.runtime_class.fallback_runtime.as_deref(), Some("kata"));
     }
 }
