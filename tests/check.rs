@@ -110,3 +110,46 @@ fn json_output_reads_oci_configs_and_admission_reviews() {
     assert_eq!(report[1]["name"], "privileged");
     assert_eq!(report[0]["status"]["code"], 403);
 }
+
+/// Regression: a Pod whose `metadata` was a string panicked (exit 101). Every malformed
+/// shape is bad input: exit 2, no panic, and the message names the field.
+#[test]
+fn malformed_pods_exit_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every built-in policy on, so each one would see the Pod if the shape check let it by.
+    let rules = "images: {disallowLatest: true}\n\
+        runtimeClass: {reservedRuntimes: [runc], fallbackRuntime: kata, defaultRuntimeReserved: true}\n\
+        namespaces: {default: {labels: {pod-security.kubernetes.io/enforce: restricted}}}\n";
+    let review = |object: &str| {
+        format!(
+            "kind: AdmissionReview\nrequest: {{uid: u, kind: {{group: apps, version: v1, kind: Deployment}}, \
+             resource: {{group: apps, version: v1, resource: deployments}}, operation: CREATE, \
+             userInfo: {{}}, object: {object}}}\n"
+        )
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("metadata-string", "kind: Pod\nmetadata: oops\nspec: {containers: [{name: c, image: 'a:1'}]}\n".into(), "metadata: must be a mapping"),
+        ("spec-string", "kind: Pod\nmetadata: {name: a}\nspec: oops\n".into(), "spec: must be a mapping"),
+        ("containers-number", "kind: Pod\nmetadata: {name: a}\nspec: {containers: 5}\n".into(), "spec.containers: must be a list"),
+        ("container-number", "kind: Pod\nmetadata: {name: a}\nspec: {containers: [5]}\n".into(), "spec.containers[0]: a container must be a mapping"),
+        ("name-number", "kind: Pod\nmetadata: {name: 5}\nspec: {containers: [{name: c, image: 'a:1'}]}\n".into(), "metadata.name: must be a string"),
+        ("kind-missing", "metadata: {name: a}\nspec: {containers: [{name: c, image: 'a:1'}]}\n".into(), "kind: missing"),
+        ("kind-number", "kind: 5\n".into(), "kind: must be a string"),
+        ("list", "- kind: Pod\n  metadata: oops\n- kind: Pod\n  spec: 3\n".into(), "the document is a list"),
+        ("second-document", "kind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: 'a:1'}]}\n---\nkind: Pod\nmetadata: [1]\n".into(), "document 1: metadata: must be a mapping"),
+        ("review-request-number", "kind: AdmissionReview\nrequest: 5\n".into(), "request: missing or not a mapping"),
+        ("review-template-metadata", review("{spec: {template: {metadata: 3, spec: {containers: 5}}}}"), "request.object.spec.template.metadata: must be a mapping"),
+        ("review-spec-number", review("{spec: 5}"), "request.object.spec: must be a mapping"),
+    ];
+    for (name, text, expected) in cases {
+        let input = write(dir.path(), &format!("{name}.yaml"), &text);
+        let out = check(dir.path(), rules, &[input.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}.yaml")) && stderr.contains(expected),
+            "{name}: expected {expected:?} in {stderr}"
+        );
+    }
+}

@@ -303,3 +303,78 @@ fn serve_answers_http2_clients_that_send_the_socket_path_as_authority() {
         );
     }
 }
+
+/// The quick-start recipe: `openssl req -x509` makes a self-signed certificate with
+/// `CA:TRUE`, served by `portcullis serve` and given as the webhook's own `caBundle`.
+/// kube-apiserver (Go) trusts it as itself; so does the proxy, still checking the name.
+#[test]
+fn the_proxy_trusts_a_self_signed_serving_certificate_that_is_its_ca_bundle() {
+    use base64::Engine as _;
+    common::require("openssl");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=x",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost", "-days", "2"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let port = free_port();
+    let serve = Serve::serve(
+        dir.path(),
+        &format!(
+            "images: {{disallowLatest: true}}\nserve:\n  listeners:\n  - address: 127.0.0.1:{port}\n    \
+             tls: {{certFile: '{}', keyFile: '{}'}}\n",
+            cert.display(),
+            key.display(),
+        ),
+        &[],
+    );
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&cert).unwrap());
+    let webhook = |host: &str| {
+        format!(
+            "webhooks:\n- name: serve.self-signed.local\n  clientConfig: {{url: 'https://{host}:{port}/validate', caBundle: '{ca_bundle}'}}\n  \
+             rules: [{{operations: [CREATE], apiGroups: [''], apiVersions: [v1], resources: [pods]}}]\n"
+        )
+    };
+    let w = World::new(&webhook("localhost"));
+    ok(w.ctr(&["run", "--rm", IMAGE, &unique("self-signed-ok"), "true"]));
+    let out = w.ctr(&[
+        "run",
+        "--rm",
+        IMAGE_LATEST,
+        &unique("self-signed-latest"),
+        "true",
+    ]);
+    assert!(
+        text(&out).contains(r#"admission webhook "serve.self-signed.local" denied the request"#),
+        "{}\n{}\n--- serve log ---\n{}",
+        text(&out),
+        w.logs(),
+        serve.log()
+    );
+
+    // The certificate names localhost, not 127.0.0.1: trusted as itself, but not for
+    // another name, so the webhook fails closed.
+    std::fs::write(&w.proxy.config, webhook("127.0.0.1")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let out = w.ctr(&["run", "--rm", IMAGE, &unique("self-signed-ip"), "true"]);
+        if text(&out).contains(r#"failed calling webhook "serve.self-signed.local""#) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}\n{}",
+            text(&out),
+            w.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}

@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::convert::{pod, record, PodOptions};
+use crate::core::pod_view::template_pointer;
 use crate::core::Decider;
-use crate::review::{AdmissionRequest, Verdict};
+use crate::review::{shape, AdmissionRequest, Verdict};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -175,17 +176,22 @@ fn to_request(
     namespace: &str,
     opts: &PodOptions,
 ) -> anyhow::Result<AdmissionRequest> {
-    let kind = doc["kind"].as_str().unwrap_or_default();
+    // Files have not been through the API server's schema check: every shape is checked
+    // here (never indexed mutably on a guess), and errors name the field.
+    if doc.is_array() {
+        bail!("the document is a list; give one object per document, separated by `---`");
+    }
+    let kind = match doc.get("kind") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(k)) => k.as_str(),
+        Some(other) => bail!("kind: must be a string such as \"Pod\", not {other}"),
+    };
     let pod = match kind {
-        "AdmissionReview" => {
-            let request = doc.get("request").cloned().context("AdmissionReview without request")?;
-            return serde_json::from_value(request).context("AdmissionReview request");
-        }
+        "AdmissionReview" => return review_request(&doc),
         "Pod" => {
+            shape::check_pod(&doc, "")?;
             let mut pod = doc;
-            if pod["metadata"]["namespace"].as_str().unwrap_or_default().is_empty() {
-                pod["metadata"]["namespace"] = json!(namespace);
-            }
+            default_namespace(&mut pod, namespace);
             pod
         }
         "" if doc.get("ociVersion").is_some() => {
@@ -194,9 +200,56 @@ fn to_request(
         "" if doc.get("ID").is_some() && doc.get("Spec").is_some() => {
             pod::to_pod_value(&record::from_container_info(namespace, &doc)?, opts)?
         }
+        "" => bail!(
+            "kind: missing, and this is neither an OCI config.json (ociVersion) nor a container record (ID, Spec); add `kind: Pod` or `kind: AdmissionReview`"
+        ),
         other => bail!(
-            "cannot tell what this is (kind {other:?}); expected a Pod, an AdmissionReview, an OCI config.json (ociVersion) or a container record (ID, Spec)"
+            "kind: {other:?} is not one check reads; expected a Pod, an AdmissionReview, an OCI config.json (ociVersion) or a container record (ID, Spec)"
         ),
     };
     Ok(crate::hook::request::pod_request(pod, "portcullis-check"))
+}
+
+/// The request of an AdmissionReview, its Pod (if it carries one) checked like a Pod file.
+fn review_request(doc: &Value) -> anyhow::Result<AdmissionRequest> {
+    let request = doc
+        .get("request")
+        .filter(|r| r.is_object())
+        .cloned()
+        .context("request: missing or not a mapping; an AdmissionReview carries its request")?;
+    let request: AdmissionRequest = serde_json::from_value(request)
+        .context("request: not an admission.k8s.io/v1 AdmissionRequest")?;
+    // A Pod, or the Pod template of a workload: what the Pod policies will read.
+    let template = template_pointer(&request.kind.group, &request.kind.kind);
+    for (object, at) in [
+        (&request.object, "request.object"),
+        (&request.old_object, "request.oldObject"),
+    ] {
+        if let (Some(pointer), Some(object)) = (template, object) {
+            shape::check_pod_bearing(object, pointer, at)?;
+        }
+    }
+    Ok(request)
+}
+
+/// Pods without a namespace get `--namespace`, as `kubectl apply` gives them the context's.
+/// `pod` has passed [`shape::check_pod`]: an object whose `metadata`, if any, is an object.
+fn default_namespace(pod: &mut Value, namespace: &str) {
+    let Some(obj) = pod.as_object_mut() else {
+        return;
+    };
+    let meta = obj.entry("metadata").or_insert_with(|| json!({}));
+    if meta.is_null() {
+        *meta = json!({});
+    }
+    if let Some(meta) = meta.as_object_mut() {
+        let unset = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .is_empty();
+        if unset {
+            meta.insert("namespace".into(), json!(namespace));
+        }
+    }
 }

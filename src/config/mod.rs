@@ -303,6 +303,11 @@ impl Config {
                 ));
             }
         }
+        // A reserved or empty fallback would rewrite Pods onto the very runtime the rule
+        // keeps them off; refuse it at load rather than at the first Pod.
+        self.runtime_class
+            .validate()
+            .map_err(|e| invalid("runtimeClass.fallbackRuntime", e))?;
         for (i, l) in self.serve.listeners.iter().enumerate() {
             l.validate()
                 .map_err(|e| invalid(&format!("serve.listeners[{i}]"), e))?;
@@ -336,8 +341,33 @@ pub mod duration {
 }
 
 #[cfg(test)]
-mod spec_tests {
+mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("portcullis.yaml"))
+    }
+
+    #[test]
+    fn a_reserved_fallback_runtime_is_refused_at_load_naming_the_field() {
+        let err = parse("runtimeClass:\n  reservedRuntimes: [runc]\n  fallbackRuntime: runc\n")
+            .unwrap_err();
+        let ConfigError::Invalid { field, message, .. } = &err else {
+            panic!("expected Invalid, got {err}");
+        };
+        assert_eq!(field, "runtimeClass.fallbackRuntime");
+        assert!(message.contains("itself reserved"), "{message}");
+        assert!(err.to_string().contains("portcullis.yaml"), "{err}");
+        let empty = parse("runtimeClass:\n  reservedRuntimes: [runc]\n  fallbackRuntime: \"\"\n")
+            .unwrap_err();
+        assert!(
+            empty.to_string().contains("runtimeClass.fallbackRuntime"),
+            "{empty}"
+        );
+        let fine =
+            parse("runtimeClass:\n  reservedRuntimes: [runc]\n  fallbackRuntime: kata\n").unwrap();
+        assert_eq!(fine.runtime_class.fallback_runtime.as_deref(), Some("kata"));
+    }
 
     #[test]
     fn spec_escape_hatches_must_name_what_they_allow() {

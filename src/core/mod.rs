@@ -25,6 +25,7 @@ pub mod policies;
 
 mod client;
 pub(crate) mod tls;
+mod tls_verify;
 mod webhook;
 
 #[cfg(test)]

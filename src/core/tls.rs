@@ -10,6 +10,7 @@ use base64::Engine as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::RootCertStore;
 
+use super::tls_verify::BundleVerifier;
 use crate::config::webhook::WebhookClientConfig;
 
 /// Why a webhook's TLS settings cannot be used; the caller names the webhook.
@@ -31,15 +32,21 @@ pub enum TlsSetupError {
 pub(crate) fn client_config(
     cc: &WebhookClientConfig,
 ) -> Result<rustls::ClientConfig, TlsSetupError> {
-    let roots = match &cc.ca_bundle {
-        Some(bundle) => bundle_roots(bundle)?,
-        None => system_roots(),
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match &cc.ca_bundle {
+        // Not a weaker check: webpki's, plus Go's trust in a leaf that is itself in the
+        // bundle (see `tls_verify`).
+        Some(bundle) => {
+            let verifier = BundleVerifier::new(bundle_certs(bundle)?, provider)
+                .map_err(|e| TlsSetupError::CaBundle(e.to_string()))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+        }
+        None => builder.with_root_certificates(system_roots()),
     };
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots);
     let config = match (&cc.client_cert_file, &cc.client_key_file) {
         (Some(cert), Some(key)) => {
             builder.with_client_auth_cert(read_certs(cert)?, read_key(key)?)?
@@ -49,23 +56,25 @@ pub(crate) fn client_config(
     Ok(config)
 }
 
-fn bundle_roots(bundle: &str) -> Result<RootCertStore, TlsSetupError> {
+fn bundle_certs(bundle: &str) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
     let pem = base64::engine::general_purpose::STANDARD
         .decode(bundle.trim())
         .map_err(|e| TlsSetupError::CaBundle(format!("not base64: {e}")))?;
-    let mut roots = RootCertStore::empty();
+    let mut certs = Vec::new();
     for (i, cert) in rustls_pemfile::certs(&mut pem.as_slice()).enumerate() {
         let cert = cert.map_err(|e| TlsSetupError::CaBundle(format!("not PEM: {e}")))?;
-        roots
-            .add(cert)
+        // Each must be usable as a trust anchor, as before: a typo is an error at load.
+        RootCertStore::empty()
+            .add(cert.clone())
             .map_err(|e| TlsSetupError::CaBundle(format!("certificate {i}: {e}")))?;
+        certs.push(cert);
     }
-    if roots.is_empty() {
+    if certs.is_empty() {
         return Err(TlsSetupError::CaBundle(
             "holds no PEM CERTIFICATE block".into(),
         ));
     }
-    Ok(roots)
+    Ok(certs)
 }
 
 fn system_roots() -> RootCertStore {

@@ -15,7 +15,7 @@ mod relay;
 mod route;
 pub mod upstream;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tokio::net::UnixListener;
 
@@ -37,16 +37,26 @@ pub struct Proxy {
     tasks: TaskRules,
 }
 
-/// Who is calling on one connection. `userInfo` is resolved once, on the first admitted call.
+/// Who is calling on one connection, resolved whole at accept: credentials read later
+/// (from `/proc/PID`) could be another process's once the pid is reused.
 struct Caller {
-    cred: Option<PeerCred>,
-    user: OnceLock<UserInfo>,
+    user: UserInfo,
 }
 
 impl Caller {
+    fn accept(stream: &tokio::net::UnixStream) -> Self {
+        let user = match PeerCred::of(stream) {
+            Ok(cred) => cred.user_info(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the caller's credentials (SO_PEERCRED); it is judged as an anonymous user");
+                UserInfo::default()
+            }
+        };
+        Self { user }
+    }
+
     fn user_info(&self) -> &UserInfo {
-        self.user
-            .get_or_init(|| self.cred.map(|c| c.user_info()).unwrap_or_default())
+        &self.user
     }
 }
 
@@ -74,10 +84,7 @@ impl Proxy {
                     continue;
                 }
             };
-            let caller = Arc::new(Caller {
-                cred: PeerCred::of(&stream).ok(),
-                user: OnceLock::new(),
-            });
+            let caller = Arc::new(Caller::accept(&stream));
             tokio::spawn(relay::serve(self.clone(), caller, stream));
         }
     }

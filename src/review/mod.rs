@@ -4,6 +4,7 @@
 //! Field names and JSON shapes follow the upstream types
 //! (k8s.io/api/admission/v1/types.go) so the request can be sent to webhooks as is.
 
+pub mod shape;
 pub mod wire;
 
 use std::collections::BTreeMap;
