@@ -89,6 +89,26 @@ pub fn check_stdio(what: &str, field: &str, uri: &str, rules: &TaskRules) -> Res
     }
 }
 
+/// containerd's restart monitor starts the task of a container labelled
+/// `containerd.io/restart.status: running` by itself, with no `Tasks/Create` to judge, and
+/// takes its stdio from these labels: they are judged here, at the container, as that
+/// task's stdio would be.
+pub fn check_restart_labels(
+    what: &str,
+    labels: &std::collections::HashMap<String, String>,
+    rules: &TaskRules,
+) -> Result<(), Status> {
+    if let Some(uri) = labels.get("containerd.io/restart.loguri") {
+        check_stdio(what, "label containerd.io/restart.loguri", uri, rules)?;
+    }
+    if let Some(path) = labels.get("containerd.io/restart.logpath") {
+        // A plain path here is a file containerd writes as root, not a FIFO.
+        let uri = format!("file://{path}");
+        check_stdio(what, "label containerd.io/restart.logpath", &uri, rules)?;
+    }
+    Ok(())
+}
+
 /// A runtime name or `runtime_path` that is a binary path: the shim containerd will run.
 pub fn check_runtime(
     what: &str,

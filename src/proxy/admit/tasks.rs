@@ -226,12 +226,14 @@ impl Proxy {
         unchanged_only("Tasks/Exec", &view.object, verdict.mutated.as_ref())
     }
 
-    /// The container's runtime name and options, as its shim will be started with them.
+    /// What of a container decides how its task will be started: the runtime name and
+    /// options its shim gets, and the restart monitor's log labels.
     pub(super) fn check_container_runtime(
         &self,
         what: &str,
         container: &Container,
     ) -> Result<(), Status> {
+        rules::check_restart_labels(what, &container.labels, &self.tasks)?;
         let Some(runtime) = &container.runtime else {
             return Ok(());
         };

@@ -267,3 +267,40 @@ fn an_exec_holds_no_more_than_its_container() {
     let bare = json!({"user": {"uid": 0}});
     assert!(check_exec(WHAT, &bare, &process(0, &["CAP_CHOWN"], false)).is_err());
 }
+
+#[test]
+fn restart_labels_are_judged_as_the_stdio_of_the_task_containerd_starts() {
+    let none = TaskRules::default();
+    let labels = |k: &str, v: &str| {
+        [
+            (
+                "containerd.io/restart.status".to_owned(),
+                "running".to_owned(),
+            ),
+            (k.to_owned(), v.to_owned()),
+        ]
+        .into_iter()
+        .collect::<std::collections::HashMap<_, _>>()
+    };
+    assert!(check_restart_labels(WHAT, &labels("a", "b"), &none).is_ok());
+    let e = check_restart_labels(
+        WHAT,
+        &labels("containerd.io/restart.loguri", "binary:///tmp/x"),
+        &none,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("restart.loguri"), "{}", e.message);
+    let e = check_restart_labels(
+        WHAT,
+        &labels("containerd.io/restart.logpath", "/etc/cron.d/x"),
+        &none,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("restart.logpath"), "{}", e.message);
+    let rules = TaskRules {
+        stdio: vec!["file:///var/log/c.log".into()],
+        ..Default::default()
+    };
+    let ok = labels("containerd.io/restart.logpath", "/var/log/c.log");
+    assert!(check_restart_labels(WHAT, &ok, &rules).is_ok());
+}
