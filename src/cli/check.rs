@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::convert::{pod, record, PodOptions};
+use crate::convert::{nsresolve, pod, record, PodOptions};
 use crate::core::Decider;
 use crate::review::{AdmissionRequest, Verdict};
 
@@ -180,11 +180,17 @@ fn to_request(
             }
             pod
         }
+        // Namespace paths and `/proc/<pid>/exe` hooks are resolved on this machine, as a door
+        // on the node would; checking a spec captured elsewhere resolves them here.
         "" if doc.get("ociVersion").is_some() => {
-            pod::to_pod_value(&record::from_oci_config(namespace, stem, &doc)?, opts)?
+            let mut record = record::from_oci_config(namespace, stem, &doc)?;
+            nsresolve::resolve(&mut record);
+            pod::to_pod_value(&record, opts)?
         }
         "" if doc.get("ID").is_some() && doc.get("Spec").is_some() => {
-            pod::to_pod_value(&record::from_container_info(namespace, &doc)?, opts)?
+            let mut record = record::from_container_info(namespace, &doc)?;
+            nsresolve::resolve(&mut record);
+            pod::to_pod_value(&record, opts)?
         }
         other => bail!(
             "cannot tell what this is (kind {other:?}); expected a Pod, an AdmissionReview, an OCI config.json (ociVersion) or a container record (ID, Spec)"

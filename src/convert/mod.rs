@@ -4,11 +4,15 @@
 
 pub mod caps;
 mod changes;
+mod devices;
+pub mod hostpower;
 pub mod labels;
 mod mounts;
+pub mod nsresolve;
 pub mod pod;
 pub mod quantity;
 pub mod record;
+mod rootfs;
 mod security;
 mod spec;
 pub mod writeback;
@@ -16,6 +20,8 @@ mod writeback_security;
 
 #[cfg(test)]
 mod fixture_tests;
+#[cfg(test)]
+mod hole_tests;
 #[cfg(test)]
 mod roundtrip_tests;
 #[cfg(test)]
@@ -43,6 +49,13 @@ pub struct ContainerRecord {
     pub spec: Value,
     /// Set when the request starts a task (containerd `Tasks/Create`).
     pub task: Option<TaskInfo>,
+    /// The door's resolution of each `linux.namespaces[].path`, by path
+    /// ([`nsresolve::resolve_namespace_paths`]). A path missing here is refused by the view,
+    /// which does no I/O of its own.
+    pub ns_paths: BTreeMap<String, nsresolve::NsPath>,
+    /// `/proc/<pid>/exe` hook paths → the executable the door found there
+    /// ([`nsresolve::resolve_hook_exes`]), so `spec.allowedHooks` can name dockerd.
+    pub hook_exes: BTreeMap<String, String>,
 }
 
 /// What `Tasks/Create` adds to the stored container: how the task will be run.
@@ -61,6 +74,10 @@ pub struct PodOptions {
     pub runtime_classes: BTreeMap<String, String>,
     /// OCI hook paths trusted to run on the host (`spec.allowedHooks`).
     pub allowed_hooks: Vec<String>,
+    /// containers/storage graph roots a door learnt from the runtime itself (the hook door:
+    /// from the bundle path in the OCI state), whose `overlay/<layer id>/merged` is a
+    /// container's own root filesystem, next to the default data roots (rootfs.rs).
+    pub storage_roots: Vec<String>,
     /// Unknown spec fields let through unjudged (`spec.allowedFields`).
     pub allowed_fields: Vec<String>,
     /// Let `io.kubernetes.pod.namespace` (label or spec annotation) choose the Pod's
@@ -74,6 +91,7 @@ impl PodOptions {
         Self {
             runtime_classes: config.proxy.runtime_classes.clone(),
             allowed_hooks: config.spec.allowed_hooks.clone(),
+            storage_roots: Vec::new(),
             allowed_fields: config.spec.allowed_fields.clone(),
             kubernetes_namespace: false,
         }

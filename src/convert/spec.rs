@@ -30,6 +30,15 @@ pub enum ConvertError {
         expected: &'static str,
         found: &'static str,
     },
+    #[error(
+        "OCI runtime spec field `{field}` ({path}) names a namespace Portcullis could not \
+         resolve: {why}; the container is refused because it might be the host's"
+    )]
+    NamespacePath {
+        field: String,
+        path: String,
+        why: String,
+    },
     #[error("the Pod view of the container could not be serialised: {0}")]
     Serialize(String),
 }

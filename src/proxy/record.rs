@@ -112,6 +112,10 @@ pub fn to_record(namespace: &str, c: &Container) -> Result<ContainerRecord, Stat
             .unwrap_or_default(),
         spec,
         task: None,
+        // Resolved by the proxy's caller (convert::nsresolve::resolve) once it is wired in;
+        // until then a namespace path is refused by the view.
+        ns_paths: BTreeMap::new(),
+        hook_exes: BTreeMap::new(),
     })
 }
 
