@@ -74,9 +74,10 @@ pub struct PodOptions {
     pub runtime_classes: BTreeMap<String, String>,
     /// OCI hook paths trusted to run on the host (`spec.allowedHooks`).
     pub allowed_hooks: Vec<String>,
-    /// containers/storage graph roots a door learnt from the runtime itself (the hook door:
-    /// from the bundle path in the OCI state), whose `overlay/<layer id>/merged` is a
-    /// container's own root filesystem, next to the default data roots (rootfs.rs).
+    /// Data roots whose `overlay2/<layer id>/merged` (dockerd) or `overlay/<layer id>/merged`
+    /// (containers/storage) is a container's own root filesystem, besides the default ones
+    /// (rootfs.rs): `spec.storageRoots`, plus the graph root the hook door learns from the
+    /// bundle path the runtime gives it.
     pub storage_roots: Vec<String>,
     /// Unknown spec fields let through unjudged (`spec.allowedFields`).
     pub allowed_fields: Vec<String>,
@@ -91,7 +92,7 @@ impl PodOptions {
         Self {
             runtime_classes: config.proxy.runtime_classes.clone(),
             allowed_hooks: config.spec.allowed_hooks.clone(),
-            storage_roots: Vec::new(),
+            storage_roots: config.spec.storage_roots.clone(),
             allowed_fields: config.spec.allowed_fields.clone(),
             kubernetes_namespace: false,
         }

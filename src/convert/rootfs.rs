@@ -9,9 +9,10 @@
 //! - dockerd's overlay2 mount of the container layer, `/var/lib/docker/overlay2/<id>/merged`;
 //! - containers/storage's (Podman, CRI-O), `/var/lib/containers/storage/overlay/<id>/merged`;
 //!
-//! - `<graph root>/overlay/<id>/merged` for a graph root in `PodOptions::storage_roots`: the
-//!   hook door learns Podman's or CRI-O's graph root (`--root`) from the bundle path the
-//!   runtime gives it (`<graph root>/overlay-containers/<container id>/userdata`);
+//! - `<data root>/overlay2/<id>/merged` or `<data root>/overlay/<id>/merged` for a data root in
+//!   `PodOptions::storage_roots`: those the operator lists in `spec.storageRoots`
+//!   (`dockerd --data-root`, `podman --root`), and the graph root the hook door learns from
+//!   the bundle path the runtime gives it (`<graph root>/overlay-containers/<id>/userdata`);
 //!
 //! with `<id>` 64 lower-case hex digits. These directories are created by the daemons as root,
 //! under data roots only root can write, so a caller cannot place a symlink or a directory of
@@ -46,8 +47,9 @@ pub(crate) fn is_own_root(path: &str, storage_roots: &[String]) -> bool {
     }
     let extra = storage_roots
         .iter()
+        .map(|g| g.trim_end_matches('/'))
         .filter(|g| is_plain_absolute(g))
-        .map(|g| (format!("{g}/overlay/"), "/merged"));
+        .flat_map(|g| ["overlay2", "overlay"].map(|d| (format!("{g}/{d}/"), "/merged")));
     let fixed = OWN_ROOTS.iter().map(|(p, t)| ((*p).to_owned(), *t));
     fixed.chain(extra).any(|(prefix, tail)| {
         path.strip_prefix(prefix.as_str())
