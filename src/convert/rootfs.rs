@@ -113,15 +113,24 @@ mod tests {
     }
 
     #[test]
-    fn graph_roots_the_door_learnt() {
+    fn listed_and_learnt_data_roots() {
         let roots = ["/tmp/p/root".to_owned(), "/x/../".to_owned()];
         assert!(is_own_root(
             &format!("/tmp/p/root/overlay/{ID}/merged"),
             &roots
         ));
-        assert!(!is_own_root(
+        assert!(is_own_root(
             &format!("/tmp/p/root/overlay2/{ID}/merged"),
             &roots
+        ));
+        assert!(!is_own_root(
+            &format!("/tmp/p/root/vfs/{ID}/merged"),
+            &roots
+        ));
+        let slash = ["/data/docker/".to_owned()];
+        assert!(is_own_root(
+            &format!("/data/docker/overlay2/{ID}/merged"),
+            &slash
         ));
         assert!(!is_own_root(&format!("/tmp/p/overlay/{ID}/merged"), &roots));
         assert!(!is_own_root(&format!("/x/..//overlay/{ID}/merged"), &roots));
