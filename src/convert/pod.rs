@@ -463,6 +463,15 @@ mod tests {
             json!({"mounts": [null, {}, {"options": null}]}),
             json!({"annotations": {"a": 1}}),
             json!({"linux": {"sysctl": {"a": null}}}),
+            json!({"hooks": {"prestart": [null, {"path": 1}]}}),
+            json!({"hooks": {"prestart": {"path": "/x"}}}),
+            json!({"root": {"path": 7}}),
+            json!({"linux": {"namespaces": [{"type": "network", "path": 3}]}}),
+            json!({"linux": {"namespaces": [{"type": "user"}], "uidMappings": [{"hostID": -1}]}}),
+            json!({"linux": {"devices": [{"type": "b", "major": "x"}]}}),
+            json!({"linux": {"resources": {"devices": [{"allow": true, "major": 1.5}]}}}),
+            json!({"linux": {"seccomp": {"defaultAction": 1, "listenerPath": []}}}),
+            json!({"mounts": [{"type": "sysfs", "options": "ro"}]}),
         ];
         for s in specs {
             let _ = to_pod_value(&record(s), &PodOptions::default());
