@@ -69,9 +69,12 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
             exes: &record.hook_exes,
         },
     )?;
+    // Without a mount namespace of its own, runc (1.1.5, checked) mounts the container's root
+    // and /proc in the host's mount namespace and enters the root with chroot, which
+    // CAP_SYS_CHROOT — a default capability — can leave.
     if ns.host_mount {
         host_power.push(
-            "`linux.namespaces` gives the container the host's mount namespace: the host's filesystem"
+            "`linux.namespaces` gives the container the host's mount namespace: its mounts land on the host and its root is a chroot"
                 .to_owned(),
         );
     }
