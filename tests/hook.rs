@@ -412,8 +412,23 @@ fn hook_fails_closed_on_bad_input() {
 fn dockerd_with_the_wrapper_as_a_runtime() {
     let dir = tempdir();
     let containerd = Containerd::start(dir.path());
-    // dockerd's containers live in containerd namespace `moby`.
-    let config = write_config(dir.path(), &baseline("moby"));
+    // dockerd's containers live in containerd namespace `moby`. Its prestart hook is
+    // `/proc/<dockerd pid>/exe`, trusted through the dockerd binary; its data root is a
+    // temporary directory, listed so the container's overlay root is its own.
+    let dockerd_bin = ok(Command::new("sh")
+        .args(["-c", "command -v dockerd"])
+        .output()
+        .unwrap());
+    let dockerd_bin = std::fs::canonicalize(dockerd_bin.trim()).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}spec:\n  allowedHooks: [{}]\n  storageRoots: [{}]\n",
+            baseline("moby"),
+            dockerd_bin.display(),
+            dir.path().join("docker/data").display()
+        ),
+    );
     let shim = dir.path().join("portcullis-runc");
     let entry = install(&[
         "--docker",

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::convert::{pod, record, PodOptions};
+use crate::convert::{nsresolve, pod, record, PodOptions};
 use crate::core::pod_view::template_pointer;
 use crate::core::Decider;
 use crate::review::{shape, AdmissionRequest, Verdict};
@@ -194,11 +194,17 @@ fn to_request(
             default_namespace(&mut pod, namespace);
             pod
         }
+        // Namespace paths and `/proc/<pid>/exe` hooks are resolved on this machine, as a door
+        // on the node would; checking a spec captured elsewhere resolves them here.
         "" if doc.get("ociVersion").is_some() => {
-            pod::to_pod_value(&record::from_oci_config(namespace, stem, &doc)?, opts)?
+            let mut record = record::from_oci_config(namespace, stem, &doc)?;
+            nsresolve::resolve(&mut record);
+            pod::to_pod_value(&record, opts)?
         }
         "" if doc.get("ID").is_some() && doc.get("Spec").is_some() => {
-            pod::to_pod_value(&record::from_container_info(namespace, &doc)?, opts)?
+            let mut record = record::from_container_info(namespace, &doc)?;
+            nsresolve::resolve(&mut record);
+            pod::to_pod_value(&record, opts)?
         }
         "" => bail!(
             "kind: missing, and this is neither an OCI config.json (ociVersion) nor a container record (ID, Spec); add `kind: Pod` or `kind: AdmissionReview`"

@@ -59,15 +59,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None,
         gate.pod_options().kubernetes_namespace,
     );
-    let request = spec.and_then(|spec| {
-        bundle_request(
-            &namespace,
-            &state.id,
-            &spec,
-            &gate.pod_options(),
-            "portcullis-hook",
-        )
-    });
+    let mut opts = gate.pod_options();
+    opts.storage_roots
+        .extend(request::storage_root(&state.bundle));
+    let request = spec
+        .and_then(|spec| bundle_request(&namespace, &state.id, &spec, &opts, "portcullis-hook"));
     let image = request
         .as_ref()
         .map(|r| request::image_of(r).to_owned())

@@ -85,6 +85,12 @@ pub struct SpecConfig {
     /// host as root; a spec with any other hook is shown as privileged.
     #[serde(default)]
     pub allowed_hooks: Vec<String>,
+    /// Docker or containers/storage data roots besides `/var/lib/docker` and
+    /// `/var/lib/containers/storage` (`dockerd --data-root`, `podman --root`): a container
+    /// root filesystem at `<root>/overlay2/<id>/merged` or `<root>/overlay/<id>/merged` is the
+    /// container's own; any other `root.path` outside the bundle is shown as a hostPath.
+    #[serde(default)]
+    pub storage_roots: Vec<String>,
     /// Spec fields this build does not know (dotted, `linux.netDevices`) to let through
     /// unjudged; any other unknown field refuses the spec.
     #[serde(default)]

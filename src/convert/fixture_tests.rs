@@ -41,9 +41,29 @@ pub(super) fn read_json(path: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// dockerd's pid on the capture host: its prestart hook is `/proc/6552/exe`.
+pub(super) const DOCKERD_HOOK: &str = "/proc/6552/exe";
+
+/// The hooks the captures ran with: dockerd's libnetwork-setkey (trusted by the binary the
+/// door finds behind `/proc/<pid>/exe`) and the hooks.d hook that captured the podman specs.
+pub(super) const CAPTURE_HOOKS: [&str; 2] = [
+    "/usr/bin/dockerd",
+    "/usr/libexec/oci/hooks.d/capture-config",
+];
+
 /// A record as each door would build it: `ctr containers info` views carry the containerd
-/// Container; podman bundles carry config.json plus the hook's state (no labels).
+/// Container; podman bundles carry config.json plus the hook's state (no labels). The door's
+/// resolution of dockerd's hook is what it was on the capture host (pid 6552 was dockerd).
 pub(super) fn record(name: &str) -> ContainerRecord {
+    let mut r = unresolved_record(name);
+    if name.starts_with("docker/") {
+        r.hook_exes
+            .insert(DOCKERD_HOOK.to_owned(), "/usr/bin/dockerd".to_owned());
+    }
+    r
+}
+
+pub(super) fn unresolved_record(name: &str) -> ContainerRecord {
     let (kind, _) = name.split_once('/').unwrap();
     if kind == "podman" {
         let spec = read_json(&format!("{DIR}/{name}.config.json"));
@@ -65,7 +85,16 @@ pub(super) fn opts() -> PodOptions {
         .into_iter()
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
         .collect(),
+        allowed_hooks: CAPTURE_HOOKS.iter().map(|h| (*h).to_owned()).collect(),
         ..Default::default()
+    }
+}
+
+/// [`opts`] without `spec.allowedHooks`: the default configuration.
+pub(super) fn opts_without_hooks() -> PodOptions {
+    PodOptions {
+        allowed_hooks: Vec::new(),
+        ..opts()
     }
 }
 

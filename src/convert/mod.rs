@@ -4,11 +4,15 @@
 
 pub mod caps;
 mod changes;
+mod devices;
+pub mod hostpower;
 pub mod labels;
 mod mounts;
+pub mod nsresolve;
 pub mod pod;
 pub mod quantity;
 pub mod record;
+mod rootfs;
 pub mod schema;
 mod security;
 mod spec;
@@ -18,6 +22,8 @@ mod writeback_security;
 
 #[cfg(test)]
 mod fixture_tests;
+#[cfg(test)]
+mod hole_tests;
 #[cfg(test)]
 mod roundtrip_tests;
 #[cfg(test)]
@@ -45,6 +51,13 @@ pub struct ContainerRecord {
     pub spec: Value,
     /// Set when the request starts a task (containerd `Tasks/Create`).
     pub task: Option<TaskInfo>,
+    /// The door's resolution of each `linux.namespaces[].path`, by path
+    /// ([`nsresolve::resolve_namespace_paths`]). A path missing here is refused by the view,
+    /// which does no I/O of its own.
+    pub ns_paths: BTreeMap<String, nsresolve::NsPath>,
+    /// `/proc/<pid>/exe` hook paths → the executable the door found there
+    /// ([`nsresolve::resolve_hook_exes`]), so `spec.allowedHooks` can name dockerd.
+    pub hook_exes: BTreeMap<String, String>,
 }
 
 /// What `Tasks/Create` adds to the stored container: how the task will be run.
@@ -63,6 +76,11 @@ pub struct PodOptions {
     pub runtime_classes: BTreeMap<String, String>,
     /// OCI hook paths trusted to run on the host (`spec.allowedHooks`).
     pub allowed_hooks: Vec<String>,
+    /// Data roots whose `overlay2/<layer id>/merged` (dockerd) or `overlay/<layer id>/merged`
+    /// (containers/storage) is a container's own root filesystem, besides the default ones
+    /// (rootfs.rs): `spec.storageRoots`, plus the graph root the hook door learns from the
+    /// bundle path the runtime gives it.
+    pub storage_roots: Vec<String>,
     /// Unknown spec fields let through unjudged (`spec.allowedFields`).
     pub allowed_fields: Vec<String>,
     /// Let `io.kubernetes.pod.namespace` (label or spec annotation) choose the Pod's
@@ -76,6 +94,7 @@ impl PodOptions {
         Self {
             runtime_classes: config.proxy.runtime_classes.clone(),
             allowed_hooks: config.spec.allowed_hooks.clone(),
+            storage_roots: config.spec.storage_roots.clone(),
             allowed_fields: config.spec.allowed_fields.clone(),
             kubernetes_namespace: false,
         }

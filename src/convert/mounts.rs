@@ -107,6 +107,27 @@ fn runtime_managed(m: &Mount<'_>, ctx: &MountContext<'_>) -> bool {
         })
 }
 
+impl PodMounts {
+    /// `root.path` that is a host directory (rootfs.rs): a `hostPath` volume named `rootfs`
+    /// mounted at `/`, so policies that refuse host directories refuse it.
+    pub(crate) fn add_host_root(&mut self, path: &str, read_only: bool) {
+        self.volumes.push(Volume {
+            name: "rootfs".into(),
+            host_path: Some(HostPathVolumeSource {
+                path: path.to_owned(),
+                type_: None,
+            }),
+            ..Default::default()
+        });
+        self.mounts.push(VolumeMount {
+            name: "rootfs".into(),
+            mount_path: "/".into(),
+            read_only: read_only.then_some(true),
+            ..Default::default()
+        });
+    }
+}
+
 struct Mount<'a> {
     dest: &'a str,
     kind: &'a str,

@@ -11,10 +11,12 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
+use super::hostpower::{self, HookTrust};
 use super::mounts::{pod_mounts, MountContext};
+use super::nsresolve::NsPath;
 pub use super::spec::ConvertError;
 use super::spec::Node;
-use super::{labels, quantity, security, ContainerRecord, PodOptions};
+use super::{labels, quantity, rootfs, security, ContainerRecord, PodOptions};
 
 /// Prefix of the annotations Portcullis adds; they are read-only on write-back.
 pub const ANNOTATION_PREFIX: &str = "portcullis.dev/";
@@ -26,6 +28,13 @@ pub const RUNTIME_PATH_ANNOTATION: &str = "portcullis.dev/runtime-path";
 pub const RUNC_BINARY_ANNOTATION: &str = "portcullis.dev/runc-binary";
 /// Comma-separated `linux.devices[].path`.
 pub const DEVICES_ANNOTATION: &str = "portcullis.dev/devices";
+/// Comma-separated hook paths (`hooks.<kind>[].path`), in spec order.
+pub const HOOKS_ANNOTATION: &str = "portcullis.dev/hooks";
+/// JSON list of sentences: why the view is privileged beyond `--privileged` itself (hooks,
+/// devices, writable sysfs, …; see hostpower.rs).
+pub const PRIVILEGED_REASONS_ANNOTATION: &str = "portcullis.dev/privileged-reasons";
+/// `linux.cgroupsPath`: where the runtime puts the container's cgroup.
+pub const CGROUPS_PATH_ANNOTATION: &str = "portcullis.dev/cgroups-path";
 /// JSON list of `{destination, type, source}` for mounts with no Pod volume equivalent.
 pub const UNMAPPED_MOUNTS_ANNOTATION: &str = "portcullis.dev/unmapped-mounts";
 /// `portcullis.dev/namespace-path.<type>`: a namespace joined by path (another container's).
@@ -53,8 +62,24 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
             .unwrap_or_else(|| fallback.to_owned())
     };
 
-    let ns = Namespaces::read(&root)?;
-    let mounts = pod_mounts(
+    let ns = Namespaces::read(&root, &record.ns_paths)?;
+    let mut host_power = hostpower::reasons(
+        &root,
+        &HookTrust {
+            allowed: &opts.allowed_hooks,
+            exes: &record.hook_exes,
+        },
+    )?;
+    // Without a mount namespace of its own, runc (1.1.5, checked) mounts the container's root
+    // and /proc in the host's mount namespace and enters the root with chroot, which
+    // CAP_SYS_CHROOT — a default capability — can leave.
+    if ns.host_mount {
+        host_power.push(
+            "`linux.namespaces` gives the container the host's mount namespace: its mounts land on the host and its root is a chroot"
+                .to_owned(),
+        );
+    }
+    let mut mounts = pod_mounts(
         &root,
         &MountContext {
             id: &record.id,
@@ -62,6 +87,9 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
             host_ipc: ns.host_ipc,
         },
     )?;
+    if let Some(path) = rootfs::host_root(&root, &opts.storage_roots)? {
+        mounts.add_host_root(path, root.path("root.readonly").bool()?.unwrap_or(false));
+    }
 
     let mut annotations: BTreeMap<String, String> = record.labels.clone();
     annotations.extend(spec_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -86,6 +114,21 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
         .filter(|p| !p.is_empty())
         .collect();
     synthetic(DEVICES_ANNOTATION, &devices.join(","));
+    let hooks: Vec<&str> = hostpower::hooks(&root)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    synthetic(HOOKS_ANNOTATION, &hooks.join(","));
+    if !host_power.is_empty() {
+        synthetic(
+            PRIVILEGED_REASONS_ANNOTATION,
+            &Value::from(host_power.clone()).to_string(),
+        );
+    }
+    synthetic(
+        CGROUPS_PATH_ANNOTATION,
+        root.path("linux.cgroupsPath").str()?.unwrap_or_default(),
+    );
     for (kind, path) in &ns.paths {
         synthetic(&format!("{NAMESPACE_PATH_ANNOTATION_PREFIX}{kind}"), path);
     }
@@ -116,7 +159,7 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
             limits: Some(l),
             ..Default::default()
         }),
-        security_context: Some(security::security_context(&root)?),
+        security_context: Some(security::security_context(&root, &host_power)?),
         volume_mounts: Some(mounts.mounts).filter(|m| !m.is_empty()),
         ..Default::default()
     };
@@ -247,41 +290,77 @@ struct Namespaces {
     host_pid: bool,
     host_ipc: bool,
     host_users: bool,
+    /// The host's mount namespace: the host's filesystem, shown as privileged.
+    host_mount: bool,
     /// Namespaces joined by path, by OCI type.
     paths: BTreeMap<String, String>,
 }
 
 impl Namespaces {
     /// A type absent from `linux.namespaces` is the host's (runtime-spec config-linux.md
-    /// "Namespaces"). One joined by path is another container's, unless the path is pid 1's
-    /// (`/proc/1/ns/net`): that is the host's namespace by another name.
-    fn read(root: &Node<'_>) -> Result<Self, ConvertError> {
+    /// "Namespaces"). One joined by path is judged by the door's resolution of that path
+    /// (`ContainerRecord::ns_paths`): the host's namespace by another name (`/proc/1/ns/net`,
+    /// `/proc/<any host pid>/ns/net`, a bind mount of it) is the host's; a path the door
+    /// could not resolve, or did not, is refused, as it may be the host's.
+    fn read(root: &Node<'_>, resolved: &BTreeMap<String, NsPath>) -> Result<Self, ConvertError> {
         let mut own = Vec::new();
         let mut paths = BTreeMap::new();
-        for n in root.path("linux.namespaces").items()? {
+        for (i, n) in root.path("linux.namespaces").items()?.iter().enumerate() {
             let kind = n.get("type").str()?.unwrap_or("");
             match n.get("path").str()?.filter(|p| !p.is_empty()) {
-                Some(p) if is_host_ns_path(p) => {}
                 Some(p) => {
-                    paths.insert(kind.to_owned(), p.to_owned());
-                    own.push(kind);
+                    let refuse = |why: &str| ConvertError::NamespacePath {
+                        field: format!("linux.namespaces[{i}].path"),
+                        path: p.to_owned(),
+                        why: why.to_owned(),
+                    };
+                    match resolved.get(p) {
+                        Some(NsPath::Host) => {}
+                        Some(NsPath::Other) => {
+                            paths.insert(kind.to_owned(), p.to_owned());
+                            own.push(kind);
+                        }
+                        Some(NsPath::Unresolved(why)) => return Err(refuse(why)),
+                        None => return Err(refuse("the door that received it did not resolve it")),
+                    }
                 }
                 None => own.push(kind),
             }
         }
         let host = |k: &str| !own.contains(&k);
+        let host_users = host("user") || root_mapped(root)?;
         Ok(Namespaces {
             host_network: host("network"),
             host_pid: host("pid"),
             host_ipc: host("ipc"),
-            host_users: host("user"),
+            host_users,
+            host_mount: host("mount"),
             paths,
         })
     }
 }
 
-fn is_host_ns_path(p: &str) -> bool {
-    p.starts_with("/proc/1/ns/")
+/// Whether the host's uid 0 or gid 0 is inside a range of `linux.uidMappings` /
+/// `gidMappings` (`hostID ≤ 0 < hostID + size`), or a list is empty (a user namespace joined
+/// by path has its creator's mappings, which the spec need not show; a new one without
+/// mappings is refused by runc): then container root is, or may be, host root, and the view
+/// says `hostUsers: true`. Idmapped mounts (`mounts[].uidMappings`) change file ownership on
+/// one mount, not who the process is; a bind mount is a `hostPath` volume whatever its idmap.
+fn root_mapped(root: &Node<'_>) -> Result<bool, ConvertError> {
+    for key in ["linux.uidMappings", "linux.gidMappings"] {
+        let maps = root.path(key).items()?;
+        if maps.is_empty() {
+            return Ok(true);
+        }
+        for m in maps {
+            let host = m.get("hostID").u32()?.unwrap_or(0);
+            let size = m.get("size").u32()?.unwrap_or(0);
+            if host == 0 && size > 0 {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -330,10 +409,18 @@ mod tests {
 
     #[test]
     fn namespace_paths() {
-        let r = record(json!({"linux": {"namespaces": [
+        let mut r = record(json!({"linux": {"namespaces": [
             {"type": "network", "path": "/proc/1/ns/net"},
             {"type": "pid", "path": "/run/netns/other"},
-            {"type": "ipc"}, {"type": "user"}]}}));
+            {"type": "ipc"}, {"type": "user"}, {"type": "mount"}],
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}}));
+        r.ns_paths = [
+            ("/proc/1/ns/net".to_owned(), NsPath::Host),
+            ("/run/netns/other".to_owned(), NsPath::Other),
+        ]
+        .into_iter()
+        .collect();
         let v = to_pod_value(&r, &PodOptions::default()).unwrap();
         assert_eq!(
             v["spec"]["hostNetwork"], true,
@@ -397,6 +484,15 @@ mod tests {
             json!({"mounts": [null, {}, {"options": null}]}),
             json!({"annotations": {"a": 1}}),
             json!({"linux": {"sysctl": {"a": null}}}),
+            json!({"hooks": {"prestart": [null, {"path": 1}]}}),
+            json!({"hooks": {"prestart": {"path": "/x"}}}),
+            json!({"root": {"path": 7}}),
+            json!({"linux": {"namespaces": [{"type": "network", "path": 3}]}}),
+            json!({"linux": {"namespaces": [{"type": "user"}], "uidMappings": [{"hostID": -1}]}}),
+            json!({"linux": {"devices": [{"type": "b", "major": "x"}]}}),
+            json!({"linux": {"resources": {"devices": [{"allow": true, "major": 1.5}]}}}),
+            json!({"linux": {"seccomp": {"defaultAction": 1, "listenerPath": []}}}),
+            json!({"mounts": [{"type": "sysfs", "options": "ro"}]}),
         ];
         for s in specs {
             let _ = to_pod_value(&record(s), &PodOptions::default());

@@ -50,7 +50,7 @@ pub fn from_container_info(namespace: &str, info: &Value) -> Result<ContainerRec
             .unwrap_or_default()
             .to_owned(),
         spec: info["Spec"].clone(),
-        task: None,
+        ..Default::default()
     })
 }
 

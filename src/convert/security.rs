@@ -10,12 +10,12 @@ use super::spec::{ConvertError, Node};
 
 /// The capability set the container's process gets, in OCI spelling: the bounding set, or the
 /// effective set when the spec has no bounding set. A spec with no `process.capabilities` at
-/// all gets every capability: runc then leaves the capabilities of its own (root) process
-/// untouched (libcontainer/capabilities `New(nil)`).
+/// all gets none: runc then clears every set (`CapBnd: 0`, checked with runc 1.1.5), so the
+/// view is `drop: [ALL]` and a write-back starts from nothing.
 pub(crate) fn capability_set<'a>(root: &Node<'a>) -> Result<Vec<&'a str>, ConvertError> {
     let c = root.path("process.capabilities");
     if !c.is_present() {
-        return Ok(caps::ALL.to_vec());
+        return Ok(Vec::new());
     }
     let bounding = c.get("bounding");
     if bounding.is_present() {
@@ -57,6 +57,17 @@ pub(crate) fn looks_privileged(root: &Node<'_>, set: &[&str]) -> Result<bool, Co
     Ok(caps_full && (devices_allow_all(root)? || proc_unmasked(root)?))
 }
 
+/// Default actions that refuse a syscall the filter does not list. Any other default
+/// (`SCMP_ACT_ALLOW`, `SCMP_ACT_LOG`, `SCMP_ACT_TRACE`, `SCMP_ACT_NOTIFY`, none) lets every
+/// unlisted syscall run, whatever rules follow it.
+const DENYING_DEFAULTS: [&str; 5] = [
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+];
+
 fn seccomp(root: &Node<'_>) -> Result<SeccompProfile, ConvertError> {
     let s = root.path("linux.seccomp");
     let profile = |t: &str| SeccompProfile {
@@ -66,13 +77,21 @@ fn seccomp(root: &Node<'_>) -> Result<SeccompProfile, ConvertError> {
     if !s.is_present() {
         return Ok(profile("Unconfined"));
     }
-    // A filter that allows everything and has no rules filters nothing.
-    let allow_all = s.get("defaultAction").str()? == Some("SCMP_ACT_ALLOW")
-        && s.get("syscalls").items()?.is_empty();
-    Ok(profile(if allow_all {
-        "Unconfined"
-    } else {
+    let denying = s
+        .get("defaultAction")
+        .str()?
+        .is_some_and(|a| DENYING_DEFAULTS.contains(&a));
+    // A user-notification listener hands syscall decisions to a process on the host: the
+    // filter then confines only as much as that process wants.
+    let listener = s.get("listenerPath").str()?.is_some_and(|p| !p.is_empty());
+    let mut notify = false;
+    for rule in s.get("syscalls").items()? {
+        notify |= rule.get("action").str()? == Some("SCMP_ACT_NOTIFY");
+    }
+    Ok(profile(if denying && !listener && !notify {
         "RuntimeDefault"
+    } else {
+        "Unconfined"
     }))
 }
 
@@ -121,9 +140,14 @@ fn selinux(root: &Node<'_>) -> Result<Option<SELinuxOptions>, ConvertError> {
     }))
 }
 
-pub(crate) fn security_context(root: &Node<'_>) -> Result<SecurityContext, ConvertError> {
+/// The container's security context; `host_power` lists what else makes it privileged
+/// (`hostpower::reasons`).
+pub(crate) fn security_context(
+    root: &Node<'_>,
+    host_power: &[String],
+) -> Result<SecurityContext, ConvertError> {
     let set = capability_set(root)?;
-    let privileged = looks_privileged(root, &set)?;
+    let privileged = looks_privileged(root, &set)? || !host_power.is_empty();
     let (add, drop) = caps::add_drop(&set);
     let uid = root.path("process.user.uid").u32()?.unwrap_or(0);
     let gid = root.path("process.user.gid").u32()?.unwrap_or(0);
@@ -164,7 +188,7 @@ mod tests {
     use serde_json::json;
 
     fn sc(spec: serde_json::Value) -> SecurityContext {
-        security_context(&Node::root(&spec).unwrap()).unwrap()
+        security_context(&Node::root(&spec).unwrap(), &[]).unwrap()
     }
 
     #[test]
@@ -190,15 +214,29 @@ mod tests {
     }
 
     #[test]
-    fn missing_capabilities_mean_all_of_them() {
-        let s = sc(json!({"process": {}}));
+    fn missing_capabilities_mean_none() {
+        // Was "every capability, so privileged": runc 1.1.5 gives such a process CapBnd 0.
+        let s = sc(json!({"process": {}, "linux": {"maskedPaths": ["/proc/kcore"]}}));
+        assert_eq!(s.privileged, Some(false));
+        let c = s.capabilities.unwrap();
+        assert_eq!(c.drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(c.add, None);
+        let s = sc(json!({}));
         assert_eq!(
             s.privileged,
-            Some(true),
-            "no caps, nothing masked: runc gives root everything"
+            Some(false),
+            "nothing masked, but no capabilities"
         );
-        let add = s.capabilities.unwrap().add.unwrap();
-        assert!(add.contains(&"SYS_ADMIN".to_owned()));
+        assert_eq!(s.proc_mount.as_deref(), Some("Unmasked"));
+    }
+
+    #[test]
+    fn host_power_makes_privileged() {
+        let spec = json!({"process": {"capabilities": {"bounding": ["CAP_CHOWN"]}},
+            "linux": {"maskedPaths": ["/proc/kcore"]}});
+        let s = security_context(&Node::root(&spec).unwrap(), &["a hook".to_owned()]).unwrap();
+        assert_eq!(s.privileged, Some(true));
+        assert_eq!(s.proc_mount.as_deref(), Some("Default"));
     }
 
     #[test]
@@ -223,6 +261,49 @@ mod tests {
         assert_eq!(s.seccomp_profile.unwrap().type_, "Unconfined");
         let s = sc(json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}));
         assert_eq!(s.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    }
+
+    #[test]
+    fn seccomp_by_default_action_rules_and_listener() {
+        let errno_rule = json!([{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]);
+        for (action, want) in [
+            ("SCMP_ACT_ALLOW", "Unconfined"),
+            ("SCMP_ACT_LOG", "Unconfined"),
+            ("SCMP_ACT_TRACE", "Unconfined"),
+            ("SCMP_ACT_NOTIFY", "Unconfined"),
+            ("SCMP_ACT_SOMETHING_NEW", "Unconfined"),
+            ("SCMP_ACT_ERRNO", "RuntimeDefault"),
+            ("SCMP_ACT_KILL", "RuntimeDefault"),
+            ("SCMP_ACT_KILL_PROCESS", "RuntimeDefault"),
+            ("SCMP_ACT_KILL_THREAD", "RuntimeDefault"),
+            ("SCMP_ACT_TRAP", "RuntimeDefault"),
+        ] {
+            for rules in [json!([]), errno_rule.clone()] {
+                let s =
+                    sc(json!({"linux": {"seccomp": {"defaultAction": action, "syscalls": rules}}}));
+                assert_eq!(s.seccomp_profile.unwrap().type_, want, "{action} {rules}");
+            }
+        }
+        let s = sc(json!({"linux": {"seccomp": {}}}));
+        assert_eq!(
+            s.seccomp_profile.unwrap().type_,
+            "Unconfined",
+            "no default action"
+        );
+        let s = sc(
+            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO",
+            "listenerPath": "/run/agent.sock"}}}),
+        );
+        assert_eq!(s.seccomp_profile.unwrap().type_, "Unconfined", "listener");
+        let s = sc(
+            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOTIFY"}]}}}),
+        );
+        assert_eq!(
+            s.seccomp_profile.unwrap().type_,
+            "Unconfined",
+            "notify rule"
+        );
     }
 
     #[test]

@@ -52,6 +52,15 @@ pub enum ConvertError {
         allow: String,
         reason: &'static str,
     },
+    #[error(
+        "OCI runtime spec field `{field}` ({path}) names a namespace Portcullis could not \
+         resolve: {why}; the container is refused because it might be the host's"
+    )]
+    NamespacePath {
+        field: String,
+        path: String,
+        why: String,
+    },
     #[error("the Pod view of the container could not be serialised: {0}")]
     Serialize(String),
     /// Two keys of one object that Go's `encoding/json` (runc, containerd) reads as the same

@@ -56,9 +56,12 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Bounding set = default + add − drop. The other sets that mirrored the old set follow
-    /// it; sets that differed (a non-root process's empty effective set) only lose what was
-    /// dropped, so a write-back never grants a capability the runtime did not put there.
+    /// Bounding set = default + add − drop, keeping only capabilities the old set had or `add`
+    /// names: a mutation that replaces `drop: [ALL]` by `drop: [NET_RAW]` (a strategic-merge
+    /// patch replaces lists) means to take a capability away, not to grant the defaults to a
+    /// container that had none. The other sets that mirrored the old set follow it; sets that
+    /// differed (a non-root process's empty effective set) only lose what was dropped, so a
+    /// write-back never grants a capability the runtime did not put there.
     pub(super) fn capabilities(&mut self) -> Result<(), WriteBackError> {
         let p = Field::Capabilities.pointer();
         let add = self.strings(&format!("{p}/add"))?;
@@ -92,7 +95,12 @@ impl Writer<'_> {
             sets.insert(kind, cur);
         }
         let old_refs: Vec<&str> = old.iter().map(String::as_str).collect();
-        let new = caps::from_add_drop(&add, &drop, &old_refs);
+        let added: Vec<String> = add.iter().map(|c| caps::to_oci(c)).collect();
+        let grant_any = added.iter().any(|c| c == "CAP_ALL");
+        let new: Vec<String> = caps::from_add_drop(&add, &drop, &old_refs)
+            .into_iter()
+            .filter(|c| grant_any || old.contains(c) || added.contains(c))
+            .collect();
         let removed: Vec<&String> = old.iter().filter(|o| !new.contains(o)).collect();
         let same = |a: &[String], b: &[String]| {
             let mut x: Vec<&String> = a.iter().collect();

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::convert::{pod, record, PodOptions};
+use crate::convert::{nsresolve, pod, record, PodOptions};
 use crate::review::{AdmissionRequest, Operation, UserInfo};
 
 /// The namespace Podman's containers are admitted in (Podman has none of its own).
@@ -100,8 +100,46 @@ pub fn bundle_request(
     opts: &PodOptions,
     username: &str,
 ) -> anyhow::Result<AdmissionRequest> {
-    let record = record::from_oci_config(namespace, id, spec)?;
-    Ok(pod_request(pod::to_pod_value(&record, opts)?, username))
+    let mut record = record::from_oci_config(namespace, id, spec)?;
+    // The hook and the runc wrapper run on the host, as the runtime does: their reading of
+    // namespace paths and `/proc/<pid>/exe` hooks is the runtime's.
+    nsresolve::resolve(&mut record);
+    let mut opts = opts.clone();
+    opts.allowed_hooks.extend(own_hooks(spec));
+    Ok(pod_request(pod::to_pod_value(&record, &opts)?, username))
+}
+
+/// The spec's hooks that are this Portcullis's own `hook` door (what `portcullis install
+/// hooks` puts in hooks.d): the same executable, run as `portcullis hook …`. Trusted without
+/// `spec.allowedHooks`, since the gate is already running that binary on the host; any other
+/// subcommand (`install` writes files) is judged like every hook.
+fn own_hooks(spec: &Value) -> Vec<String> {
+    let Ok(me) = std::env::current_exe() else {
+        return Vec::new();
+    };
+    let hooks = spec["hooks"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values());
+    hooks
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter(|h| h["args"].get(1).and_then(Value::as_str) == Some("hook"))
+        .filter_map(|h| h["path"].as_str())
+        .filter(|p| std::fs::canonicalize(p).is_ok_and(|c| c == me))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The containers/storage graph root of a Podman or CRI-O bundle,
+/// `<graph root>/overlay-containers/<id>/userdata`: the runtime chose that path, so the
+/// container's root filesystem under `<graph root>/overlay/` is its own (rootfs.rs).
+pub fn storage_root(bundle: &Path) -> Option<String> {
+    let userdata = bundle.file_name()?;
+    let dir = bundle.parent()?.parent()?;
+    (userdata == "userdata" && dir.file_name()? == "overlay-containers")
+        .then(|| dir.parent()?.to_str().map(str::to_owned))
+        .flatten()
 }
 
 /// `<bundle>/config.json`.
@@ -128,6 +166,7 @@ pub fn image_of(request: &AdmissionRequest) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::path::PathBuf;
 
     const FIXTURES: &str = concat!(
@@ -187,9 +226,47 @@ mod tests {
     }
 
     #[test]
+    fn storage_root_from_podman_bundles() {
+        let root = |p: &str| storage_root(Path::new(p));
+        assert_eq!(
+            root("/var/lib/containers/storage/overlay-containers/abc/userdata").as_deref(),
+            Some("/var/lib/containers/storage")
+        );
+        assert_eq!(
+            root("/tmp/t/root/overlay-containers/abc/userdata").as_deref(),
+            Some("/tmp/t/root")
+        );
+        assert_eq!(
+            root("/run/containerd/io.containerd.runtime.v2.task/default/abc"),
+            None
+        );
+        assert_eq!(root("/x/overlay-containers/abc"), None);
+    }
+
+    #[test]
     fn docker_spec_converts_like_the_proxy() {
         let info = spec("docker/hostpid.container.json");
         let r = bundle_request("moby", "c2", &info["Spec"], &PodOptions::default(), "u").unwrap();
         assert_eq!(r.object.unwrap()["spec"]["hostPID"], true);
+    }
+
+    #[test]
+    fn own_hook_door_is_trusted_other_subcommands_and_binaries_are_not() {
+        let me = std::env::current_exe().unwrap();
+        let me = me.to_str().unwrap();
+        let privileged = |hooks: Value| {
+            let spec = json!({"ociVersion": "1.0.2", "hooks": hooks,
+                "process": {"capabilities": {"bounding": ["CAP_CHOWN"]}},
+                "linux": {"maskedPaths": ["/proc/kcore"], "namespaces": [{"type": "mount"}]}});
+            let r = bundle_request("podman", "c", &spec, &PodOptions::default(), "u").unwrap();
+            r.object.unwrap()["spec"]["containers"][0]["securityContext"]["privileged"].clone()
+        };
+        let own = json!({"createRuntime": [{"path": me, "args": ["portcullis", "hook", "--config", "/etc/p.yaml"]}]});
+        assert_eq!(privileged(own), false);
+        let install =
+            json!({"createRuntime": [{"path": me, "args": ["portcullis", "install", "hooks"]}]});
+        assert_eq!(privileged(install), true);
+        let other = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "hook"]}]});
+        assert_eq!(privileged(other), true);
     }
 }

@@ -119,6 +119,10 @@ pub fn to_record(namespace: &str, c: &Container) -> Result<ContainerRecord, Stat
             .unwrap_or_default(),
         spec,
         task: None,
+        // Resolved by the door (`Proxy::record`, convert::nsresolve::resolve): I/O stays at
+        // the edge; a path left unresolved is refused by the view.
+        ns_paths: BTreeMap::new(),
+        hook_exes: BTreeMap::new(),
     })
 }
 

@@ -16,7 +16,7 @@ use super::grpc::{self, Code, Status};
 use super::record;
 use super::{raw, Caller, Proxy};
 use crate::config::Conversion;
-use crate::convert::{pod, schema, writeback, ContainerRecord};
+use crate::convert::{nsresolve, pod, schema, writeback, ContainerRecord};
 use crate::review::{
     AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, Refusal, UserInfo, Verdict,
 };
@@ -250,7 +250,21 @@ impl Proxy {
     /// The record of a container, with its image resolved through dockerd when the caller
     /// (dockerd) sent none.
     async fn record(&self, ns: &str, container: &Container) -> Result<ContainerRecord, Status> {
-        let mut record = record::to_record(ns, container)?;
+        let record = record::to_record(ns, container)?;
+        // Namespace paths and hook binaries are resolved on the host (stat, readlink); off
+        // the relay's thread, since a path may sit on a slow or hung filesystem.
+        let mut record = tokio::task::spawn_blocking(move || {
+            let mut record = record;
+            nsresolve::resolve(&mut record);
+            record
+        })
+        .await
+        .map_err(|e| {
+            Status::new(
+                Code::Internal,
+                format!("portcullis: resolving namespace paths: {e}"),
+            )
+        })?;
         if let (true, Some(docker)) = (record.image.is_empty(), &self.docker) {
             match docker.image_of(&record.id).await {
                 Ok(Some(image)) => record.image = image,
