@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use crate::convert::cgroups;
 use crate::hook::gate::{report_lines, Decision, Gate};
 use crate::hook::request::{self, bundle_request};
 use crate::hook::runc::{self as wrapper, RuncCall};
@@ -95,6 +96,11 @@ fn decide(
     what: &str,
 ) -> anyhow::Result<Decision> {
     Ok(match request::read_spec(bundle) {
+        // Before runc runs, the container's cgroup must not exist yet (convert::cgroups).
+        Ok(spec) if cgroups::refusal(&spec).is_some() => gate.refuse(format!(
+            "{what}: linux.cgroupsPath {}",
+            cgroups::refusal(&spec).unwrap_or_default()
+        )),
         Ok(spec) => {
             let annotations = request::annotations(&spec);
             let namespace = request::namespace(

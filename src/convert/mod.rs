@@ -3,6 +3,7 @@
 //! written back into the container.
 
 pub mod caps;
+pub mod cgroups;
 mod changes;
 mod devices;
 pub mod hostpower;

@@ -68,6 +68,38 @@ const DENYING_DEFAULTS: [&str; 5] = [
     "SCMP_ACT_TRAP",
 ];
 
+/// System calls no runtime's default profile (docker's, containerd's, containers-common's)
+/// lets an unprivileged container make: kernel modules and images, BPF, raw file handles,
+/// perf, swap, port I/O, the kernel keyring's key creation. A profile that denies by default
+/// but allows one of these is not the runtime's default, whatever its default action.
+/// (Calls those profiles do allow and leave to capabilities — `mount`, `unshare`, `setns` in
+/// containers-common's — are judged through the capabilities the view shows.)
+const NEVER_ALLOWED: &[&str] = &[
+    "bpf",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "open_by_handle_at",
+    "perf_event_open",
+    "lookup_dcookie",
+    "acct",
+    "swapon",
+    "swapoff",
+    "iopl",
+    "ioperm",
+    "quotactl",
+    "nfsservctl",
+    "uselib",
+    "_sysctl",
+    "vm86",
+    "vm86old",
+    "add_key",
+    "request_key",
+];
+
 fn seccomp(root: &Node<'_>) -> Result<SeccompProfile, ConvertError> {
     let s = root.path("linux.seccomp");
     let profile = |t: &str| SeccompProfile {
@@ -85,10 +117,19 @@ fn seccomp(root: &Node<'_>) -> Result<SeccompProfile, ConvertError> {
     // filter then confines only as much as that process wants.
     let listener = s.get("listenerPath").str()?.is_some_and(|p| !p.is_empty());
     let mut notify = false;
+    let mut unguarded = false;
     for rule in s.get("syscalls").items()? {
-        notify |= rule.get("action").str()? == Some("SCMP_ACT_NOTIFY");
+        let action = rule.get("action").str()?;
+        notify |= action == Some("SCMP_ACT_NOTIFY");
+        if matches!(
+            action,
+            Some("SCMP_ACT_ALLOW" | "SCMP_ACT_LOG" | "SCMP_ACT_TRACE")
+        ) {
+            let names = rule.get("names").strings()?;
+            unguarded |= names.iter().any(|n| NEVER_ALLOWED.contains(n));
+        }
     }
-    Ok(profile(if denying && !listener && !notify {
+    Ok(profile(if denying && !listener && !notify && !unguarded {
         "RuntimeDefault"
     } else {
         "Unconfined"
@@ -261,6 +302,25 @@ mod tests {
         assert_eq!(s.seccomp_profile.unwrap().type_, "Unconfined");
         let s = sc(json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}));
         assert_eq!(s.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    }
+
+    #[test]
+    fn a_denying_profile_that_allows_kernel_level_calls_is_unconfined() {
+        let with = |names: serde_json::Value| {
+            sc(
+                json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]}}}),
+            )
+            .seccomp_profile
+            .unwrap()
+            .type_
+        };
+        assert_eq!(
+            with(json!(["read", "write", "mount", "unshare"])),
+            "RuntimeDefault"
+        );
+        assert_eq!(with(json!(["read", "init_module"])), "Unconfined");
+        assert_eq!(with(json!(["bpf"])), "Unconfined");
     }
 
     #[test]

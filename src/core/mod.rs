@@ -62,6 +62,10 @@ pub enum CoreError {
     PolicyDir { dir: String, message: String },
 }
 
+/// The `namespaces:` key whose labels a namespace not listed gets: a caller chooses its
+/// containerd namespace, so without it an unlisted namespace has no Pod Security level.
+pub const ANY_NAMESPACE: &str = "*";
+
 /// The one decision core every door asks. Build it once and share it (`Arc`); webhook
 /// connections are pooled inside.
 pub struct Decider {
@@ -211,12 +215,13 @@ impl Decider {
         &self.break_glass.label
     }
 
-    /// A namespace's labels: those configured under `namespaces:`, plus the name label
-    /// Kubernetes always sets.
+    /// A namespace's labels: those configured under `namespaces:` (the `"*"` entry for a
+    /// namespace not listed), plus the name label Kubernetes always sets.
     pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
         let mut labels = self
             .namespaces
             .get(namespace)
+            .or_else(|| self.namespaces.get(ANY_NAMESPACE))
             .map(|n| n.labels.clone())
             .unwrap_or_default();
         labels.extend(matching::name_label(namespace));

@@ -1042,3 +1042,23 @@ spec: {policyName: team-required, validationActions: [Deny]}
         "{message}"
     );
 }
+
+#[test]
+fn a_namespace_not_listed_gets_the_star_entry() {
+    let config = Config {
+        namespaces: serde_saphyr::from_str(
+            "default: {labels: {tier: open}}\n\"*\": {labels: {pod-security.kubernetes.io/enforce: baseline}}\n",
+        )
+        .unwrap(),
+        ..Config::default()
+    };
+    let d = Decider::new(&config).unwrap();
+    assert_eq!(
+        d.namespace_labels("default")
+            .get("pod-security.kubernetes.io/enforce"),
+        None
+    );
+    let other = d.namespace_labels("made-up");
+    assert_eq!(other["pod-security.kubernetes.io/enforce"], "baseline");
+    assert_eq!(other["kubernetes.io/metadata.name"], "made-up");
+}

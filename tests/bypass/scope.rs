@@ -172,7 +172,8 @@ fn a_member_of_the_proxy_sockets_group_cannot_get_host_power() {
     let uri = format!("binary://{}", evil.display());
     let (id, result) = run("log-uri", &|_, _| {}, &["--log-uri", &uri]);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let mut effects = g.effects(NS, &id);
+    // `ctr run` creates the (plain) container first; the task must never exist.
+    let mut effects = g.task_effects(NS, &id);
     effects.push(written(&marker));
     c.refused(
         "ctr run --log-uri binary:///evil.sh",
@@ -231,8 +232,9 @@ fn a_member_of_the_proxy_sockets_group_cannot_get_host_power() {
         effects,
     );
 
-    // A containerd namespace nobody configured: the caller picks the namespace, so for
-    // the boundary to hold an unconfigured one cannot be a free-for-all.
+    // A containerd namespace nobody listed: the caller picks the namespace, so for the
+    // boundary to hold an unlisted one cannot be a free-for-all — the `"*"` entry of
+    // `namespaces:` (in BASELINE) is what the operator sets for that.
     {
         let id = unique("c");
         let mut spec = g.spec("unconfigured", &id, &["/bin/sleep", "300"]);

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::kit::{outcome, proc_status, runc_options, written, Corpus, Gate, RuncOptions};
-use crate::common::unique;
+use crate::common::{ok, unique};
 
 const NS: &str = "default";
 
@@ -357,23 +357,39 @@ fn spec_seccomp_profiles_that_confine_nothing() {
     c.finish(&g.w);
 }
 
+/// A user namespace that maps container root onto host root is no user namespace for what
+/// matters: Pod Security restricted (1.35, KEP-127) lets uid 0 run only in a user namespace
+/// that keeps the host's root out, so the view must say `hostUsers: true` and restricted
+/// refuse uid 0. (Under baseline such a container is admitted like any root container.)
 #[test]
 fn spec_user_namespace_mapping_container_root_to_host_root() {
     let g = Gate::new("");
     let mut c = Corpus::new("uidMappings");
+    let ns = "strict";
+    ok(g.w.ctr(&[
+        "-n",
+        ns,
+        "images",
+        "import",
+        crate::common::image_tar().to_str().unwrap(),
+    ]));
     for (case, size) in [("0 -> 0, 65536", 65536u64), ("0 -> 0, all", 4294967295)] {
         let id = unique("c");
-        let mut spec = g.spec(NS, &id, &["sleep", "300"]);
+        let mut spec = g.spec(ns, &id, &["sleep", "300"]);
+        // Restricted in every other respect: no capabilities, no privilege escalation.
+        spec["process"]["capabilities"] = json!({"bounding": [], "effective": [], "permitted": []});
+        spec["process"]["noNewPrivileges"] = json!(true);
+        spec["process"]["user"] = json!({"uid": 0, "gid": 0});
         push(&mut spec["linux"]["namespaces"], json!({"type": "user"}));
         let map = json!([{"containerID": 0, "hostID": 0, "size": size}]);
         spec["linux"]["uidMappings"] = map.clone();
         spec["linux"]["gidMappings"] = map;
-        let result = g.attempt(NS, &id, &serde_json::to_vec(&spec).unwrap());
-        let effects = g.effects(NS, &id);
+        let result = g.attempt(ns, &id, &serde_json::to_vec(&spec).unwrap());
+        let effects = g.effects(ns, &id);
         c.refused(
-            &format!("user namespace with uidMappings {case}"),
+            &format!("uid 0 in restricted, user namespace with uidMappings {case}"),
             &result,
-            &["uidMappings", "user namespace", "userns", "hostUsers"],
+            &["runAsNonRoot", "runAsUser", "hostUsers"],
             effects,
         );
     }

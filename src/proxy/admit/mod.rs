@@ -158,6 +158,7 @@ impl Proxy {
         let what = format!("Containers/Create of container {:?}", container.id);
         self.check_container_runtime(&what, container)?;
         let record = self.record(ns, container).await?;
+        self.check_host(&what, &record)?;
         let view = self.view(&record, container)?;
         let review = review(
             Operation::Create,
@@ -198,10 +199,12 @@ impl Proxy {
         let what = format!("Containers/Update of container {:?}", merged.id);
         self.check_container_runtime(&what, &merged)?;
         let old_record = self.record(ns, &current).await?;
+        let image = resolved_image(&merged, &current, &old_record);
         let record = ContainerRecord {
-            image: resolved_image(&merged, &current, &old_record),
-            ..record::to_record(ns, &merged)?
+            image,
+            ..self.record(ns, &merged).await?
         };
+        self.check_host(&what, &record)?;
         let old_view = self.view(&old_record, &current)?;
         let view = self.view(&record, &merged)?;
         let review = review(

@@ -14,7 +14,7 @@ use super::rules;
 use super::{pod_kind, pods, raw, review, unchanged_only, Admitted};
 use crate::config::Conversion;
 use crate::convert::strict::Shape;
-use crate::convert::{schema, TaskInfo};
+use crate::convert::{cgroups, schema, ContainerRecord, TaskInfo};
 use crate::proxy::Proxy;
 use crate::review::{GroupVersionKind, Operation, UserInfo};
 
@@ -54,6 +54,7 @@ impl Proxy {
         rules::check_rootfs(&what, &req.rootfs, snapshot.as_deref())?;
 
         let mut record = self.record(ns, &container).await?;
+        self.check_host(&what, &record)?;
         let runc_binary = match record::runc_binary(req.options.as_ref())? {
             Some(b) => Some(b),
             None => {
@@ -244,6 +245,14 @@ impl Proxy {
             runtime.options.as_ref(),
             &self.tasks,
         )
+    }
+
+    /// The host's side of the record: a `linux.cgroupsPath` naming an existing cgroup.
+    pub(super) fn check_host(&self, what: &str, record: &ContainerRecord) -> Result<(), Status> {
+        match cgroups::refusal(&record.spec) {
+            Some(why) => Err(rules::refused(what, "linux.cgroupsPath", &why)),
+            None => Ok(()),
+        }
     }
 
     /// The snapshotter's mounts of the container's snapshot, read only when the caller
