@@ -85,6 +85,21 @@ pub(crate) fn reasons(root: &Node<'_>, trust: &HookTrust<'_>) -> Result<Vec<Stri
             ));
         }
     }
+    // A Pod has no field for the label of the container's files: every runtime's SELinux
+    // policy gives them `container_file_t`. Another type (`spc_t`, a host file type) labels
+    // the root filesystem as something the policy cannot see.
+    if let Some(label) = root
+        .path("linux.mountLabel")
+        .str()?
+        .filter(|l| !l.is_empty())
+    {
+        let kind = label.split(':').nth(2).unwrap_or_default();
+        if kind != "container_file_t" {
+            out.push(format!(
+                "`linux.mountLabel` {label:?} is not of type container_file_t, the type runtimes label container files with"
+            ));
+        }
+    }
     // Kubernetes allows `Bidirectional` propagation only to privileged containers; a shared
     // rootfs is that propagation for the whole root filesystem.
     if let Some(p @ ("shared" | "rshared")) = root.path("linux.rootfsPropagation").str()? {
@@ -111,6 +126,15 @@ mod tests {
             exes: &exes,
         };
         reasons(&Node::root(&spec).unwrap(), &trust).unwrap()
+    }
+
+    #[test]
+    fn a_mount_label_other_than_container_files_is_host_power() {
+        let label = |l: &str| run(json!({"linux": {"mountLabel": l}}), &[], &[]);
+        assert!(label("system_u:object_r:container_file_t:s0:c1,c2").is_empty());
+        assert!(label("").is_empty());
+        assert_eq!(label("system_u:object_r:spc_t:s0").len(), 1);
+        assert_eq!(label("garbage").len(), 1);
     }
 
     #[test]

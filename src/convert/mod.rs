@@ -6,6 +6,7 @@ pub mod caps;
 pub mod cgroups;
 mod changes;
 mod devices;
+pub mod exec;
 pub mod hostpower;
 pub mod labels;
 mod mounts;

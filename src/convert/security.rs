@@ -8,21 +8,34 @@ use k8s_openapi::api::core::v1::{
 use super::caps;
 use super::spec::{ConvertError, Node};
 
-/// The capability set the container's process gets, in OCI spelling: the bounding set, or the
-/// effective set when the spec has no bounding set. A spec with no `process.capabilities` at
-/// all gets none: runc then clears every set (`CapBnd: 0`, checked with runc 1.1.5), so the
-/// view is `drop: [ALL]` and a write-back starts from nothing.
+/// The capability set the container's process gets, in OCI spelling: every capability in
+/// any of its sets (bounding, effective, permitted, inheritable, ambient), in first-seen
+/// order. The bounding set bounds what an exec'd program can gain, but a capability named
+/// only in another set is still asked of the kernel for the process itself, so the view
+/// shows it rather than trust that the kernel refuses it. A spec with no
+/// `process.capabilities` at all gets none: runc then clears every set (`CapBnd: 0`,
+/// checked with runc 1.1.5), so the view is `drop: [ALL]` and a write-back starts from
+/// nothing.
 pub(crate) fn capability_set<'a>(root: &Node<'a>) -> Result<Vec<&'a str>, ConvertError> {
     let c = root.path("process.capabilities");
+    let mut set: Vec<&'a str> = Vec::new();
     if !c.is_present() {
-        return Ok(Vec::new());
+        return Ok(set);
     }
-    let bounding = c.get("bounding");
-    if bounding.is_present() {
-        bounding.strings()
-    } else {
-        c.get("effective").strings()
+    for name in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
+        for cap in c.get(name).strings()? {
+            if !set.contains(&cap) {
+                set.push(cap);
+            }
+        }
     }
+    Ok(set)
 }
 
 /// The device cgroup allows every device: an allow rule with no type (or `a`) and no
@@ -302,6 +315,17 @@ mod tests {
         assert_eq!(s.seccomp_profile.unwrap().type_, "Unconfined");
         let s = sc(json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}));
         assert_eq!(s.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    }
+
+    #[test]
+    fn capabilities_outside_the_bounding_set_are_shown() {
+        let s = sc(
+            json!({"process": {"capabilities": {"bounding": ["CAP_CHOWN"],
+            "effective": ["CAP_CHOWN", "CAP_SYS_ADMIN"], "ambient": ["CAP_NET_ADMIN"]}}}),
+        );
+        let add = s.capabilities.unwrap().add.unwrap_or_default();
+        assert!(add.contains(&"SYS_ADMIN".to_owned()), "{add:?}");
+        assert!(add.contains(&"NET_ADMIN".to_owned()), "{add:?}");
     }
 
     #[test]

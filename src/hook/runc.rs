@@ -70,6 +70,46 @@ const RESTORE_FLAGS: &[(bool, &[&str])] = &[
     ),
 ];
 
+/// `exec` flags.
+const EXEC_FLAGS: &[(bool, &[&str])] = &[
+    (
+        true,
+        &[
+            "console-socket",
+            "pidfd-socket",
+            "cwd",
+            "env",
+            "e",
+            "user",
+            "u",
+            "additional-gids",
+            "g",
+            "process",
+            "p",
+            "apparmor",
+            "process-label",
+            "pid-file",
+            "preserve-fds",
+            "cgroup",
+            "cap",
+            "c",
+        ],
+    ),
+    (
+        false,
+        &[
+            "tty",
+            "t",
+            "detach",
+            "d",
+            "no-new-privs",
+            "ignore-paused",
+            "help",
+            "h",
+        ],
+    ),
+];
+
 /// What the wrapper needs from one runc invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RuncCall {
@@ -82,6 +122,26 @@ pub struct RuncCall {
     pub command: Option<String>,
     /// Set for `create`, `run` and `restore`.
     pub create: Option<Create>,
+    /// Set for `exec`.
+    pub exec: Option<Exec>,
+}
+
+/// `runc exec`: the process it will run, as flags or a process file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Exec {
+    pub id: String,
+    /// `--process`: a runtime-spec Process JSON file, used instead of the flags below.
+    pub process: Option<PathBuf>,
+    /// `--cap`: added to every capability set of the container's process.
+    pub caps: Vec<String>,
+    /// `--user UID[:GID]`.
+    pub user: Option<String>,
+    /// `--additional-gids`.
+    pub additional_gids: Vec<String>,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+    /// `--no-new-privs`: can only turn the setting on.
+    pub no_new_privs: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +231,10 @@ pub fn parse(args: &[String]) -> Result<RuncCall, ArgsError> {
         "create" => &[CREATE_FLAGS],
         "run" => &[CREATE_FLAGS, RUN_FLAGS],
         "restore" => &[RESTORE_FLAGS],
+        "exec" => {
+            call.exec = Some(parse_exec(&mut rest)?);
+            return Ok(call);
+        }
         _ => return Ok(call),
     };
     let mut bundle = None;
@@ -204,6 +268,38 @@ pub fn parse(args: &[String]) -> Result<RuncCall, ArgsError> {
         restore: command == "restore",
     });
     Ok(call)
+}
+
+/// `runc exec [flags] ID COMMAND…`: flags end at the id (runc stops reading flags there).
+fn parse_exec<'a>(rest: &mut impl Iterator<Item = &'a String>) -> Result<Exec, ArgsError> {
+    let mut exec = Exec::default();
+    while let Some(arg) = rest.next() {
+        let Some((name, inline)) = flag(arg) else {
+            exec.id = arg.clone();
+            return Ok(exec);
+        };
+        match takes_value(&[EXEC_FLAGS], name) {
+            None => return Err(ArgsError::UnknownFlag("exec".into(), arg.clone())),
+            Some(false) => {
+                if name == "no-new-privs" {
+                    exec.no_new_privs = inline.is_none_or(|v| v != "false");
+                }
+                continue;
+            }
+            Some(true) => {}
+        }
+        let value = value_of(name, inline, rest)?;
+        match name {
+            "process" | "p" => exec.process = Some(value.into()),
+            "cap" | "c" => exec.caps.push(value),
+            "user" | "u" => exec.user = Some(value),
+            "additional-gids" | "g" => exec.additional_gids.push(value),
+            "apparmor" => exec.apparmor = Some(value),
+            "process-label" => exec.process_label = Some(value),
+            _ => {}
+        }
+    }
+    Err(ArgsError::NoId("exec".into()))
 }
 
 /// The real runc: `explicit`, else the first `runc` on `PATH` that is an executable (ELF)
@@ -359,6 +455,27 @@ mod tests {
         // After `--`, everything is positional.
         let c = p("create --bundle /b -- id").unwrap();
         assert_eq!(c.create.unwrap().id, "id");
+    }
+
+    #[test]
+    fn exec_flags_up_to_the_id() {
+        let c = p("--root /r exec -t --cap CAP_SYS_ADMIN -c=CAP_NET_ADMIN --user 0:0 -g 10 --no-new-privs --apparmor unconfined --process-label x c1 sh -c --cap").unwrap();
+        let e = c.exec.unwrap();
+        assert_eq!(e.id, "c1");
+        assert_eq!(e.caps, ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"]);
+        assert_eq!(e.user.as_deref(), Some("0:0"));
+        assert_eq!(e.additional_gids, ["10"]);
+        assert!(e.no_new_privs);
+        assert_eq!(e.apparmor.as_deref(), Some("unconfined"));
+        assert_eq!(e.process_label.as_deref(), Some("x"));
+        let e = p("exec --process /tmp/p.json c2").unwrap().exec.unwrap();
+        assert_eq!(e.process, Some("/tmp/p.json".into()));
+        assert!(matches!(
+            p("exec --privileged c3 sh"),
+            Err(ArgsError::UnknownFlag(..))
+        ));
+        assert!(matches!(p("exec --cap"), Err(ArgsError::MissingValue(..))));
+        assert!(matches!(p("exec -t"), Err(ArgsError::NoId(..))));
     }
 
     #[test]

@@ -365,7 +365,27 @@ impl Proxy {
             Some(Refusal::Failed) => Code::Internal,
             _ => Code::PermissionDenied,
         };
-        Err(Status::new(code, verdict.message().to_owned()))
+        Err(Status::new(code, explained(verdict.message(), review)))
+    }
+}
+
+/// A refusal about `privileged` of a container the view made privileged for a spec field
+/// (a hook, a device, a writable /sys, …) says which: the policy only saw the flag.
+fn explained(message: &str, review: &AdmissionRequest) -> String {
+    let key = pod::PRIVILEGED_REASONS_ANNOTATION;
+    let reasons = review.object.as_ref().and_then(|o| {
+        [
+            format!("/metadata/annotations/{}", key.replace('/', "~1")),
+            format!("/pod/metadata/annotations/{}", key.replace('/', "~1")),
+        ]
+        .iter()
+        .find_map(|p| o.pointer(p).and_then(Value::as_str).map(str::to_owned))
+    });
+    match reasons {
+        Some(why) if message.contains("privileged") => {
+            format!("{message} (Portcullis shows the container as privileged because of: {why})")
+        }
+        _ => message.to_owned(),
     }
 }
 

@@ -31,18 +31,30 @@ pub fn refused(what: &str, field: &str, why: &str) -> Status {
 }
 
 /// `rootfs` of `Tasks/Create` against the snapshotter's mounts of the container's
-/// snapshot (`None`: the container has no snapshot).
+/// snapshot (`None`: the container has no snapshot). With an SELinux `linux.mountLabel`,
+/// containerd's client appends `context="LABEL"` to each mount's options, as
+/// `label.FormatMountLabel` writes it; that is the only difference allowed.
 pub fn check_rootfs(
     what: &str,
     rootfs: &[Mount],
     snapshot: Option<&[Mount]>,
+    mount_label: &str,
 ) -> Result<(), Status> {
     if rootfs.is_empty() {
         // The spec's root.path is used as it is; the Pod view judges it.
         return Ok(());
     }
+    let labelled = |mounts: &[Mount]| -> Vec<Mount> {
+        let mut mounts = mounts.to_vec();
+        if !mount_label.is_empty() {
+            for m in &mut mounts {
+                m.options.push(format!("context={mount_label:?}"));
+            }
+        }
+        mounts
+    };
     match snapshot {
-        Some(mounts) if mounts == rootfs => Ok(()),
+        Some(mounts) if mounts == rootfs || labelled(mounts) == rootfs => Ok(()),
         Some(_) => Err(refused(
             what,
             "rootfs",
@@ -321,97 +333,9 @@ fn own_root(root: &str, rules: &TaskRules) -> bool {
             .any(|r| r.trim_end_matches('/') == root)
 }
 
-/// The exec'd process may not hold more than the container's own process: Pod Security
-/// judged the container, and an exec is a process in it (Kubernetes execs run with the
-/// container's security context). `container` and `exec` are runtime-spec Process objects.
+/// The exec'd process may not hold more than the container's own: `convert::exec`.
 pub fn check_exec(what: &str, container: &Value, exec: &Value) -> Result<(), Status> {
-    let uid = |p: &Value| p.pointer("/user/uid").and_then(Value::as_u64).unwrap_or(0);
-    if uid(exec) == 0 && uid(container) != 0 {
-        return Err(refused(
-            what,
-            "process.user.uid",
-            &format!(
-                "is 0 in a container that runs as uid {}; exec as the container's user",
-                uid(container)
-            ),
-        ));
-    }
-    let gids = |p: &Value| -> Vec<u64> {
-        let mut gids: Vec<u64> = p
-            .pointer("/user/additionalGids")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default();
-        gids.push(p.pointer("/user/gid").and_then(Value::as_u64).unwrap_or(0));
-        gids
-    };
-    if gids(exec).contains(&0) && !gids(container).contains(&0) {
-        return Err(refused(
-            what,
-            "process.user",
-            "puts the process in group 0, which the container's user is not in; exec as the container's user",
-        ));
-    }
-    let caps = |p: &Value, set: &str| -> Vec<String> {
-        p.pointer(&format!("/capabilities/{set}"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|c| c.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    // runc gives a process no capabilities its spec does not list; the container's bounding
-    // set is the most any of its processes was judged to have.
-    let bounding = caps(container, "bounding");
-    for set in [
-        "bounding",
-        "effective",
-        "permitted",
-        "inheritable",
-        "ambient",
-    ] {
-        if let Some(extra) = caps(exec, set).into_iter().find(|c| !bounding.contains(c)) {
-            return Err(refused(
-                what,
-                &format!("process.capabilities.{set}"),
-                &format!("holds {extra}, which the container does not have; exec with the container's capabilities"),
-            ));
-        }
-    }
-    let nnp = |p: &Value| {
-        p.get("noNewPrivileges")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-    };
-    if nnp(container) && !nnp(exec) {
-        return Err(refused(
-            what,
-            "process.noNewPrivileges",
-            "is off in a container that has it on; keep it on",
-        ));
-    }
-    for field in ["apparmorProfile", "selinuxLabel"] {
-        let get = |p: &Value| {
-            p.get(field)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
-        };
-        if get(exec) != get(container) {
-            return Err(refused(
-                what,
-                &format!("process.{field}"),
-                &format!(
-                    "{:?} is not the container's {:?}; exec under the container's profile",
-                    get(exec),
-                    get(container)
-                ),
-            ));
-        }
-    }
-    Ok(())
+    crate::convert::exec::check(container, exec).map_err(|r| refused(what, &r.field, &r.why))
 }
 
 #[cfg(test)]

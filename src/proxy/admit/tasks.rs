@@ -50,11 +50,16 @@ impl Proxy {
         rules::check_options(&what, "options", req.options.as_ref(), tasks)?;
         let container = self.stored_container(ns, &req.container_id).await?;
         self.check_container_runtime(&what, &container)?;
-        let snapshot = self.snapshot_mounts(ns, &container, &req).await?;
-        rules::check_rootfs(&what, &req.rootfs, snapshot.as_deref())?;
-
         let mut record = self.record(ns, &container).await?;
         self.check_host(&what, &record)?;
+        let snapshot = self.snapshot_mounts(ns, &container, &req).await?;
+        let label = record
+            .spec
+            .pointer("/linux/mountLabel")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        rules::check_rootfs(&what, &req.rootfs, snapshot.as_deref(), label)?;
+
         let runc_binary = match record::runc_binary(req.options.as_ref())? {
             Some(b) => Some(b),
             None => {

@@ -27,24 +27,30 @@ fn rootfs_must_be_the_snapshot_or_nothing() {
         "overlay",
         &["lowerdir=/a", "upperdir=/b", "workdir=/c"],
     )];
-    assert!(check_rootfs(WHAT, &[], Some(&snapshot)).is_ok());
-    assert!(check_rootfs(WHAT, &[], None).is_ok());
-    assert!(check_rootfs(WHAT, &snapshot, Some(&snapshot)).is_ok());
+    assert!(check_rootfs(WHAT, &[], Some(&snapshot), "").is_ok());
+    assert!(check_rootfs(WHAT, &[], None, "").is_ok());
+    assert!(check_rootfs(WHAT, &snapshot, Some(&snapshot), "").is_ok());
     let host = vec![mount("bind", "/", &["rbind", "rw"])];
-    let e = check_rootfs(WHAT, &host, Some(&snapshot)).unwrap_err();
+    let e = check_rootfs(WHAT, &host, Some(&snapshot), "").unwrap_err();
     assert_eq!(e.code, Code::PermissionDenied);
     assert!(e.message.contains("rootfs"), "{}", e.message);
-    assert!(check_rootfs(WHAT, &host, None).is_err());
+    assert!(check_rootfs(WHAT, &host, None, "").is_err());
     // The snapshot's mounts plus one more, or reordered options, are not the snapshot's.
     let mut more = snapshot.clone();
     more.push(mount("bind", "/etc", &["rbind"]));
-    assert!(check_rootfs(WHAT, &more, Some(&snapshot)).is_err());
+    assert!(check_rootfs(WHAT, &more, Some(&snapshot), "").is_err());
+    // containerd's client labels the snapshot's mounts with the spec's mountLabel.
+    let label = "system_u:object_r:container_file_t:s0:c1,c2";
+    let mut labelled = snapshot.clone();
+    labelled[0].options.push(format!("context=\"{label}\""));
+    assert!(check_rootfs(WHAT, &labelled, Some(&snapshot), label).is_ok());
+    assert!(check_rootfs(WHAT, &labelled, Some(&snapshot), "").is_err());
     let reordered = vec![mount(
         "overlay",
         "overlay",
         &["upperdir=/b", "lowerdir=/a", "workdir=/c"],
     )];
-    assert!(check_rootfs(WHAT, &reordered, Some(&snapshot)).is_err());
+    assert!(check_rootfs(WHAT, &reordered, Some(&snapshot), "").is_err());
 }
 
 #[test]
