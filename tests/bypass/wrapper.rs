@@ -27,7 +27,26 @@ fn bundle_text(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 /// being a script that records it was handed the call: `(outcome, runc ran)`.
 fn wrapper(g: &Gate, config: &Path, name: &str, args: &[String]) -> (Result<(), String>, bool) {
     let marker = g.host(&format!("runc-{name}.marker"));
-    let runc = g.evil_script(&format!("runc-{name}.sh"), &marker);
+    // A stand-in runc: `state` answers for a running container whose bundle holds a
+    // baseline-clean spec (the wrapper reads it to judge an exec); any other command is
+    // what must not run, and leaves the marker.
+    let bundle = g.host_dir(&format!("runc-{name}-bundle"));
+    let clean = g.spec(NS, &format!("state-{name}"), &["sh"]);
+    std::fs::write(bundle.join("config.json"), clean.to_string()).unwrap();
+    let runc = g.host(&format!("runc-{name}.sh"));
+    std::fs::write(
+        &runc,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = state ] && {{ printf '{{\"id\":\"x\",\"status\":\"running\",\"bundle\":\"{}\"}}'; exit 0; }}; done\nid -u > {}\nexit 0\n",
+            bundle.display(),
+            marker.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&runc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["runc", "--config"])
         .arg(config)
@@ -164,6 +183,23 @@ fn runc_wrapper_subcommands_other_than_create_and_run() {
             words,
             vec![("the wrapper ran runc with it".to_owned(), ran)],
         );
+    }
+    // Control: an exec holding what its container holds goes on to runc.
+    for (name, case, args) in [
+        (
+            "plain",
+            "control: a plain exec",
+            vec!["exec", "-t", "some-container", "sh"],
+        ),
+        (
+            "own-cap",
+            "control: exec --cap of a capability the container has",
+            vec!["exec", "--cap", "CAP_CHOWN", "some-container", "sh"],
+        ),
+    ] {
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        let (result, ran) = wrapper(&g, &config, name, &args);
+        c.admitted(case, &result, vec![("the wrapper ran runc".into(), ran)]);
     }
     c.finish(&g.w);
 }
