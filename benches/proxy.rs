@@ -1,6 +1,7 @@
 //! The proxy against the direct socket, in one run, on a private containerd:
 //! passthrough unary latency, Content/Read streaming throughput, and Containers/Create
-//! latency with no webhook and with a local webhook.
+//! latency with no webhook and with a local webhook; and the latency of the one upstream read
+//! (`Snapshots/Mounts`) the proxy adds to `Tasks/Create`.
 //!
 //!     cargo bench --bench proxy            (as root; figures go to BENCHMARKS.md)
 //!
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 use containerd_client::services::v1::container::Runtime;
 use containerd_client::services::v1::containers_client::ContainersClient;
 use containerd_client::services::v1::content_client::ContentClient;
+use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
+use containerd_client::services::v1::snapshots::MountsRequest;
 use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, DeleteContainerRequest, ReadContentRequest,
@@ -129,6 +132,24 @@ async fn creates(channel: Channel, n: usize, tag: &str) -> Stats {
     stats(samples)
 }
 
+/// Latency of `Snapshots/Mounts` of one snapshot of the default snapshotter.
+async fn mounts(channel: Channel, key: &str, n: usize) -> Stats {
+    let mut client = SnapshotsClient::new(channel);
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        client
+            .mounts(with_ns(MountsRequest {
+                snapshotter: "overlayfs".into(),
+                key: key.into(),
+            }))
+            .await
+            .unwrap();
+        samples.push(t.elapsed());
+    }
+    stats(samples)
+}
+
 fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
@@ -191,6 +212,16 @@ fn main() {
         .unwrap();
     assert!(ingest.status.success(), "{}", common::text(&ingest));
 
+    // An active snapshot for the Snapshots/Mounts measurement.
+    let snapshot = "bench-snapshot".to_owned();
+    let prepared = std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(&containerd.socket)
+        .args(["-n", "bench", "snapshots", "prepare", &snapshot])
+        .output()
+        .unwrap();
+    assert!(prepared.status.success(), "{}", common::text(&prepared));
+
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let connect = |p: &Path| {
@@ -231,6 +262,10 @@ fn main() {
         if !fr.is_empty() {
             println!("  socat byte relay (floor): {:.0} MiB/s; ratio {:.3}", best(&fr), best(&fr) / best(&dr));
         }
+
+        // What Tasks/Create now adds on the proxy: one upstream Snapshots/Mounts read.
+        let m = mounts(direct.clone(), &snapshot, 2000).await;
+        println!("Snapshots/Mounts (the read the proxy adds to Tasks/Create), direct: p50 {} p99 {}", us(m.p50), us(m.p99));
 
         let cd = creates(direct.clone(), n_creates, "d").await;
         let cp = creates(proxied.clone(), n_creates, "p").await;
