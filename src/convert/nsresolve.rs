@@ -34,6 +34,27 @@ pub enum NsPath {
     Unresolved(String),
 }
 
+/// Whether [`resolve`] has anything to look up on the host: a namespace joined by path, or
+/// a `/proc/<pid>/exe` hook. Most specs have neither, and a door skips the I/O.
+pub fn needs_host(spec: &Value) -> bool {
+    let ns_path = spec
+        .pointer("/linux/namespaces")
+        .and_then(Value::as_array)
+        .is_some_and(|list| list.iter().any(|n| n.get("path").is_some_and(|p| p != "")));
+    let proc_hook = spec
+        .get("hooks")
+        .and_then(Value::as_object)
+        .is_some_and(|hooks| {
+            hooks
+                .values()
+                .filter_map(Value::as_array)
+                .flatten()
+                .filter_map(|h| h.get("path").and_then(Value::as_str))
+                .any(is_proc_exe)
+        });
+    ns_path || proc_hook
+}
+
 /// Fill `record.ns_paths` and `record.hook_exes` from its spec.
 pub fn resolve(record: &mut ContainerRecord) {
     record.ns_paths = resolve_namespace_paths(&record.spec);
@@ -173,6 +194,22 @@ pub fn resolve_hook_exes(spec: &Value) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_paths_and_proc_hooks_need_the_host() {
+        use serde_json::json;
+        assert!(!needs_host(&json!({})));
+        assert!(!needs_host(
+            &json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "network", "path": ""}]},
+            "hooks": {"prestart": [{"path": "/usr/bin/x"}]}})
+        ));
+        assert!(needs_host(
+            &json!({"linux": {"namespaces": [{"type": "network", "path": "/proc/2/ns/net"}]}})
+        ));
+        assert!(needs_host(
+            &json!({"hooks": {"prestart": [{"path": "/proc/6552/exe"}]}})
+        ));
+    }
     use serde_json::json;
     use std::path::PathBuf;
 

@@ -255,19 +255,24 @@ impl Proxy {
     async fn record(&self, ns: &str, container: &Container) -> Result<ContainerRecord, Status> {
         let record = record::to_record(ns, container)?;
         // Namespace paths and hook binaries are resolved on the host (stat, readlink); off
-        // the relay's thread, since a path may sit on a slow or hung filesystem.
-        let mut record = tokio::task::spawn_blocking(move || {
-            let mut record = record;
-            nsresolve::resolve(&mut record);
+        // the relay's thread, since a path may sit on a slow or hung filesystem. Most specs
+        // have none.
+        let mut record = if !nsresolve::needs_host(&record.spec) {
             record
-        })
-        .await
-        .map_err(|e| {
-            Status::new(
-                Code::Internal,
-                format!("portcullis: resolving namespace paths: {e}"),
-            )
-        })?;
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let mut record = record;
+                nsresolve::resolve(&mut record);
+                record
+            })
+            .await
+            .map_err(|e| {
+                Status::new(
+                    Code::Internal,
+                    format!("portcullis: resolving namespace paths: {e}"),
+                )
+            })?
+        };
         if let (true, Some(docker)) = (record.image.is_empty(), &self.docker) {
             match docker.image_of(&record.id).await {
                 Ok(Some(image)) => record.image = image,
