@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/runtime-specs/podman"
+    "/tests/fixtures/runtime-specs/podman"
 );
 
 fn run(program: &str, args: &[&str], stdin: &[u8]) -> Duration {

@@ -5,10 +5,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/runtime-specs"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/runtime-specs");
 
 fn check(dir: &Path, config: &str, args: &[&str]) -> Output {
     let config_path = dir.join("config.yaml");

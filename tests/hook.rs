@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/runtime-specs/podman"
+    "/tests/fixtures/runtime-specs/podman"
 );
 
 /// Pod Security `baseline` enforced in `namespace`.

@@ -226,7 +226,7 @@ fn privileged_version(w: &World, id: &str) -> Value {
     let fixture: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/runtime-specs/ctr/privileged.container.json"
+            "/tests/fixtures/runtime-specs/ctr/privileged.container.json"
         ))
         .unwrap(),
     )

@@ -1,4 +1,4 @@
-//! Every captured runtime spec in shared/fixtures/runtime-specs converted to a Pod and checked
+//! Every captured runtime spec in tests/fixtures/runtime-specs converted to a Pod and checked
 //! against the facts its `NAME.cmd` implies (write-back: roundtrip_tests.rs).
 
 use std::collections::BTreeMap;
@@ -8,10 +8,7 @@ use serde_json::{json, Value};
 use super::pod::to_pod_value;
 use super::{ContainerRecord, PodOptions, TaskInfo};
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/runtime-specs"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/runtime-specs");
 
 /// Every fixture, as `kind/name`; `every_fixture_is_covered` checks this against the directory.
 pub(super) const FIXTURES: [&str; 19] = [

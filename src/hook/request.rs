@@ -169,10 +169,7 @@ mod tests {
     use serde_json::json;
     use std::path::PathBuf;
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/runtime-specs"
-    );
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/runtime-specs");
 
     fn spec(path: &str) -> Value {
         serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/{path}")).unwrap())

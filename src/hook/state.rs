@@ -93,7 +93,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/runtime-specs/podman"
+        "/tests/fixtures/runtime-specs/podman"
     );
 
     #[test]

@@ -7,10 +7,7 @@ use serde_json::{json, Value};
 
 use super::*;
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/conformance/pod-security"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pod-security");
 
 fn lv(s: &str) -> LevelVersion {
     s.parse().unwrap()
