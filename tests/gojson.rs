@@ -26,8 +26,8 @@ mod doors;
 #[path = "gojson/mutate.rs"]
 mod mutate;
 
-/// Where Debian's `golang-*-dev` packages put their sources (a GOPATH).
-const GOPATH: &str = "/usr/share/gocode";
+#[path = "common/go.rs"]
+mod go;
 
 /// Real specs, copied from the shared capture (see tests/fixtures/gojson/README.md).
 const FIXTURES: [&str; 4] = [
@@ -47,49 +47,12 @@ fn fixture(name: &str) -> PathBuf {
 fn oracle() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let go = Command::new("go").arg("version").output();
-        assert!(
-            go.as_ref().is_ok_and(|o| o.status.success()),
-            "go is not installed ({go:?}); run scripts/setup.sh (as root)"
-        );
-        let specs = Path::new(GOPATH).join("src/github.com/opencontainers/runtime-spec/specs-go");
-        assert!(
-            specs.is_dir(),
-            "{} is missing: install golang-github-opencontainers-specs-dev (scripts/setup.sh)",
-            specs.display()
-        );
-        // Under target/, so the Go build cache survives between runs.
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gojson-oracle");
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let bin = dir.join("gojson-oracle");
-        // Build under a name of our own and rename: another test process may be running
-        // the binary it built a moment ago.
-        let tmp = dir.join(format!("gojson-oracle.{}", std::process::id()));
-        let out = Command::new("go")
-            .arg("build")
-            .arg("-o")
-            .arg(&tmp)
-            .arg(fixture("main.go"))
-            // GOPATH mode on Debian's sources: no module proxy, no user go env, no cgo.
-            .env("GO111MODULE", "off")
-            .env("GOPATH", GOPATH)
-            .env("GOCACHE", dir.join("gocache"))
-            .env("GOPROXY", "off")
-            .env("GOENV", "off")
-            .env("CGO_ENABLED", "0")
-            .env_remove("GOFLAGS")
-            .current_dir(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("running go build: {e}"));
-        assert!(
-            out.status.success(),
-            "go build tests/fixtures/gojson/main.go:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::rename(&tmp, &bin)
-            .unwrap_or_else(|e| panic!("renaming {} to {}: {e}", tmp.display(), bin.display()));
-        bin
+        let specs = "github.com/opencontainers/runtime-spec/specs-go";
+        go::build(
+            "gojson-oracle",
+            &fixture("main.go"),
+            &[(specs, "golang-github-opencontainers-specs-dev")],
+        )
     })
 }
 

@@ -24,60 +24,24 @@ use crate::common::{self, ok, text, unique, World, IMAGE};
 /// No webhook: these tests are about the wire, not admission.
 const CONFIG: &str = "proxy: {}\n";
 
-/// Where Debian's `golang-*-dev` packages put their sources (a GOPATH).
-const GOPATH: &str = "/usr/share/gocode";
-
 const MIB: usize = 1 << 20;
 
 /// The client binary, built once per test binary run.
 fn client() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        common::require("go");
-        let grpc = Path::new(GOPATH).join("src/google.golang.org/grpc");
-        let protowire = Path::new(GOPATH).join("src/google.golang.org/protobuf/encoding/protowire");
-        assert!(
-            grpc.is_dir() && protowire.is_dir(),
-            "{} or {} is missing: install golang-google-grpc-dev and golang-google-protobuf-dev \
-             (scripts/setup.sh)",
-            grpc.display(),
-            protowire.display()
-        );
-        // Under target/, so the Go build cache survives between runs (the first build
-        // compiles grpc-go and x/net: ~15 s; later ones take a second).
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grpc-go-client");
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let bin = dir.join("grpc-go-client");
-        // Build under a name of our own and rename: another test process may be running
-        // the binary it built a moment ago.
-        let tmp = dir.join(format!("grpc-go-client.{}", std::process::id()));
         let main = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clients/go/main.go");
-        let out = Command::new("go")
-            .arg("build")
-            .arg("-o")
-            .arg(&tmp)
-            .arg(&main)
-            // GOPATH mode on Debian's sources; no module proxy, no user go env, no cgo (the
-            // client only dials unix sockets, and a C toolchain is one more thing to need).
-            .env("GO111MODULE", "off")
-            .env("GOPATH", GOPATH)
-            .env("GOCACHE", dir.join("gocache"))
-            .env("GOPROXY", "off")
-            .env("GOENV", "off")
-            .env("CGO_ENABLED", "0")
-            .env_remove("GOFLAGS")
-            .current_dir(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("running go build: {e}"));
-        assert!(
-            out.status.success(),
-            "go build {}:\n{}",
-            main.display(),
-            text(&out)
-        );
-        std::fs::rename(&tmp, &bin)
-            .unwrap_or_else(|e| panic!("renaming {} to {}: {e}", tmp.display(), bin.display()));
-        bin
+        common::go::build(
+            "grpc-go-client",
+            &main,
+            &[
+                ("google.golang.org/grpc", "golang-google-grpc-dev"),
+                (
+                    "google.golang.org/protobuf/encoding/protowire",
+                    "golang-google-protobuf-dev",
+                ),
+            ],
+        )
     })
 }
 

@@ -7,6 +7,7 @@
 // Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod go;
 pub mod webhook;
 
 use std::ffi::OsStr;

@@ -1,0 +1,62 @@
+//! Small Go programs the tests drive (a grpc-go client, the `encoding/json` oracle), built
+//! offline in GOPATH mode against Debian's `golang-*-dev` sources: no module proxy, no user
+//! Go environment, no cgo.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where Debian's `golang-*-dev` packages put their sources (a GOPATH).
+pub const GOPATH: &str = "/usr/share/gocode";
+
+/// Builds `main` into `target/tmp/NAME/NAME` and returns the binary. `sources` are the
+/// GOPATH source directories it needs, each with the Debian package that provides it; a
+/// missing one (or Go itself) fails with what to install. Callers keep the result in a
+/// `OnceLock`: one build per test binary run.
+pub fn build(name: &str, main: &Path, sources: &[(&str, &str)]) -> PathBuf {
+    let go = Command::new("go").arg("version").output();
+    assert!(
+        go.as_ref().is_ok_and(|o| o.status.success()),
+        "go is not installed ({go:?}); run scripts/setup.sh (as root)"
+    );
+    for (source, package) in sources {
+        let dir = Path::new(GOPATH).join("src").join(source);
+        assert!(
+            dir.is_dir(),
+            "{} is missing: install {package} (scripts/setup.sh)",
+            dir.display()
+        );
+    }
+    // Under target/, so the Go build cache survives between runs (grpc-go and x/net take
+    // ~15 s the first time; later builds a second).
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let bin = dir.join(name);
+    // Build under a name of our own and rename: another test process may be running the
+    // binary it built a moment ago.
+    let tmp = dir.join(format!("{name}.{}", std::process::id()));
+    let out = Command::new("go")
+        .arg("build")
+        .arg("-o")
+        .arg(&tmp)
+        .arg(main)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GOPATH)
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPROXY", "off")
+        .env("GOENV", "off")
+        .env("CGO_ENABLED", "0")
+        .env_remove("GOFLAGS")
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running go build: {e}"));
+    assert!(
+        out.status.success(),
+        "go build {}:\n{}{}",
+        main.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, &bin)
+        .unwrap_or_else(|e| panic!("renaming {} to {}: {e}", tmp.display(), bin.display()));
+    bin
+}
