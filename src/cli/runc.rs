@@ -207,32 +207,31 @@ fn decide(
 ) -> anyhow::Result<Decision> {
     Ok(match request::read_spec(bundle) {
         // Before runc runs, the container's cgroup must not exist yet (convert::cgroups).
-        Ok(spec) if cgroups::refusal(&spec).is_some() => gate.refuse(format!(
-            "{what}: linux.cgroupsPath {}",
-            cgroups::refusal(&spec).unwrap_or_default()
-        )),
-        Ok(spec) => {
-            let annotations = request::annotations(&spec);
-            let namespace = request::namespace(
-                &annotations,
-                bundle,
-                call.root.as_deref(),
-                gate.pod_options().kubernetes_namespace,
-            );
-            match bundle_request(
-                &namespace,
-                id,
-                &spec,
-                &gate.pod_options(),
-                "portcullis-runc",
-            ) {
-                Ok(r) => tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(gate.decide(&r)),
-                Err(e) => gate.undecidable(format!("{what}: {e:#}")),
+        Ok(spec) => match cgroups::refusal(&spec) {
+            Some(why) => gate.refuse(format!("{what}: linux.cgroupsPath {why}")),
+            None => {
+                let annotations = request::annotations(&spec);
+                let namespace = request::namespace(
+                    &annotations,
+                    bundle,
+                    call.root.as_deref(),
+                    gate.pod_options().kubernetes_namespace,
+                );
+                match bundle_request(
+                    &namespace,
+                    id,
+                    &spec,
+                    &gate.pod_options(),
+                    "portcullis-runc",
+                ) {
+                    Ok(r) => tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(gate.decide(&r)),
+                    Err(e) => gate.undecidable(format!("{what}: {e:#}")),
+                }
             }
-        }
+        },
         Err(e) => gate.undecidable(format!("{what}: {e:#}")),
     })
 }

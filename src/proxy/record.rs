@@ -18,21 +18,79 @@ pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec
 /// `typeurl` name for `specs.Process`, the spec of `Tasks/Exec`.
 pub const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
-/// `containerd.runc.v1.Options` (core/runtime/v2/runc/options/oci.proto), the fields we read.
+/// `containerd.runc.v1.Options` (core/runtime/v2/runc/options/oci.proto), every field.
 #[derive(Clone, PartialEq, Message)]
 pub struct RuncOptions {
+    #[prost(bool, tag = "1")]
+    pub no_pivot_root: bool,
+    #[prost(bool, tag = "2")]
+    pub no_new_keyring: bool,
+    #[prost(string, tag = "3")]
+    pub shim_cgroup: String,
+    #[prost(uint32, tag = "4")]
+    pub io_uid: u32,
+    #[prost(uint32, tag = "5")]
+    pub io_gid: u32,
     #[prost(string, tag = "6")]
     pub binary_name: String,
     #[prost(string, tag = "7")]
     pub root: String,
+    #[prost(string, tag = "8")]
+    pub criu_path: String,
+    #[prost(bool, tag = "9")]
+    pub systemd_cgroup: bool,
+    #[prost(string, tag = "10")]
+    pub criu_image_path: String,
+    #[prost(string, tag = "11")]
+    pub criu_work_path: String,
+    #[prost(string, tag = "12")]
+    pub task_api_address: String,
+    #[prost(string, tag = "13")]
+    pub task_api_version: String,
 }
 
-/// `containerd.linux.runc.RuncOptions`, the options of the legacy
-/// `io.containerd.runtime.v1.linux` runtime.
+/// `containerd.linux.runc.RuncOptions` (the v1 linux runtime's container options).
 #[derive(Clone, PartialEq, Message)]
 pub struct LegacyRuncOptions {
     #[prost(string, tag = "1")]
     pub runtime: String,
+    #[prost(string, tag = "2")]
+    pub runtime_root: String,
+    #[prost(string, tag = "3")]
+    pub criu_path: String,
+    #[prost(bool, tag = "4")]
+    pub systemd_cgroup: bool,
+}
+
+/// `containerd.linux.runc.CreateOptions` (task options of runc shims).
+#[derive(Clone, PartialEq, Message)]
+pub struct CreateOptions {
+    #[prost(bool, tag = "1")]
+    pub no_pivot_root: bool,
+    #[prost(bool, tag = "2")]
+    pub open_tcp: bool,
+    #[prost(bool, tag = "3")]
+    pub external_unix_sockets: bool,
+    #[prost(bool, tag = "4")]
+    pub terminal: bool,
+    #[prost(bool, tag = "5")]
+    pub file_locks: bool,
+    #[prost(string, repeated, tag = "6")]
+    pub empty_namespaces: Vec<String>,
+    #[prost(string, tag = "7")]
+    pub cgroups_mode: String,
+    #[prost(bool, tag = "8")]
+    pub no_new_keyring: bool,
+    #[prost(string, tag = "9")]
+    pub shim_cgroup: String,
+    #[prost(uint32, tag = "10")]
+    pub io_uid: u32,
+    #[prost(uint32, tag = "11")]
+    pub io_gid: u32,
+    #[prost(string, tag = "12")]
+    pub criu_work_path: String,
+    #[prost(string, tag = "13")]
+    pub criu_image_path: String,
 }
 
 /// The runc binary named by runtime options, if they are runc's and name one.
@@ -173,7 +231,7 @@ mod tests {
     fn reads_runc_binary_from_both_option_types() {
         let opts = RuncOptions {
             binary_name: "/usr/local/bin/portcullis-runc".into(),
-            root: String::new(),
+            ..Default::default()
         };
         let any = Any {
             type_url: "containerd.runc.v1.Options".into(),
@@ -187,6 +245,7 @@ mod tests {
             type_url: "containerd.linux.runc.RuncOptions".into(),
             value: LegacyRuncOptions {
                 runtime: "crun".into(),
+                ..Default::default()
             }
             .encode_to_vec(),
         };

@@ -199,11 +199,13 @@ impl Proxy {
         let what = format!("Containers/Update of container {:?}", merged.id);
         self.check_container_runtime(&what, &merged)?;
         let old_record = self.record(ns, &current).await?;
-        let image = resolved_image(&merged, &current, &old_record);
-        let record = ContainerRecord {
-            image,
-            ..self.record(ns, &merged).await?
-        };
+        // The image is settled from the stored record (`resolved_image`), not asked of dockerd
+        // again.
+        let record = resolved(ContainerRecord {
+            image: resolved_image(&merged, &current, &old_record),
+            ..record::to_record(ns, &merged)?
+        })
+        .await?;
         self.check_host(&what, &record)?;
         let old_view = self.view(&old_record, &current)?;
         let view = self.view(&record, &merged)?;
@@ -253,26 +255,7 @@ impl Proxy {
     /// The record of a container, with its image resolved through dockerd when the caller
     /// (dockerd) sent none.
     async fn record(&self, ns: &str, container: &Container) -> Result<ContainerRecord, Status> {
-        let record = record::to_record(ns, container)?;
-        // Namespace paths and hook binaries are resolved on the host (stat, readlink); off
-        // the relay's thread, since a path may sit on a slow or hung filesystem. Most specs
-        // have none.
-        let mut record = if !nsresolve::needs_host(&record.spec) {
-            record
-        } else {
-            tokio::task::spawn_blocking(move || {
-                let mut record = record;
-                nsresolve::resolve(&mut record);
-                record
-            })
-            .await
-            .map_err(|e| {
-                Status::new(
-                    Code::Internal,
-                    format!("portcullis: resolving namespace paths: {e}"),
-                )
-            })?
-        };
+        let mut record = resolved(record::to_record(ns, container)?).await?;
         if let (true, Some(docker)) = (record.image.is_empty(), &self.docker) {
             match docker.image_of(&record.id).await {
                 Ok(Some(image)) => record.image = image,
@@ -372,6 +355,27 @@ impl Proxy {
         };
         Err(Status::new(code, explained(verdict.message(), review)))
     }
+}
+
+/// The record with what only the host can say filled in: namespace paths and
+/// `/proc/<pid>/exe` hook binaries (stat, readlink), off the relay's thread since a path
+/// may sit on a slow or hung filesystem. Most specs have neither, and skip the hop.
+async fn resolved(record: ContainerRecord) -> Result<ContainerRecord, Status> {
+    if !nsresolve::needs_host(&record.spec) {
+        return Ok(record);
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut record = record;
+        nsresolve::resolve(&mut record);
+        record
+    })
+    .await
+    .map_err(|e| {
+        Status::new(
+            Code::Internal,
+            format!("portcullis: resolving namespace paths: {e}"),
+        )
+    })
 }
 
 /// A refusal about `privileged` of a container the view made privileged for a spec field

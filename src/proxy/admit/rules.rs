@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::config::TaskRules;
 use crate::proxy::grpc::{Code, Status};
+use crate::proxy::record::{CreateOptions, LegacyRuncOptions, RuncOptions};
 
 /// Refusal of a task call for `field`, saying how to allow it.
 pub fn refused(what: &str, field: &str, why: &str) -> Status {
@@ -101,6 +102,17 @@ pub fn check_stdio(what: &str, field: &str, uri: &str, rules: &TaskRules) -> Res
     }
 }
 
+/// The three stdio URIs of `Tasks/Create` or `Tasks/Exec`.
+pub fn check_stdios(
+    what: &str,
+    [stdin, stdout, stderr]: [&str; 3],
+    rules: &TaskRules,
+) -> Result<(), Status> {
+    check_stdio(what, "stdin", stdin, rules)?;
+    check_stdio(what, "stdout", stdout, rules)?;
+    check_stdio(what, "stderr", stderr, rules)
+}
+
 /// containerd's restart monitor starts the task of a container labelled
 /// `containerd.io/restart.status: running` by itself, with no `Tasks/Create` to judge, and
 /// takes its stdio from these labels: they are judged here, at the container, as that
@@ -140,81 +152,6 @@ pub fn check_runtime(
              under proxy.tasks.runtimePaths to allow it"
         ),
     ))
-}
-
-/// `containerd.runc.v1.Options` (core/runtime/v2/runc/options/oci.proto), every field.
-#[derive(Clone, PartialEq, Message)]
-struct RuncOptions {
-    #[prost(bool, tag = "1")]
-    no_pivot_root: bool,
-    #[prost(bool, tag = "2")]
-    no_new_keyring: bool,
-    #[prost(string, tag = "3")]
-    shim_cgroup: String,
-    #[prost(uint32, tag = "4")]
-    io_uid: u32,
-    #[prost(uint32, tag = "5")]
-    io_gid: u32,
-    #[prost(string, tag = "6")]
-    binary_name: String,
-    #[prost(string, tag = "7")]
-    root: String,
-    #[prost(string, tag = "8")]
-    criu_path: String,
-    #[prost(bool, tag = "9")]
-    systemd_cgroup: bool,
-    #[prost(string, tag = "10")]
-    criu_image_path: String,
-    #[prost(string, tag = "11")]
-    criu_work_path: String,
-    #[prost(string, tag = "12")]
-    task_api_address: String,
-    #[prost(string, tag = "13")]
-    task_api_version: String,
-}
-
-/// `containerd.linux.runc.RuncOptions` (the v1 linux runtime's container options).
-#[derive(Clone, PartialEq, Message)]
-struct LegacyRuncOptions {
-    #[prost(string, tag = "1")]
-    runtime: String,
-    #[prost(string, tag = "2")]
-    runtime_root: String,
-    #[prost(string, tag = "3")]
-    criu_path: String,
-    #[prost(bool, tag = "4")]
-    systemd_cgroup: bool,
-}
-
-/// `containerd.linux.runc.CreateOptions` (task options of runc shims).
-#[derive(Clone, PartialEq, Message)]
-struct CreateOptions {
-    #[prost(bool, tag = "1")]
-    no_pivot_root: bool,
-    #[prost(bool, tag = "2")]
-    open_tcp: bool,
-    #[prost(bool, tag = "3")]
-    external_unix_sockets: bool,
-    #[prost(bool, tag = "4")]
-    terminal: bool,
-    #[prost(bool, tag = "5")]
-    file_locks: bool,
-    #[prost(string, repeated, tag = "6")]
-    empty_namespaces: Vec<String>,
-    #[prost(string, tag = "7")]
-    cgroups_mode: String,
-    #[prost(bool, tag = "8")]
-    no_new_keyring: bool,
-    #[prost(string, tag = "9")]
-    shim_cgroup: String,
-    #[prost(uint32, tag = "10")]
-    io_uid: u32,
-    #[prost(uint32, tag = "11")]
-    io_gid: u32,
-    #[prost(string, tag = "12")]
-    criu_work_path: String,
-    #[prost(string, tag = "13")]
-    criu_image_path: String,
 }
 
 /// Runtime options (of a container, or of `Tasks/Create`).

@@ -31,13 +31,7 @@ impl Proxy {
     ) -> Result<Admitted, Status> {
         let what = format!("Tasks/Create of container {:?}", req.container_id);
         let tasks = &self.tasks;
-        for (field, uri) in [
-            ("stdin", &req.stdin),
-            ("stdout", &req.stdout),
-            ("stderr", &req.stderr),
-        ] {
-            rules::check_stdio(&what, field, uri, tasks)?;
-        }
+        rules::check_stdios(&what, [&req.stdin, &req.stdout, &req.stderr], tasks)?;
         if req.checkpoint.is_some() && !tasks.checkpoints {
             return Err(rules::refused(
                 &what,
@@ -179,13 +173,7 @@ impl Proxy {
         };
         schema::check_process(&process, &self.pod.allowed_fields)
             .map_err(|e| Status::new(Code::InvalidArgument, format!("portcullis: {what}: {e}")))?;
-        for (field, uri) in [
-            ("stdin", &req.stdin),
-            ("stdout", &req.stdout),
-            ("stderr", &req.stderr),
-        ] {
-            rules::check_stdio(&what, field, uri, &self.tasks)?;
-        }
+        rules::check_stdios(&what, [&req.stdin, &req.stdout, &req.stderr], &self.tasks)?;
         let container = self.stored_container(ns, &req.container_id).await?;
         let record = self.record(ns, &container).await?;
         let own = record.spec.get("process").cloned().unwrap_or(Value::Null);
