@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use portcullis::config::Config;
 use portcullis::core::Decider;
-use portcullis::review::{AdmissionRequest, Operation};
+use portcullis::review::{AdmissionRequest, Door, Operation};
 use serde_json::json;
 
 const CONFIG: &str = r#"
@@ -146,7 +146,7 @@ fn main() {
     let req = request();
     let verdict = rt.block_on(decider.decide(&req));
     assert!(
-        verdict.allowed,
+        verdict.is_allowed(),
         "the benchmark Pod must be admitted: {verdict:?}"
     );
     let decide = measure(n, || rt.block_on(decider.decide(&req)));
@@ -159,7 +159,7 @@ fn main() {
     let mut cached = config.clone();
     cached.cache = Some(Default::default());
     let decider = Decider::new(&cached).unwrap();
-    let hit = measure(n, || rt.block_on(decider.admit("bench", &req)));
+    let hit = measure(n, || rt.block_on(decider.admit(Door::Proxy, &req)));
     println!("the same decision answered from the decision cache, {n} runs: {hit}");
 }
 

@@ -17,6 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis::config::Config;
 use portcullis::core::{Decider, Scope};
+use portcullis::review::Door;
 use portcullis::metrics::Metrics;
 use portcullis::serve::config::{ListenerConfig, TlsConfig};
 use portcullis::serve::listen::Bound;
@@ -186,7 +187,7 @@ fn main() {
             let t = Instant::now();
             let (version, request) = portcullis::serve::review::decode(&body).unwrap();
             let verdict = decider
-                .admit_scoped("bench", &request, Scope::Validation)
+                .admit_scoped(Door::Serve, &request, Scope::Validation)
                 .await;
             let out = portcullis::serve::review::encode(
                 version,

@@ -251,7 +251,7 @@ mod tests {
     }
 
     async fn allowed(live: &LiveDecider, image: &str) -> bool {
-        live.load_full().decide(&pod(image)).await.allowed
+        live.load_full().decide(&pod(image)).await.is_allowed()
     }
 
     #[tokio::test]

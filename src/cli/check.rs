@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::convert::{nsresolve, pod, record, PodOptions};
-use crate::core::pod_view::template_pointer;
+use crate::review::pod_view::template_pointer;
 use crate::core::Decider;
 use crate::review::{shape, AdmissionRequest, Verdict};
 
@@ -64,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut report = Vec::new();
     for case in &cases {
         let verdict = runtime.block_on(decider.decide(&case.request));
-        denied |= !verdict.allowed;
+        denied |= !verdict.is_allowed();
         match args.output {
             Output::Human => print_human(case, &verdict),
             Output::Json => report.push(json_record(case, &verdict)),
@@ -83,8 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn patch_of(case: &Case, verdict: &Verdict) -> Option<json_patch::Patch> {
     let before = case.request.object.as_ref()?;
     verdict
-        .mutated
-        .as_ref()
+        .mutated()
         .map(|after| json_patch::diff(before, after))
 }
 
@@ -96,7 +95,7 @@ fn print_human(case: &Case, verdict: &Verdict) {
         case.request.namespace,
         case.request.name
     );
-    if verdict.allowed {
+    if verdict.is_allowed() {
         println!("{what}: admitted");
     } else {
         println!("{what}: denied: {}", verdict.message());
@@ -122,8 +121,8 @@ fn json_record(case: &Case, verdict: &Verdict) -> Value {
         "operation": case.request.operation.as_str(),
         "namespace": case.request.namespace,
         "name": case.request.name,
-        "allowed": verdict.allowed,
-        "status": verdict.status,
+        "allowed": verdict.is_allowed(),
+        "status": verdict.status(),
         "warnings": verdict.warnings,
         "auditAnnotations": verdict.audit_annotations,
         "patch": patch_of(case, verdict),

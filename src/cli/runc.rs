@@ -14,6 +14,7 @@ use crate::convert::{self, cgroups, strict};
 use crate::hook::gate::{report_lines, Decision, Gate};
 use crate::hook::request::{self, bundle_request};
 use crate::hook::runc::{self as wrapper, Exec, RuncCall};
+use crate::review::Door;
 
 #[derive(clap::Args)]
 #[command(trailing_var_arg = true)]
@@ -58,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// `Some(exit code)` when the call is refused.
 fn check(args: &Args, call: &RuncCall) -> anyhow::Result<Option<ExitCode>> {
     if let Some(exec) = &call.exec {
-        let gate = Gate::load(&args.config);
+        let gate = Gate::load(&args.config).at(Door::Runc);
         let what = format!("exec in container {}", exec.id);
         let decision = match exec_refusal(args, call, exec) {
             Ok(None) => return Ok(None),
@@ -72,7 +73,7 @@ fn check(args: &Args, call: &RuncCall) -> anyhow::Result<Option<ExitCode>> {
     let Some(create) = &call.create else {
         return Ok(None);
     };
-    let gate = Gate::load(&args.config);
+    let gate = Gate::load(&args.config).at(Door::Runc);
     let bundle = match &create.bundle {
         Some(b) => b.clone(),
         None => std::env::current_dir()?,

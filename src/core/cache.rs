@@ -84,11 +84,7 @@ impl DecisionCache {
         let entries = Cache::builder()
             .max_capacity(config.max_size_mib.saturating_mul(1 << 20))
             .weigher(|key: &Vec<u8>, entry: &Entry| {
-                let verdict = entry
-                    .verdict
-                    .mutated
-                    .as_ref()
-                    .map_or(0, |m| m.to_string().len());
+                let verdict = entry.verdict.mutated().map_or(0, |m| m.to_string().len());
                 u32::try_from(key.len() + verdict + 512).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
@@ -123,7 +119,7 @@ impl DecisionCache {
         if uncacheable || unsure {
             return;
         }
-        let ttl = if verdict.allowed {
+        let ttl = if verdict.is_allowed() {
             config.allow_ttl
         } else {
             config.deny_ttl
@@ -144,7 +140,7 @@ impl DecisionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::review::{Operation, PolicyResult};
+    use crate::review::{Decision, Operation, PolicyResult, Refusal, Status};
 
     fn request(image: &str, pid: &str) -> AdmissionRequest {
         let mut r = AdmissionRequest::pod(Operation::Create);
@@ -154,8 +150,16 @@ mod tests {
     }
 
     fn verdict(allowed: bool, outcome: Outcome) -> Verdict {
+        let decision = if allowed {
+            Decision::Allowed { mutated: None }
+        } else {
+            Decision::Refused {
+                refusal: Refusal::Denied,
+                status: Status::default(),
+            }
+        };
         Verdict {
-            allowed,
+            decision,
             trail: vec![PolicyResult {
                 policy: "images".into(),
                 outcome,
@@ -172,7 +176,7 @@ mod tests {
         let key = DecisionCache::key(&request("busybox:1.36", "10")).unwrap();
         cache.put(key, &verdict(true, Outcome::Allowed), false, &config);
         let same = DecisionCache::key(&request("busybox:1.36", "11")).unwrap();
-        assert!(cache.get(&same).is_some_and(|v| v.allowed));
+        assert!(cache.get(&same).is_some_and(|v| v.is_allowed()));
         let other = DecisionCache::key(&request("busybox:1.37", "10")).unwrap();
         assert!(cache.get(&other).is_none());
     }

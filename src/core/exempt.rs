@@ -76,7 +76,7 @@ pub fn pass(
     {
         return Some(Pass::Exempt(format!("caller {caller:?} is exempt")));
     }
-    let view = super::pod_view::pod_view(request);
+    let view = crate::review::pod_view::pod_view(request);
     let object = view.as_ref().map(|v| v.pod.as_ref());
     let images = object.map(images_of).unwrap_or_default();
     if !images.is_empty()

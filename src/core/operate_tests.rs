@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::testing::{handler, Reply, Server};
 use super::*;
-use crate::review::Operation;
+use crate::review::{Door, Operation};
 
 fn pod(image: &str, pid: &str) -> AdmissionRequest {
     let mut r = AdmissionRequest::pod(Operation::Create);
@@ -43,9 +43,9 @@ fn webhook(server: &Server, extra: &str) -> String {
 #[tokio::test]
 async fn a_repeated_request_is_answered_from_the_cache_and_counted() {
     let (d, metrics) = decider("cache: {}\nimages: {disallowLatest: true}\n");
-    let first = d.admit("proxy", &pod("busybox", "100")).await;
-    let second = d.admit("proxy", &pod("busybox", "200")).await;
-    assert!(!first.allowed);
+    let first = d.admit(Door::Proxy, &pod("busybox", "100")).await;
+    let second = d.admit(Door::Proxy, &pod("busybox", "200")).await;
+    assert!(!first.is_allowed());
     assert_eq!(first, second, "the cached verdict is the decided one");
     let text = metrics.encode();
     for line in [
@@ -62,8 +62,8 @@ async fn a_repeated_request_is_answered_from_the_cache_and_counted() {
 #[tokio::test]
 async fn without_a_cache_section_every_request_is_decided() {
     let (d, metrics) = decider("images: {disallowLatest: true}\n");
-    d.admit("proxy", &pod("busybox:1", "1")).await;
-    d.admit("proxy", &pod("busybox:1", "1")).await;
+    d.admit(Door::Proxy, &pod("busybox:1", "1")).await;
+    d.admit(Door::Proxy, &pod("busybox:1", "1")).await;
     let text = metrics.encode();
     assert!(!text.contains("cache_lookups_total{"), "{text}");
     assert!(
@@ -76,8 +76,8 @@ async fn without_a_cache_section_every_request_is_decided() {
 async fn a_webhook_is_asked_every_time_unless_it_says_cache_true() {
     let server = Server::http(handler(Reply::allow)).await;
     let (d, _) = decider(&format!("cache: {{}}\n{}", webhook(&server, "")));
-    d.admit("proxy", &pod("a:1", "1")).await;
-    d.admit("proxy", &pod("a:1", "1")).await;
+    d.admit(Door::Proxy, &pod("a:1", "1")).await;
+    d.admit(Door::Proxy, &pod("a:1", "1")).await;
     assert_eq!(server.calls(), 2);
 
     let server = Server::http(handler(Reply::allow)).await;
@@ -85,8 +85,8 @@ async fn a_webhook_is_asked_every_time_unless_it_says_cache_true() {
         "cache: {{}}\n{}",
         webhook(&server, "  cache: true\n")
     ));
-    d.admit("proxy", &pod("a:1", "1")).await;
-    d.admit("proxy", &pod("a:1", "2")).await;
+    d.admit(Door::Proxy, &pod("a:1", "1")).await;
+    d.admit(Door::Proxy, &pod("a:1", "2")).await;
     assert_eq!(server.calls(), 1);
 }
 
@@ -100,8 +100,8 @@ async fn a_webhook_failure_is_never_cached_and_timeouts_are_counted() {
         "cache: {{}}\n{}",
         webhook(&server, "  cache: true\n  timeoutSeconds: 1\n")
     ));
-    assert!(!d.admit("proxy", &pod("a:1", "1")).await.allowed);
-    assert!(!d.admit("proxy", &pod("a:1", "1")).await.allowed);
+    assert!(!d.admit(Door::Proxy, &pod("a:1", "1")).await.is_allowed());
+    assert!(!d.admit(Door::Proxy, &pod("a:1", "1")).await.is_allowed());
     let text = metrics.encode();
     assert!(
         text.contains(

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use super::testing::{handler, Pki, Reply, Seen, Server};
 use super::*;
 use crate::config::WebhookConfig;
-use crate::review::{GroupVersionKind, GroupVersionResource, Operation};
+use super::status::denial_status;
+use crate::review::{GroupVersionKind, GroupVersionResource, Operation, Outcome, Refusal, Status};
 
 const ALL: &str =
     "rules: [{operations: ['*'], apiGroups: ['*'], apiVersions: ['*'], resources: ['*/*']}]\n";
@@ -64,8 +65,8 @@ async fn allowed_without_status() {
         "",
     )]);
     let v = d.decide(&pod()).await;
-    assert!(v.allowed, "{v:?}");
-    assert_eq!((&v.status, &v.refusal, &v.mutated), (&None, &None, &None));
+    assert!(v.is_allowed(), "{v:?}");
+    assert_eq!((&v.status().cloned(), &v.refusal(), &v.mutated().cloned()), (&None, &None, &None));
     assert_eq!(outcomes(&v), vec![("v.example.com", Outcome::Allowed)]);
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
@@ -99,9 +100,9 @@ async fn denied_with_message_code_and_reason() {
         "",
     )]);
     let v = d.decide(&pod()).await;
-    assert!(!v.allowed);
-    assert_eq!(v.refusal, Some(Refusal::Denied));
-    let status = v.status.clone().unwrap();
+    assert!(!v.is_allowed());
+    assert_eq!(v.refusal(), Some(Refusal::Denied));
+    let status = v.status().cloned().unwrap();
     assert_eq!(
         status.message,
         r#"admission webhook "tags.example.com" denied the request: no latest tags"#
@@ -127,7 +128,7 @@ async fn denied_without_message() {
         "",
     )]);
     let v = d.decide(&pod()).await;
-    let status = v.status.unwrap();
+    let status = v.status().cloned().unwrap();
     assert_eq!(
         status.message,
         r#"admission webhook "quiet.example.com" denied the request without explanation"#
@@ -136,7 +137,7 @@ async fn denied_without_message() {
         (status.code, status.reason.as_str(), status.status.as_str()),
         (Some(403), "Forbidden", "Failure")
     );
-    assert_eq!(v.refusal, Some(Refusal::Denied));
+    assert_eq!(v.refusal(), Some(Refusal::Denied));
 }
 
 #[tokio::test]
@@ -187,8 +188,8 @@ async fn mutating_webhooks_patch_in_sequence() {
         ),
     ]);
     let v = d.decide(&pod()).await;
-    assert!(v.allowed, "{v:?}");
-    let mutated = v.mutated.clone().unwrap();
+    assert!(v.is_allowed(), "{v:?}");
+    let mutated = v.mutated().cloned().unwrap();
     assert_eq!(
         mutated["metadata"]["labels"],
         json!({"app": "web", "first": "1", "second": "1"})
@@ -219,7 +220,7 @@ async fn a_patch_that_changes_nothing_is_not_a_mutation() {
         "",
     )]);
     let v = d.decide(&pod()).await;
-    assert!(v.allowed && v.mutated.is_none(), "{v:?}");
+    assert!(v.is_allowed() && v.mutated().cloned().is_none(), "{v:?}");
     assert_eq!(outcomes(&v), vec![("m.example.com", Outcome::Allowed)]);
 }
 
@@ -350,9 +351,9 @@ fn check_failure(v: &Verdict, name: &str, kind: &str, policy: &str, detail: &str
     assert_eq!(v.trail.len(), 1, "{ctx}");
     assert!(v.trail[0].message.contains(detail), "{ctx}");
     if policy == "Fail" {
-        assert!(!v.allowed, "{ctx}");
-        assert_eq!(v.refusal, Some(Refusal::Failed), "{ctx}");
-        let status = v.status.as_ref().unwrap();
+        assert!(!v.is_allowed(), "{ctx}");
+        assert_eq!(v.refusal(), Some(Refusal::Failed), "{ctx}");
+        let status = v.status().unwrap();
         assert_eq!(status.code, Some(500), "{ctx}");
         assert_eq!(status.reason, "InternalError", "{ctx}");
         assert!(
@@ -364,9 +365,9 @@ fn check_failure(v: &Verdict, name: &str, kind: &str, policy: &str, detail: &str
         assert!(status.message.contains(detail), "{ctx}");
         assert_eq!(v.trail[0].outcome, Outcome::Failed, "{ctx}");
     } else {
-        assert!(v.allowed, "{ctx}");
+        assert!(v.is_allowed(), "{ctx}");
         assert_eq!(
-            (&v.status, &v.refusal, &v.mutated),
+            (&v.status().cloned(), &v.refusal(), &v.mutated().cloned()),
             (&None, &None, &None),
             "{ctx}"
         );
@@ -398,7 +399,7 @@ async fn unapplicable_patches_fail_closed_even_under_ignore() {
         "failurePolicy: Ignore\n",
     )]);
     let v = d.decide(&pod()).await;
-    assert_eq!(v.refusal, Some(Refusal::Failed), "{v:?}");
+    assert_eq!(v.refusal(), Some(Refusal::Failed), "{v:?}");
     assert!(v.message().starts_with(
         r#"admission webhook "m.example.com" returned a patch that cannot be applied"#
     ));
@@ -445,8 +446,8 @@ async fn v1beta1_when_that_is_what_the_webhook_takes() {
         "admissionReviewVersions: [v1beta1]\n",
     )]);
     let v = d.decide(&pod()).await;
-    assert!(v.allowed, "{v:?}");
-    assert_eq!(v.mutated.unwrap()["metadata"]["labels"]["old"], "yes");
+    assert!(v.is_allowed(), "{v:?}");
+    assert_eq!(v.mutated().cloned().unwrap()["metadata"]["labels"]["old"], "yes");
     assert_eq!(
         server.seen()[0].review["apiVersion"],
         "admission.k8s.io/v1beta1"
@@ -475,7 +476,7 @@ async fn only_matching_webhooks_are_called() {
         hook("db.example.com", "Mutating", &cc, "objectSelector: {matchLabels: {app: db}}\n"),
     ]);
     let v = d.decide(&pod()).await;
-    assert!(v.allowed, "{v:?}");
+    assert!(v.is_allowed(), "{v:?}");
     assert!(v.trail.is_empty());
     assert_eq!(server.calls(), 0);
 
@@ -521,7 +522,7 @@ async fn validating_webhooks_run_concurrently_and_first_in_config_order_wins() {
         "took {:?}",
         start.elapsed()
     );
-    assert_eq!(v.refusal, Some(Refusal::Denied));
+    assert_eq!(v.refusal(), Some(Refusal::Denied));
     assert_eq!(
         v.message(),
         r#"admission webhook "slow.example.com" denied the request: slow says no"#
@@ -558,8 +559,8 @@ async fn a_mutating_denial_stops_the_chain_and_keeps_warnings() {
         hook("v.example.com", "Validating", &client(&later, "/"), ""),
     ]);
     let v = d.decide(&pod()).await;
-    assert_eq!(v.refusal, Some(Refusal::Denied));
-    assert_eq!(v.status.as_ref().unwrap().code, Some(400));
+    assert_eq!(v.refusal(), Some(Refusal::Denied));
+    assert_eq!(v.status().unwrap().code, Some(400));
     assert_eq!(v.warnings, vec!["careful"]);
     assert_eq!(later.calls(), 0);
 }
@@ -589,7 +590,7 @@ async fn if_needed_webhooks_are_reinvoked_after_a_later_change() {
         ),
     ]);
     let v = d.decide(&pod()).await;
-    assert!(v.allowed);
+    assert!(v.is_allowed());
     assert_eq!(again.calls(), 2);
     assert_eq!(
         changer.calls(),
@@ -615,7 +616,7 @@ async fn connections_are_reused() {
             "",
         )]);
         for _ in 0..5 {
-            assert!(d.decide(&pod()).await.allowed);
+            assert!(d.decide(&pod()).await.is_allowed());
         }
         assert_eq!(server.calls(), 5);
         assert_eq!(server.connections(), 1, "socket {:?}", server.socket);
@@ -631,7 +632,7 @@ async fn unix_socket_path_is_used() {
         &client(&server, "/admit/pods"),
         "",
     )]);
-    assert!(d.decide(&pod()).await.allowed);
+    assert!(d.decide(&pod()).await.is_allowed());
     assert_eq!(server.seen()[0].path_and_query, "/admit/pods?timeout=10s");
 }
 
@@ -647,7 +648,7 @@ async fn https_with_a_ca_bundle_over_h2() {
     let d = decider(vec![hook("tls.example.com", "Validating", &cc, "")]);
     for _ in 0..5 {
         let v = d.decide(&pod()).await;
-        assert!(v.allowed, "{v:?}");
+        assert!(v.is_allowed(), "{v:?}");
     }
     assert_eq!(server.seen()[0].version, http::Version::HTTP_2);
     assert_eq!(server.connections(), 1);
@@ -661,7 +662,7 @@ async fn https_with_a_ca_bundle_over_h2() {
     );
     let d = decider(vec![hook("tls.example.com", "Validating", &cc, "")]);
     let v = d.decide(&pod()).await;
-    assert_eq!(v.refusal, Some(Refusal::Failed));
+    assert_eq!(v.refusal(), Some(Refusal::Failed));
     assert!(v.message().contains("certificate"), "{}", v.message());
 }
 
@@ -683,13 +684,13 @@ async fn mutual_tls_with_a_client_certificate() {
     );
     let d = decider(vec![hook("mtls.example.com", "Validating", &cc, "")]);
     let v = d.decide(&pod()).await;
-    assert!(v.allowed, "{v:?}");
+    assert!(v.is_allowed(), "{v:?}");
 
     // Without the certificate the server refuses the handshake.
     let cc = format!("{{url: '{}/', caBundle: {}}}", server.base, pki.ca_bundle());
     let d = decider(vec![hook("mtls.example.com", "Validating", &cc, "")]);
     let v = d.decide(&pod()).await;
-    assert_eq!(v.refusal, Some(Refusal::Failed), "{v:?}");
+    assert_eq!(v.refusal(), Some(Refusal::Failed), "{v:?}");
     assert_eq!(server.calls(), 1);
 }
 
@@ -706,9 +707,9 @@ async fn bearer_token_is_sent_and_reread_when_it_changes() {
         token.display()
     );
     let d = decider(vec![hook("t.example.com", "Validating", &cc, "")]);
-    assert!(d.decide(&pod()).await.allowed);
+    assert!(d.decide(&pod()).await.is_allowed());
     std::fs::write(&token, "second-token-longer").unwrap();
-    assert!(d.decide(&pod()).await.allowed);
+    assert!(d.decide(&pod()).await.is_allowed());
     let seen = server.seen();
     assert_eq!(seen[0].authorization.as_deref(), Some("Bearer first-token"));
     assert_eq!(
@@ -718,7 +719,7 @@ async fn bearer_token_is_sent_and_reread_when_it_changes() {
 
     std::fs::remove_file(&token).unwrap();
     let v = d.decide(&pod()).await;
-    assert_eq!(v.refusal, Some(Refusal::Failed));
+    assert_eq!(v.refusal(), Some(Refusal::Failed));
     assert!(
         v.message().contains("cannot read bearer token file"),
         "{}",
@@ -739,7 +740,7 @@ async fn oversized_answers_are_call_failures() {
         "",
     )]);
     let v = d.decide(&pod()).await;
-    assert_eq!(v.refusal, Some(Refusal::Failed));
+    assert_eq!(v.refusal(), Some(Refusal::Failed));
     assert!(
         v.message().contains("response body exceeds"),
         "{}",
@@ -761,7 +762,7 @@ async fn dry_run_needs_side_effect_free_webhooks() {
     )])
     .decide(&dry)
     .await;
-    assert!(v.allowed);
+    assert!(v.is_allowed());
     let v = decider(vec![hook(
         "se.example.com",
         "Validating",
@@ -770,7 +771,7 @@ async fn dry_run_needs_side_effect_free_webhooks() {
     )])
     .decide(&dry)
     .await;
-    assert_eq!(v.status.as_ref().unwrap().code, Some(400));
+    assert_eq!(v.status().unwrap().code, Some(400));
     assert_eq!(
         v.message(),
         r#"admission webhook "se.example.com" does not support dry run"#
@@ -792,10 +793,7 @@ async fn no_webhooks_allow_everything_unchanged() {
     let v = d.decide(&pod()).await;
     assert_eq!(
         v,
-        Verdict {
-            allowed: true,
-            ..Verdict::default()
-        }
+        Verdict::allowed(None)
     );
 }
 
@@ -896,7 +894,7 @@ async fn namespace_selectors_see_the_configured_namespace_labels() {
     assert_eq!(outcomes(&v), vec![("tier.example.com", Outcome::Denied)]);
     let mut other = pod();
     other.namespace = "moby".into();
-    assert!(d.decide(&other).await.allowed);
+    assert!(d.decide(&other).await.is_allowed());
 }
 
 #[tokio::test]
@@ -917,28 +915,28 @@ async fn modes_turn_refusals_into_warnings_or_audit_annotations() {
         .unwrap()
     };
     let v = with_mode("enforce", None).decide(&pod()).await;
-    assert!(!v.allowed);
+    assert!(!v.is_allowed());
     let v = with_mode("warn", None).decide(&pod()).await;
-    assert!(v.allowed, "{v:?}");
+    assert!(v.is_allowed(), "{v:?}");
     assert!(
         v.warnings[0].contains("denied the request: no") && v.warnings[0].contains("warn"),
         "{v:?}"
     );
     let v = with_mode("audit", None).decide(&pod()).await;
-    assert!(v.allowed && v.warnings.is_empty());
+    assert!(v.is_allowed() && v.warnings.is_empty());
     assert!(v.audit_annotations["portcullis.dev/audit.m.example.com"].contains("no"));
     // The global override wins over the policy's own mode, both ways.
     assert!(
         with_mode("enforce", Some(crate::config::Mode::Audit))
             .decide(&pod())
             .await
-            .allowed
+            .is_allowed()
     );
     assert!(
         !with_mode("audit", Some(crate::config::Mode::Enforce))
             .decide(&pod())
             .await
-            .allowed
+            .is_allowed()
     );
 }
 
@@ -953,17 +951,17 @@ async fn exempt_requests_and_break_glass_skip_every_policy() {
         ..Config::default()
     };
     let d = Decider::new(&config).unwrap();
-    assert!(!d.decide(&pod()).await.allowed);
+    assert!(!d.decide(&pod()).await.is_allowed());
     let mut system = pod();
     system.namespace = "kube-system".into();
     let v = d.decide(&system).await;
-    assert!(v.allowed && v.trail[0].policy == "exemptions", "{v:?}");
+    assert!(v.is_allowed() && v.trail[0].policy == "exemptions", "{v:?}");
     let mut glass = pod();
     glass.user_info.uid = "0".into();
     glass.object.as_mut().unwrap()["metadata"]["labels"] =
         json!({"portcullis.dev/break-glass": "INC-1"});
     let v = d.decide(&glass).await;
-    assert!(v.allowed && v.trail[0].policy == "breakGlass", "{v:?}");
+    assert!(v.is_allowed() && v.trail[0].policy == "breakGlass", "{v:?}");
     assert!(v
         .audit_annotations
         .contains_key("portcullis.dev/breakGlass"));
@@ -1015,7 +1013,7 @@ spec: {policyName: team-required, validationActions: [Deny]}
     };
     let d = Decider::new(&config).unwrap();
     let v = d.decide(&pod()).await;
-    assert!(v.allowed, "{v:?}");
+    assert!(v.is_allowed(), "{v:?}");
     assert_eq!(
         outcomes(&v),
         vec![
@@ -1023,7 +1021,7 @@ spec: {policyName: team-required, validationActions: [Deny]}
             ("validatingAdmissionPolicies", Outcome::Allowed)
         ]
     );
-    let mutated = v.mutated.expect("mutated");
+    let mutated = v.mutated().cloned().expect("mutated");
     assert_eq!(
         mutated["metadata"]["labels"],
         json!({"app": "web", "team": "blue"})
@@ -1032,7 +1030,7 @@ spec: {policyName: team-required, validationActions: [Deny]}
     let mut other = pod();
     other.namespace = "moby".into();
     let v = d.decide(&other).await;
-    assert!(!v.allowed);
+    assert!(!v.is_allowed());
     let message = v.message();
     assert!(
         message.starts_with(

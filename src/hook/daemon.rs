@@ -15,7 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::core::MAX_RESPONSE_BYTES;
 use crate::net::unix::UnixConnector;
 use crate::review::wire::{self, ReviewVersion, WebhookAnswer};
-use crate::review::AdmissionRequest;
+use crate::review::{AdmissionRequest, Door};
 
 /// Why the daemon gave no usable answer; the hook then decides in-process.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,7 @@ impl Daemon {
     /// Asks the daemon to decide `request` (the whole chain: allowed, status, patch).
     pub async fn admit(
         &self,
+        door: Door,
         request: &AdmissionRequest,
         timeout: Duration,
     ) -> Result<WebhookAnswer, DaemonError> {
@@ -78,7 +79,8 @@ impl Daemon {
                 detail: e.to_string(),
             }
         })?;
-        let answer = self.post("/admit?door=hook", body, timeout).await?;
+        let path = format!("/admit?door={door}");
+        let answer = self.post(&path, body, timeout).await?;
         wire::decode_response(&answer, ReviewVersion::V1, &request.uid, true).map_err(|error| {
             DaemonError::Answer {
                 socket: self.socket.clone(),

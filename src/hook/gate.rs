@@ -17,10 +17,7 @@ use crate::config::Config;
 use crate::convert::PodOptions;
 use crate::core::log::DecisionLog;
 use crate::core::Decider;
-use crate::review::AdmissionRequest;
-
-/// The name doors use in the decision log and metrics.
-pub const DOOR: &str = "hook";
+use crate::review::{AdmissionRequest, Door};
 
 /// The config file as the hook could read it.
 pub struct Gate {
@@ -29,6 +26,9 @@ pub struct Gate {
     /// `hook:` — from the config, or read alone from a config that is otherwise invalid,
     /// so `failOpen` still holds.
     pub hook: HookConfig,
+    /// Which door this is, for the decision log and the metrics: the hook, or the runc
+    /// wrapper.
+    door: Door,
 }
 
 /// Who decided.
@@ -59,13 +59,11 @@ pub struct Decision {
 impl Gate {
     pub fn load(path: &Path) -> Self {
         match Config::load(path) {
-            Ok(config) => Self {
-                hook: config.hook.clone(),
-                config: Ok(config),
-            },
+            Ok(config) => Self::from_config(config),
             Err(e) => Self {
                 hook: lenient_hook(path).unwrap_or_default(),
                 config: Err(format!("{e}")),
+                door: Door::Hook,
             },
         }
     }
@@ -74,7 +72,14 @@ impl Gate {
         Self {
             hook: config.hook.clone(),
             config: Ok(config),
+            door: Door::Hook,
         }
+    }
+
+    /// The same gate, deciding as `door` (the hook door unless told).
+    pub fn at(mut self, door: Door) -> Self {
+        self.door = door;
+        self
     }
 
     /// How bundles are converted (`proxy.runtimeClasses`, as for the proxy).
@@ -122,7 +127,9 @@ impl Gate {
     pub async fn decide(&self, request: &AdmissionRequest) -> Decision {
         let mut notes = Vec::new();
         if let Some(socket) = &self.hook.daemon_socket {
-            match Daemon::new(socket).admit(request, self.hook.timeout).await {
+            match Daemon::new(socket)
+                .admit(self.door, request, self.hook.timeout)
+                .await {
                 Ok(answer) => {
                     let mutation = answer
                         .patch
@@ -154,15 +161,15 @@ impl Gate {
                     None
                 });
                 let decider = decider.with_shared_log(log.map(Arc::new));
-                let verdict = decider.admit(DOOR, request).await;
-                let mutation = match (&request.object, &verdict.mutated) {
+                let verdict = decider.admit(self.door, request).await;
+                let mutation = match (&request.object, verdict.mutated()) {
                     (Some(before), Some(after)) => Some(
                         serde_json::to_string(&json_patch::diff(before, after)).unwrap_or_default(),
                     ),
                     _ => None,
                 };
                 Decision {
-                    allowed: verdict.allowed,
+                    allowed: verdict.is_allowed(),
                     message: verdict.message().to_owned(),
                     warnings: verdict.warnings,
                     mutation,

@@ -80,16 +80,11 @@ pub fn annotations(spec: &Value) -> BTreeMap<String, String> {
 /// A Pod CREATE request for `pod` (a Pod view), asked by `username`; name and namespace
 /// are the Pod's.
 pub fn pod_request(pod: Value, username: &str) -> AdmissionRequest {
-    let meta = |k: &str| pod["metadata"][k].as_str().unwrap_or_default().to_owned();
-    let mut request = AdmissionRequest::pod(Operation::Create);
-    request.name = meta("name");
-    request.namespace = meta("namespace");
-    request.user_info = UserInfo {
+    let user = UserInfo {
         username: username.into(),
         ..Default::default()
     };
-    request.object = Some(pod);
-    request
+    AdmissionRequest::for_pod(Operation::Create, pod, user)
 }
 
 /// The request for container `id` of a bundle's `config.json` in `namespace`.

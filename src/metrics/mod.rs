@@ -19,7 +19,7 @@ use serde::Deserialize;
 pub use serve::serve;
 pub(crate) use serve::{probe, reply};
 
-use crate::review::{Outcome, Verdict};
+use crate::review::{Decision, Door, Outcome, Refusal, Verdict};
 
 /// `metrics:` settings.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
@@ -158,13 +158,17 @@ impl Metrics {
     }
 
     /// One decision a door received.
-    pub fn decided(&self, door: &str, verdict: &Verdict, cached: bool, took: Duration) {
-        let outcome = match (&verdict.refusal, verdict.allowed, &verdict.mutated) {
-            (Some(crate::review::Refusal::Failed), _, _) => "failed",
-            (_, false, _) => "denied",
-            (_, true, Some(_)) => "mutated",
-            (_, true, None) => "allowed",
+    pub fn decided(&self, door: Door, verdict: &Verdict, cached: bool, took: Duration) {
+        let outcome = match &verdict.decision {
+            Decision::Refused {
+                refusal: Refusal::Failed,
+                ..
+            } => "failed",
+            Decision::Refused { .. } => "denied",
+            Decision::Allowed { mutated: Some(_) } => "mutated",
+            Decision::Allowed { mutated: None } => "allowed",
         };
+        let door = door.as_str();
         self.decisions
             .get_or_create(&DecisionLabels {
                 door: door.to_owned(),
@@ -250,8 +254,10 @@ mod tests {
     fn a_decision_counts_by_door_verdict_and_policy() {
         let m = Metrics::new();
         let verdict = Verdict {
-            allowed: false,
-            refusal: Some(crate::review::Refusal::Denied),
+            decision: Decision::Refused {
+                refusal: Refusal::Denied,
+                status: crate::review::Status::default(),
+            },
             trail: vec![PolicyResult {
                 policy: "images".into(),
                 outcome: Outcome::Denied,
@@ -259,7 +265,7 @@ mod tests {
             }],
             ..Verdict::default()
         };
-        m.decided("proxy", &verdict, false, Duration::from_micros(40));
+        m.decided(Door::Proxy, &verdict, false, Duration::from_micros(40));
         m.webhook_called("w.example.com", CallResult::Timeout, Duration::from_secs(1));
         m.cache_lookup(true);
         m.reloaded(false, 1);

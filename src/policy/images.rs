@@ -416,5 +416,8 @@ fn check_registry_entry(entry: &str) -> Result<(), String> {
     Ok(())
 }
 
+mod admission;
+pub use admission::{register, Images};
+
 #[cfg(test)]
 mod tests;

@@ -1,17 +1,27 @@
-//! Built-in policies: pure, synchronous checks the decision core runs before (and without)
-//! any webhook. Each takes its validated settings and the admission object and returns
-//! what is wrong, in words a user can act on; none does I/O.
+//! In-process policies: pure checks the decision core runs before (and without) any
+//! webhook. Each takes its validated settings and the admission object and returns what
+//! is wrong, in words a user can act on; none does I/O.
 //!
-//! - [`reference`](mod@reference): Docker image references, normalised as containerd and the kubelet do.
-//! - [`images`]: the `images:` rules (latest tags, registries, digests, deny patterns).
+//! [`admission`] holds the traits every policy implements and [`registry`] the one list
+//! of sources; each source implements the traits in its own module:
+//!
+//! - [`runtime_class`]: the `runtimeClass:` rule (mutating).
+//! - [`pss`]: Pod Security Standards, by namespace labels.
+//! - [`images`]: the `images:` rules (latest tags, registries, digests, deny patterns),
+//!   with [`reference`](mod@reference) normalising image references as containerd does.
+//! - [`vap`]: CEL ValidatingAdmissionPolicy and MutatingAdmissionPolicy from `policyDir`.
 
+pub mod admission;
 pub mod images;
 pub mod pss;
 pub mod reference;
+pub mod registry;
 pub mod runtime_class;
 pub mod vap;
 
 mod glob;
+
+pub use admission::{Answer, Judgement, MutatingPolicy, Mutation, ValidatingPolicy};
 
 /// `s` quoted for a message: escaped (`{:?}`), and cut to a readable length so a hostile
 /// or broken value cannot blow up a denial message or a log line.

@@ -78,6 +78,9 @@ impl RuntimeClassRule {
     }
 }
 
+mod admission;
+pub use admission::{register, RuntimeClass};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,13 @@
 //! Field names and JSON shapes follow the upstream types
 //! (k8s.io/api/admission/v1/types.go) so the request can be sent to webhooks as is.
 
+mod build;
+mod door;
+pub mod pod_view;
 pub mod shape;
 pub mod wire;
+
+pub use door::Door;
 
 use std::collections::BTreeMap;
 
@@ -142,18 +147,6 @@ impl AdmissionRequest {
     }
 }
 
-impl AdmissionRequest {
-    /// A request about a Pod (`v1 pods`), with a fresh uid.
-    pub fn pod(operation: Operation) -> Self {
-        Self::new(
-            operation,
-            GroupVersionKind::core("Pod"),
-            GroupVersionResource::core("pods"),
-            None,
-        )
-    }
-}
-
 /// `metav1.Status` as far as admission answers carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -177,19 +170,36 @@ pub enum Refusal {
     Failed,
 }
 
+/// What the chain decided. One enum, so that an allowed verdict with a refusal status (or
+/// a refused one with a patch) cannot be built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Let through; `mutated` is the object after every mutation, when any changed it.
+    Allowed { mutated: Option<Value> },
+    /// Refused, with the user-facing status (message in kube-apiserver wording).
+    Refused { refusal: Refusal, status: Status },
+}
+
 /// The decision core's one answer.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    pub allowed: bool,
-    /// On refusal: the user-facing status, message in kube-apiserver wording.
-    pub status: Option<Status>,
-    pub refusal: Option<Refusal>,
-    /// The object after every mutation, when any mutation changed it.
-    pub mutated: Option<Value>,
+    pub decision: Decision,
     pub warnings: Vec<String>,
     pub audit_annotations: BTreeMap<String, String>,
     /// What each policy source said, in order, for logs.
     pub trail: Vec<PolicyResult>,
+}
+
+impl Default for Verdict {
+    /// Allowed, unchanged, with nothing said.
+    fn default() -> Self {
+        Self {
+            decision: Decision::Allowed { mutated: None },
+            warnings: Vec::new(),
+            audit_annotations: BTreeMap::new(),
+            trail: Vec::new(),
+        }
+    }
 }
 
 /// One policy's part in a verdict.
@@ -215,10 +225,51 @@ pub enum Outcome {
 }
 
 impl Verdict {
+    /// Allowed, with the object as mutated (`None`: unchanged), nothing else said.
+    pub fn allowed(mutated: Option<Value>) -> Self {
+        Self {
+            decision: Decision::Allowed { mutated },
+            ..Self::default()
+        }
+    }
+
+    /// Refused, nothing else said.
+    pub fn refused(refusal: Refusal, status: Status) -> Self {
+        Self {
+            decision: Decision::Refused { refusal, status },
+            ..Self::default()
+        }
+    }
+
+    pub fn is_allowed(&self) -> bool {
+        matches!(self.decision, Decision::Allowed { .. })
+    }
+
+    /// The object after every mutation, when an allowed request was changed.
+    pub fn mutated(&self) -> Option<&Value> {
+        match &self.decision {
+            Decision::Allowed { mutated } => mutated.as_ref(),
+            Decision::Refused { .. } => None,
+        }
+    }
+
+    pub fn refusal(&self) -> Option<Refusal> {
+        match &self.decision {
+            Decision::Refused { refusal, .. } => Some(*refusal),
+            Decision::Allowed { .. } => None,
+        }
+    }
+
+    /// The refusal's status; `None` when allowed.
+    pub fn status(&self) -> Option<&Status> {
+        match &self.decision {
+            Decision::Refused { status, .. } => Some(status),
+            Decision::Allowed { .. } => None,
+        }
+    }
+
+    /// The refusal's message; empty when allowed.
     pub fn message(&self) -> &str {
-        self.status
-            .as_ref()
-            .map(|s| s.message.as_str())
-            .unwrap_or("")
+        self.status().map(|s| s.message.as_str()).unwrap_or("")
     }
 }

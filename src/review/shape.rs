@@ -144,7 +144,7 @@ pub fn check_pod(pod: &Value, root: &str) -> Result<(), ShapeError> {
 }
 
 /// The Pod template of a workload at JSON pointer `pointer` of `object` (see
-/// `core::pod_view::template_pointer`; empty for a Pod itself). Every step of the way must
+/// `review::pod_view::template_pointer`; empty for a Pod itself). Every step of the way must
 /// be a mapping: a Deployment whose `spec` is a number carries no Pod to judge, and
 /// admitting it would be a verdict on nothing.
 pub fn check_pod_bearing(object: &Value, pointer: &str, root: &str) -> Result<(), ShapeError> {

@@ -113,8 +113,8 @@ struct Status<'a> {
 /// The answering ImageReview: `status.allowed`, the refusal as `reason`, audit annotations.
 pub fn encode(verdict: &Verdict) -> Vec<u8> {
     let status = Status {
-        allowed: verdict.allowed,
-        reason: if verdict.allowed {
+        allowed: verdict.is_allowed(),
+        reason: if verdict.is_allowed() {
             ""
         } else {
             verdict.message()
@@ -178,25 +178,20 @@ mod tests {
 
     #[test]
     fn a_refusal_is_the_reason_and_an_admission_has_none() {
-        let denied = Verdict {
-            allowed: false,
-            status: Some(crate::review::Status {
+        let denied = Verdict::refused(
+            crate::review::Refusal::Denied,
+            crate::review::Status {
                 message: "policy \"images\" denied the request: x".into(),
                 ..Default::default()
-            }),
-            ..Verdict::default()
-        };
+            },
+        );
         let v: Value = serde_json::from_slice(&encode(&denied)).unwrap();
         assert_eq!(
             v,
             json!({"apiVersion": API_VERSION, "kind": KIND,
                    "status": {"allowed": false, "reason": "policy \"images\" denied the request: x"}})
         );
-        let v: Value = serde_json::from_slice(&encode(&Verdict {
-            allowed: true,
-            ..Verdict::default()
-        }))
-        .unwrap();
+        let v: Value = serde_json::from_slice(&encode(&Verdict::allowed(None))).unwrap();
         assert_eq!(v["status"], json!({"allowed": true}));
     }
 }

@@ -81,7 +81,7 @@ pub struct Response {
 /// The response to `request`, given `verdict`. `with_patch`: `/mutate` sends the change as
 /// a JSON Patch; `/validate` never does.
 pub fn response(request: &AdmissionRequest, verdict: &Verdict, with_patch: bool) -> Response {
-    let patch = match (with_patch, &request.object, &verdict.mutated) {
+    let patch = match (with_patch, &request.object, verdict.mutated()) {
         (true, Some(before), Some(after)) => {
             let patch = json_patch::diff(before, after);
             (!patch.0.is_empty()).then(|| {
@@ -93,8 +93,8 @@ pub fn response(request: &AdmissionRequest, verdict: &Verdict, with_patch: bool)
     };
     Response {
         uid: request.uid.clone(),
-        allowed: verdict.allowed,
-        status: (!verdict.allowed).then(|| verdict.status.clone().unwrap_or_default()),
+        allowed: verdict.is_allowed(),
+        status: (!verdict.is_allowed()).then(|| verdict.status().cloned().unwrap_or_default()),
         patch_type: patch.as_ref().map(|_| "JSONPatch"),
         patch,
         warnings: verdict.warnings.clone(),
@@ -195,10 +195,8 @@ mod tests {
         let mut mutated = request.object.clone().unwrap();
         mutated["spec"]["runtimeClassName"] = json!("kata");
         let verdict = Verdict {
-            allowed: true,
-            mutated: Some(mutated),
             warnings: vec!["w".into()],
-            ..Verdict::default()
+            ..Verdict::allowed(Some(mutated))
         };
         let answer: Value =
             serde_json::from_slice(&encode(version, &response(&request, &verdict, true))).unwrap();
@@ -216,17 +214,15 @@ mod tests {
         let validated = response(&request, &verdict, false);
         assert!(validated.patch.is_none() && validated.patch_type.is_none());
 
-        let denied = Verdict {
-            allowed: false,
-            refusal: Some(Refusal::Denied),
-            status: Some(Status {
+        let denied = Verdict::refused(
+            Refusal::Denied,
+            Status {
                 code: Some(403),
                 message: "no".into(),
                 reason: "Forbidden".into(),
                 status: "Failure".into(),
-            }),
-            ..Verdict::default()
-        };
+            },
+        );
         let answer = serde_json::to_value(response(&request, &denied, true)).unwrap();
         assert_eq!(
             answer,

@@ -18,20 +18,15 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{json, Value};
 
-use crate::core::Scope;
+use crate::core::{Decider, Scope};
 use crate::metrics::{probe, reply, SharedMetrics};
 use crate::reload::LiveDecider;
-use crate::review::{
-    AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, UserInfo,
-};
+use crate::review::{AdmissionRequest, Door, Operation, UserInfo};
 
 use std::sync::Arc;
 
 use super::events::Events;
 use super::{image_review, review};
-
-/// What the decision log and the metrics call this door.
-pub const DOOR: &str = "serve";
 
 pub struct Routes {
     pub live: LiveDecider,
@@ -41,7 +36,7 @@ pub struct Routes {
 }
 
 /// The doors that may ask through `/admit?door=`, as they appear in logs and metrics.
-const RUNTIME_DOORS: [&str; 3] = ["hook", "runc", "proxy"];
+const RUNTIME_DOORS: [Door; 3] = [Door::Hook, Door::Runc, Door::Proxy];
 
 type Reply = Response<Full<Bytes>>;
 
@@ -85,80 +80,26 @@ impl Routes {
         };
         let decider = self.live.load_full();
         match endpoint {
-            Endpoint::Admit => {
-                let door = form_pairs(&query)
-                    .find(|(k, _)| k == "door")
-                    .map(|(_, v)| v)
-                    .unwrap_or_else(|| "hook".into());
-                let Some(door) = RUNTIME_DOORS.iter().find(|d| **d == door) else {
-                    let known = RUNTIME_DOORS.join(", ");
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("door={door:?}: use one of {known}"),
-                    );
-                };
-                let (version, mut request) = match review::decode(&body) {
-                    Ok(decoded) => decoded,
-                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-                };
-                fill_user(&mut request, peer);
-                let verdict = decider.admit_scoped(door, &request, Scope::All).await;
-                let response = review::response(&request, &verdict, true);
-                json_reply(StatusCode::OK, review::encode(version, &response))
-            }
-            Endpoint::Event => {
-                let event: Value = match serde_json::from_slice(&body) {
-                    Ok(v @ Value::Object(_)) => v,
-                    _ => return error(StatusCode::BAD_REQUEST, "an event is a JSON object"),
-                };
-                let event = Events::record(event);
-                if let Some(log) = decider.decision_log() {
-                    log.append(&event).await;
-                }
-                self.events.publish(&event);
-                json_reply(StatusCode::ACCEPTED, b"{}".to_vec())
-            }
-            Endpoint::Review(scope) => {
-                let (version, mut request) = match review::decode(&body) {
-                    Ok(decoded) => decoded,
-                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-                };
-                fill_user(&mut request, peer);
-                let verdict = decider.admit_scoped(DOOR, &request, scope).await;
-                let response = review::response(&request, &verdict, scope == Scope::Mutation);
-                json_reply(StatusCode::OK, review::encode(version, &response))
-            }
-            Endpoint::ImageReview => {
-                let mut request = match image_review::decode(&body, decider.break_glass_label()) {
-                    Ok(request) => request,
-                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-                };
-                fill_user(&mut request, peer);
-                let verdict = decider.admit_scoped(DOOR, &request, Scope::Images).await;
-                json_reply(StatusCode::OK, image_review::encode(&verdict))
-            }
-            Endpoint::Raw => {
-                let mut request = match raw_request(&body, &query) {
-                    Ok(request) => request,
-                    Err(e) => return error(StatusCode::BAD_REQUEST, &e),
-                };
-                fill_user(&mut request, peer);
-                let verdict = decider
-                    .admit_scoped(DOOR, &request, Scope::Validation)
-                    .await;
-                let answer = json!({
-                    "allowed": verdict.allowed,
-                    "status": verdict.status,
-                    "warnings": verdict.warnings,
-                    "auditAnnotations": verdict.audit_annotations,
-                    "policies": verdict.trail,
-                });
-                json_reply(
-                    StatusCode::OK,
-                    serde_json::to_vec(&answer).unwrap_or_default(),
-                )
-            }
+            Endpoint::Admit => admit(&decider, peer, &query, &body).await,
+            Endpoint::Event => self.event(&decider, &body).await,
+            Endpoint::Review(scope) => review(&decider, peer, scope, &body).await,
+            Endpoint::ImageReview => image_policy(&decider, peer, &body).await,
+            Endpoint::Raw => validate_raw(&decider, peer, &query, &body).await,
         }
+    }
+
+    /// `POST /events`: recorded in the decision log and sent to subscribers.
+    async fn event(&self, decider: &Decider, body: &[u8]) -> Reply {
+        let event: Value = match serde_json::from_slice(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return error(StatusCode::BAD_REQUEST, "an event is a JSON object"),
+        };
+        let event = Events::record(event);
+        if let Some(log) = decider.decision_log() {
+            log.append(&event).await;
+        }
+        self.events.publish(&event);
+        json_reply(StatusCode::ACCEPTED, b"{}".to_vec())
     }
 
     /// The whole body, at most `max_request_bytes`.
@@ -195,6 +136,83 @@ impl Routes {
             )),
         }
     }
+}
+
+/// `POST /admit?door=D`: the whole chain, for a runtime door that asks the daemon.
+async fn admit(decider: &Decider, peer: Option<&UserInfo>, query: &str, body: &[u8]) -> Reply {
+    let door = form_pairs(query)
+        .find(|(k, _)| k == "door")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| Door::Hook.as_str().into());
+    let Some(door) = Door::from_name(&door).filter(|d| RUNTIME_DOORS.contains(d)) else {
+        let known: Vec<&str> = RUNTIME_DOORS.iter().map(|d| d.as_str()).collect();
+        let known = known.join(", ");
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("door={door:?}: use one of {known}"),
+        );
+    };
+    let (version, mut request) = match review::decode(body) {
+        Ok(decoded) => decoded,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    fill_user(&mut request, peer);
+    let verdict = decider.admit_scoped(door, &request, Scope::All).await;
+    let response = review::response(&request, &verdict, true);
+    json_reply(StatusCode::OK, review::encode(version, &response))
+}
+
+/// `POST /validate` and `/mutate`: one phase, as kube-apiserver calls a webhook.
+async fn review(decider: &Decider, peer: Option<&UserInfo>, scope: Scope, body: &[u8]) -> Reply {
+    let (version, mut request) = match review::decode(body) {
+        Ok(decoded) => decoded,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    fill_user(&mut request, peer);
+    let verdict = decider.admit_scoped(Door::Serve, &request, scope).await;
+    let response = review::response(&request, &verdict, scope == Scope::Mutation);
+    json_reply(StatusCode::OK, review::encode(version, &response))
+}
+
+/// `POST /image_policy`: an ImageReview, judged by the image rules.
+async fn image_policy(decider: &Decider, peer: Option<&UserInfo>, body: &[u8]) -> Reply {
+    let mut request = match image_review::decode(body, decider.break_glass_label()) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    fill_user(&mut request, peer);
+    let verdict = decider
+        .admit_scoped(Door::Serve, &request, Scope::Images)
+        .await;
+    json_reply(StatusCode::OK, image_review::encode(&verdict))
+}
+
+/// `POST /validate_raw`: any object, through the validation phase.
+async fn validate_raw(
+    decider: &Decider,
+    peer: Option<&UserInfo>,
+    query: &str,
+    body: &[u8],
+) -> Reply {
+    let mut request = match raw_request(body, query) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
+    fill_user(&mut request, peer);
+    let verdict = decider
+        .admit_scoped(Door::Serve, &request, Scope::Validation)
+        .await;
+    let answer = json!({
+        "allowed": verdict.is_allowed(),
+        "status": verdict.status(),
+        "warnings": verdict.warnings,
+        "auditAnnotations": verdict.audit_annotations,
+        "policies": verdict.trail,
+    });
+    json_reply(
+        StatusCode::OK,
+        serde_json::to_vec(&answer).unwrap_or_default(),
+    )
 }
 
 enum Endpoint {
@@ -240,47 +258,9 @@ fn raw_request(body: &[u8], query: &str) -> Result<AdmissionRequest, String> {
             _ => {}
         }
     }
-    let (group, version) = match object["apiVersion"].as_str().unwrap_or("v1") {
-        api if api.contains('/') => api.split_once('/').unwrap_or(("", api)),
-        api => ("", api),
-    };
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let kind = GroupVersionKind {
-        group: group.into(),
-        version: version.into(),
-        kind: kind.into(),
-    };
-    let resource = GroupVersionResource {
-        group: kind.group.clone(),
-        version: kind.version.clone(),
-        resource: plural(&kind.kind),
-    };
-    let mut request = AdmissionRequest::new(operation, kind, resource, None);
+    let mut request = AdmissionRequest::for_object(operation, object);
     request.namespace = namespace;
-    request.name = object["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    request.object = Some(object);
     Ok(request)
-}
-
-/// The resource name of a kind as Kubernetes forms it for nearly every built-in type
-/// (without discovery there is no other source): lower case, plural.
-fn plural(kind: &str) -> String {
-    let lower = kind.to_lowercase();
-    if lower.is_empty() {
-        lower
-    } else if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") {
-        format!("{lower}es")
-    } else if let Some(stem) = lower
-        .strip_suffix('y')
-        .filter(|s| !s.ends_with(['a', 'e', 'i', 'o', 'u']))
-    {
-        format!("{stem}ies")
-    } else {
-        format!("{lower}s")
-    }
 }
 
 fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
@@ -307,20 +287,6 @@ fn error(status: StatusCode, message: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_become_the_resources_kubernetes_names() {
-        for (kind, resource) in [
-            ("Pod", "pods"),
-            ("Deployment", "deployments"),
-            ("Ingress", "ingresses"),
-            ("NetworkPolicy", "networkpolicies"),
-            ("Gateway", "gateways"),
-            ("", ""),
-        ] {
-            assert_eq!(plural(kind), resource);
-        }
-    }
 
     #[test]
     fn a_raw_object_takes_its_kind_namespace_and_operation() {

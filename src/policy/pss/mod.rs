@@ -18,11 +18,14 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
+mod admission;
 mod baseline;
 mod profiles;
 mod restricted;
 mod shape;
 mod view;
+
+pub use admission::{register, PodSecurity};
 
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,7 @@
 pub mod expr;
 pub mod types;
 
+mod admission;
 mod apply;
 mod check;
 mod eval;
@@ -44,11 +45,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use admission::{register, MutatingPolicies};
 use load::{Binding, Loaded, Policy};
 pub use load::{LoadError, LoadIssue};
 use types::{FailurePolicy, ValidationAction};
 
-use crate::core::policies::{Answer, Judgement, MutatingPolicy, Mutation, ValidatingPolicy};
 use crate::review::AdmissionRequest;
 use eval::{Decision, Output};
 use matching::Params;
@@ -476,93 +477,3 @@ fn internal(message: &str) -> LoadError {
     }
 }
 
-/// The seam to the decision core, which knows a namespace by its labels: the Namespace
-/// object is built from them (`namespaceObject.metadata.{name,labels}`).
-impl ValidatingPolicy for PolicySet {
-    fn name(&self) -> &str {
-        "validatingAdmissionPolicies"
-    }
-
-    fn validate(
-        &self,
-        request: &AdmissionRequest,
-        namespace_labels: &BTreeMap<String, String>,
-    ) -> Judgement {
-        let evaluation = self.evaluate(request, &namespace_of(request, namespace_labels));
-        let answer = if let Some(denial) = evaluation.denials.first() {
-            Answer::Deny(denial.message.clone())
-        } else if let Some(error) = evaluation.errors.first() {
-            Answer::Error(error.clone())
-        } else if evaluation.applied.is_empty() {
-            Answer::Skip
-        } else {
-            Answer::Allow
-        };
-        Judgement {
-            answer,
-            warnings: evaluation.warnings,
-            audit_annotations: evaluation.audit_annotations,
-        }
-    }
-}
-
-/// The request's Namespace object, built from its labels (`metadata.{name,labels}`).
-fn namespace_of(request: &AdmissionRequest, labels: &BTreeMap<String, String>) -> Value {
-    if request.namespace.is_empty() {
-        Value::Null
-    } else {
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": request.namespace, "labels": labels},
-        })
-    }
-}
-
-/// The MutatingAdmissionPolicies of a [`PolicySet`], as the decision core's mutating
-/// policy: their changes become one JSON Patch (the difference they made).
-pub struct MutatingPolicies(PolicySet);
-
-impl PolicySet {
-    /// The mutating side, when any MutatingAdmissionPolicy is bound.
-    pub fn mutating(&self) -> Option<MutatingPolicies> {
-        self.has_mutations().then(|| MutatingPolicies(self.clone()))
-    }
-}
-
-impl MutatingPolicy for MutatingPolicies {
-    fn name(&self) -> &str {
-        "mutatingAdmissionPolicies"
-    }
-
-    fn mutate(
-        &self,
-        request: &AdmissionRequest,
-        namespace_labels: &BTreeMap<String, String>,
-    ) -> Mutation {
-        let Some(before) = request.object.as_ref() else {
-            return Mutation::Skip;
-        };
-        let mutated = self
-            .0
-            .mutate(request, &namespace_of(request, namespace_labels));
-        if let Some(error) = mutated.errors.first() {
-            return Mutation::Deny(error.clone());
-        }
-        let patch = mutated
-            .object
-            .map(|after| json_patch::diff(before, &after))
-            .filter(|p| !p.0.is_empty());
-        if !mutated.ignored.is_empty() {
-            return Mutation::Ignored {
-                errors: mutated.ignored,
-                patch,
-            };
-        }
-        match patch {
-            Some(patch) => Mutation::Patch(patch),
-            None if mutated.applied.is_empty() => Mutation::Skip,
-            None => Mutation::Allow,
-        }
-    }
-}

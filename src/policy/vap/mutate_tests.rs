@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::policy::{MutatingPolicy, Mutation};
 use crate::review::{GroupVersionKind, GroupVersionResource, Operation};
 
 fn load_set(yaml: &str) -> PolicySet {

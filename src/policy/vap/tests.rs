@@ -567,7 +567,7 @@ const MAX_EXPRESSION: usize = expr::MAX_EXPRESSION_BYTES;
 
 #[test]
 fn seam_answers() {
-    use crate::core::policies::{Answer, ValidatingPolicy};
+    use crate::policy::{Answer, ValidatingPolicy};
     use std::collections::BTreeMap;
     let set = set(HOST_PATH);
     let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);

@@ -18,7 +18,7 @@ use super::{raw, Caller, Proxy};
 use crate::config::Conversion;
 use crate::convert::{nsresolve, pod, schema, writeback, ContainerRecord};
 use crate::review::{
-    AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, Refusal, UserInfo, Verdict,
+    AdmissionRequest, Door, GroupVersionKind, GroupVersionResource, Operation, Refusal, UserInfo, Verdict,
 };
 
 mod rules;
@@ -170,7 +170,7 @@ impl Proxy {
             user,
         );
         let verdict = self.decide(&review).await?;
-        let Some(mutated) = verdict.mutated else {
+        let Some(mutated) = verdict.mutated().cloned() else {
             return Ok(Admitted::Unchanged);
         };
         *container = self.write_back(container, &record, &view.object, &mutated)?;
@@ -219,7 +219,7 @@ impl Proxy {
             user,
         );
         let verdict = self.decide(&review).await?;
-        let Some(mutated) = verdict.mutated else {
+        let Some(mutated) = verdict.mutated().cloned() else {
             return Ok(Admitted::Unchanged);
         };
         let written = self.write_back(&merged, &record, &view.object, &mutated)?;
@@ -335,21 +335,21 @@ impl Proxy {
     async fn decide(&self, review: &AdmissionRequest) -> Result<Verdict, Status> {
         // The core serving now; a reload during this call does not affect it.
         let decider = self.decider.load_full();
-        let verdict = decider.admit("proxy", review).await;
+        let verdict = decider.admit(Door::Proxy, review).await;
         tracing::info!(
             operation = review.operation.as_str(),
             kind = review.kind.kind,
             namespace = review.namespace,
             name = review.name,
-            allowed = verdict.allowed,
-            mutated = verdict.mutated.is_some(),
+            allowed = verdict.is_allowed(),
+            mutated = verdict.mutated().is_some(),
             message = verdict.message(),
             "decision"
         );
-        if verdict.allowed {
+        if verdict.is_allowed() {
             return Ok(verdict);
         }
-        let code = match verdict.refusal {
+        let code = match verdict.refusal() {
             Some(Refusal::Failed) => Code::Internal,
             _ => Code::PermissionDenied,
         };
@@ -526,13 +526,11 @@ fn review(
     old_object: Option<Value>,
     user: &UserInfo,
 ) -> AdmissionRequest {
-    let mut r = AdmissionRequest::new(operation, kind, resource, sub_resource);
-    r.name = view.name.clone();
-    r.namespace = view.namespace.clone();
-    r.object = Some(view.object.clone());
-    r.old_object = old_object;
-    r.user_info = user.clone();
-    r
+    AdmissionRequest::new(operation, kind, resource, sub_resource)
+        .named(&view.namespace, &view.name)
+        .with_object(view.object.clone())
+        .with_old_object(old_object)
+        .by(user.clone())
 }
 
 #[cfg(test)]

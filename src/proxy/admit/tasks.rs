@@ -84,7 +84,7 @@ impl Proxy {
             user,
         );
         let verdict = self.decide(&review).await?;
-        unchanged_only("Tasks/Create", &view.object, verdict.mutated.as_ref())
+        unchanged_only("Tasks/Create", &view.object, verdict.mutated())
     }
 
     /// `Tasks/Update`: an UPDATE of the container's Pod whose resources become the
@@ -151,7 +151,7 @@ impl Proxy {
             user,
         );
         let verdict = self.decide(&review).await?;
-        unchanged_only("Tasks/Update", &view.object, verdict.mutated.as_ref())
+        unchanged_only("Tasks/Update", &view.object, verdict.mutated())
     }
 
     pub(super) async fn exec(
@@ -217,7 +217,7 @@ impl Proxy {
             user,
         );
         let verdict = self.decide(&review).await?;
-        unchanged_only("Tasks/Exec", &view.object, verdict.mutated.as_ref())
+        unchanged_only("Tasks/Exec", &view.object, verdict.mutated())
     }
 
     /// What of a container decides how its task will be started: the runtime name and

@@ -1,170 +1,14 @@
-//! In-process policies: pure, synchronous checks over the request, run in the decision
-//! core's validation phase before the validating webhooks. The built-in rules live in
-//! [`crate::policy`]; this is their seam to the chain. Pod Security, CEL
-//! ValidatingAdmissionPolicy and Rego plug in here as further implementations.
+//! Pod Security Admission as the core runs it: in the validation phase, where a
+//! namespace's `pod-security.kubernetes.io/*` labels ask for a level.
 
-use crate::config::Mode;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::policy::images::{self, ImageRules};
+use crate::policy::admission::{Answer, Judgement, ValidatingPolicy};
 use crate::policy::pss;
-use crate::policy::runtime_class::{Decision, RuntimeClassRule};
+use crate::policy::registry::{Policies, Sources};
+use crate::review::pod_view::pod_view;
 use crate::review::AdmissionRequest;
-
-use super::pod_view::pod_view;
-
-/// What an in-process validating policy says about one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    Allow,
-    /// The request does not concern the policy (another kind, another operation).
-    Skip,
-    Deny(String),
-    /// The policy could not judge the request; it fails closed.
-    Error(String),
-}
-
-/// An answer plus what a policy says without refusing: warnings and audit annotations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Judgement {
-    pub answer: Answer,
-    pub warnings: Vec<String>,
-    pub audit_annotations: BTreeMap<String, String>,
-}
-
-impl From<Answer> for Judgement {
-    fn from(answer: Answer) -> Self {
-        Self {
-            answer,
-            warnings: Vec::new(),
-            audit_annotations: BTreeMap::new(),
-        }
-    }
-}
-
-pub trait ValidatingPolicy: Send + Sync {
-    /// The name denials and decision records carry.
-    fn name(&self) -> &str;
-    /// Judges `request` in a namespace labelled `namespace_labels`.
-    fn validate(
-        &self,
-        request: &AdmissionRequest,
-        namespace_labels: &BTreeMap<String, String>,
-    ) -> Judgement;
-    /// How its refusals take effect (the global `mode` overrides it).
-    fn mode(&self) -> Mode {
-        Mode::Enforce
-    }
-}
-
-/// `images:` — the built-in image rules, on Pod creates and updates.
-#[derive(Clone)]
-pub struct Images {
-    rules: ImageRules,
-}
-
-impl Images {
-    /// `None` when no image rule is on.
-    pub fn new(rules: &ImageRules) -> Option<Self> {
-        rules.is_active().then(|| Self {
-            rules: rules.clone(),
-        })
-    }
-}
-
-impl ValidatingPolicy for Images {
-    fn name(&self) -> &str {
-        "images"
-    }
-
-    fn mode(&self) -> Mode {
-        self.rules.mode
-    }
-
-    fn validate(&self, request: &AdmissionRequest, _: &BTreeMap<String, String>) -> Judgement {
-        let Some(view) = pod_view(request) else {
-            return Answer::Skip.into();
-        };
-        match images::check(&self.rules, &view.pod) {
-            Ok(violations) if violations.is_empty() => Answer::Allow,
-            Ok(violations) => Answer::Deny(images::message(&violations)),
-            Err(not_a_pod) => Answer::Error(not_a_pod.to_string()),
-        }
-        .into()
-    }
-}
-
-/// What an in-process mutating policy does with one request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Mutation {
-    Skip,
-    Allow,
-    Patch(json_patch::Patch),
-    Deny(String),
-    /// Parts of the policy failed and were let pass (`failurePolicy: Ignore`); the rest
-    /// may still have changed the object.
-    Ignored {
-        errors: Vec<String>,
-        patch: Option<json_patch::Patch>,
-    },
-}
-
-pub trait MutatingPolicy: Send + Sync {
-    fn name(&self) -> &str;
-    /// Changes `request` in a namespace labelled `namespace_labels`.
-    fn mutate(
-        &self,
-        request: &AdmissionRequest,
-        namespace_labels: &BTreeMap<String, String>,
-    ) -> Mutation;
-    fn mode(&self) -> Mode {
-        Mode::Enforce
-    }
-}
-
-/// `runtimeClass:` — reserved runtimes refused or sent to the fallback.
-pub struct RuntimeClass {
-    rule: RuntimeClassRule,
-}
-
-impl RuntimeClass {
-    pub fn new(rule: &RuntimeClassRule) -> Option<Self> {
-        rule.is_active().then(|| Self { rule: rule.clone() })
-    }
-}
-
-impl MutatingPolicy for RuntimeClass {
-    fn name(&self) -> &str {
-        "runtime-class"
-    }
-
-    fn mode(&self) -> Mode {
-        self.rule.mode
-    }
-
-    fn mutate(&self, request: &AdmissionRequest, _: &BTreeMap<String, String>) -> Mutation {
-        let Some(view) = pod_view(request) else {
-            return Mutation::Skip;
-        };
-        match self.rule.decide(&view.pod) {
-            Decision::Keep => Mutation::Allow,
-            Decision::Refuse(message) => Mutation::Deny(message),
-            Decision::Set(class) => {
-                let op = if view.pod.pointer("/spec/runtimeClassName").is_some() {
-                    "replace"
-                } else {
-                    "add"
-                };
-                let path = format!("{}/spec/runtimeClassName", view.pointer);
-                let patch = serde_json::json!([{"op": op, "path": path, "value": class}]);
-                match serde_json::from_value(patch) {
-                    Ok(patch) => Mutation::Patch(patch),
-                    Err(e) => Mutation::Deny(format!("internal error building the patch: {e}")),
-                }
-            }
-        }
-    }
-}
 
 /// Pod Security Admission: the levels the namespace's `pod-security.kubernetes.io/*`
 /// labels ask for, enforced, warned about and audited as upstream does.
@@ -264,6 +108,20 @@ impl NamespacePolicy {
     }
 }
 
+/// [`registry`](crate::policy::registry): active when any configured namespace carries a
+/// Pod Security label.
+pub fn register(sources: &Sources<'_>, policies: &mut Policies) -> Result<(), String> {
+    let labelled = sources
+        .config
+        .namespaces
+        .values()
+        .any(|n| n.labels.keys().any(|k| k.starts_with(PSA_PREFIX)));
+    if labelled {
+        policies.validating.push(Arc::new(PodSecurity));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,31 +135,6 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": image}]}}),
         );
         r
-    }
-
-    #[test]
-    fn images_rules_judge_pods_only() {
-        let rules = ImageRules {
-            disallow_latest: true,
-            ..Default::default()
-        };
-        let policy = Images::new(&rules).unwrap();
-        let none = BTreeMap::new();
-        assert_eq!(
-            policy.validate(&request("busybox:1.36"), &none).answer,
-            Answer::Allow
-        );
-        let Answer::Deny(message) = policy.validate(&request("busybox"), &none).answer else {
-            panic!("busybox admitted")
-        };
-        assert!(
-            message.contains("images.disallowLatest") && message.contains("\"c\""),
-            "{message}"
-        );
-        let mut exec = request("busybox");
-        exec.sub_resource = Some("exec".into());
-        assert_eq!(policy.validate(&exec, &none).answer, Answer::Skip);
-        assert!(Images::new(&ImageRules::default()).is_none());
     }
 
     #[test]

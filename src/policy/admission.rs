@@ -1,0 +1,96 @@
+//! What an in-process policy is to the decision core: a name, a mode, and an answer about
+//! one request. Every policy source (images, runtime class, Pod Security, CEL admission
+//! policies, and next Rego and image signatures) implements these traits beside its own
+//! code and registers in [`registry`](super::registry).
+//!
+//! Implementations are pure: they read the request and the namespace's labels and do no
+//! I/O. One that can take long (CEL, Rego) says so with [`ValidatingPolicy::may_block`],
+//! and the core runs it off the async workers.
+
+use std::collections::BTreeMap;
+
+use crate::config::Mode;
+use crate::review::AdmissionRequest;
+
+/// What an in-process validating policy says about one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Allow,
+    /// The request does not concern the policy (another kind, another operation).
+    Skip,
+    Deny(String),
+    /// The policy could not judge the request; it fails closed.
+    Error(String),
+}
+
+/// An answer plus what a policy says without refusing: warnings and audit annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    pub answer: Answer,
+    pub warnings: Vec<String>,
+    pub audit_annotations: BTreeMap<String, String>,
+}
+
+impl From<Answer> for Judgement {
+    fn from(answer: Answer) -> Self {
+        Self {
+            answer,
+            warnings: Vec::new(),
+            audit_annotations: BTreeMap::new(),
+        }
+    }
+}
+
+pub trait ValidatingPolicy: Send + Sync {
+    /// The name denials and decision records carry.
+    fn name(&self) -> &str;
+    /// Judges `request` in a namespace labelled `namespace_labels`.
+    fn validate(
+        &self,
+        request: &AdmissionRequest,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> Judgement;
+    /// How its refusals take effect (the global `mode` overrides it).
+    fn mode(&self) -> Mode {
+        Mode::Enforce
+    }
+    /// Whether an evaluation can take long enough to stall an async worker (an
+    /// interpreter with a time limit, not a few comparisons): the core then runs it on the
+    /// blocking pool.
+    fn may_block(&self) -> bool {
+        false
+    }
+}
+
+/// What an in-process mutating policy does with one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    Skip,
+    Allow,
+    Patch(json_patch::Patch),
+    Deny(String),
+    /// Parts of the policy failed and were let pass (`failurePolicy: Ignore`); the rest
+    /// may still have changed the object.
+    Ignored {
+        errors: Vec<String>,
+        patch: Option<json_patch::Patch>,
+    },
+}
+
+pub trait MutatingPolicy: Send + Sync {
+    fn name(&self) -> &str;
+    /// Changes `request` in a namespace labelled `namespace_labels`.
+    fn mutate(
+        &self,
+        request: &AdmissionRequest,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> Mutation;
+    fn mode(&self) -> Mode {
+        Mode::Enforce
+    }
+    /// As [`ValidatingPolicy::may_block`].
+    fn may_block(&self) -> bool {
+        false
+    }
+}
+

@@ -1,0 +1,54 @@
+//! Every in-process policy source, in one list. Adding a source is one module that
+//! implements the [`admission`](super::admission) traits and one line in [`SOURCES`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::admission::{MutatingPolicy, ValidatingPolicy};
+use crate::config::Config;
+
+/// The policies a config asks for, by phase, each list in the order the core runs it.
+#[derive(Default)]
+pub struct Policies {
+    /// The mutation phase's in-process part, before the mutating webhooks.
+    pub mutating: Vec<Arc<dyn MutatingPolicy>>,
+    /// The validation phase's in-process part, before the validating webhooks.
+    pub validating: Vec<Arc<dyn ValidatingPolicy>>,
+    /// The image rules alone, for an ImageReview (which asks about images only).
+    pub images: Vec<Arc<dyn ValidatingPolicy>>,
+}
+
+/// What a source reads to build its policies: the validated config and the documents of
+/// its `policyDir`, already read.
+pub struct Sources<'a> {
+    pub config: &'a Config,
+    pub documents: &'a [(PathBuf, String)],
+}
+
+/// Adds a source's policies (none when its config section is off). The error names the
+/// config key or file, and the fix.
+pub type Register = fn(&Sources<'_>, &mut Policies) -> Result<(), String>;
+
+/// In each phase, policies run in this order: the built-in rules first, as kube-apiserver
+/// runs its in-tree plugins (RuntimeClass, PodSecurity) before the admission policies.
+pub const SOURCES: [Register; 4] = [
+    super::runtime_class::register,
+    super::pss::register,
+    super::images::register,
+    super::vap::register,
+];
+
+/// Builds every configured policy, compiling each once.
+pub fn build(sources: &Sources<'_>) -> Result<Policies, String> {
+    let mut policies = Policies::default();
+    for register in SOURCES {
+        register(sources, &mut policies)?;
+    }
+    Ok(policies)
+}
+
+impl Policies {
+    pub fn is_empty(&self) -> bool {
+        self.mutating.is_empty() && self.validating.is_empty()
+    }
+}
