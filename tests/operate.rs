@@ -134,3 +134,74 @@ fn metrics_count_decisions_and_cache_hits_and_the_config_reloads_live() {
     );
     assert_eq!(sample(&metrics, "portcullis_config_generation"), 2.0);
 }
+
+/// A CEL policy that runs to its time limit (500 ms) is evaluated off the proxy's async
+/// worker: while containers wait for it, unrelated calls through the same proxy answer.
+/// Before, the evaluation held the proxy's one worker thread and `ctr version` waited.
+#[test]
+fn a_slow_cel_policy_does_not_stall_other_calls_through_the_proxy() {
+    let policies = tempfile::tempdir().unwrap();
+    // 150³ CEL steps: far more than the 500 ms time limit allows, in any build.
+    let numbers: Vec<String> = (0..150).map(|n| n.to_string()).collect();
+    let numbers = numbers.join(", ");
+    std::fs::write(
+        policies.path().join("slow.yaml"),
+        format!(
+            r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: slow}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules: [{{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}}]
+  variables:
+  - name: xs
+    expression: "[{numbers}]"
+  validations:
+  - expression: "variables.xs.all(a, variables.xs.all(b, variables.xs.all(c, a + b + c >= 0)))"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: slow}}
+spec: {{policyName: slow, validationActions: [Deny]}}
+"#
+        ),
+    )
+    .unwrap();
+    let w = World::new(&format!("policyDir: {}\n", policies.path().display()));
+    let socket = w.proxy.socket.clone();
+    let slow: Vec<_> = (0..3)
+        .map(|i| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let id = unique(&format!("slow-{i}"));
+                common::ctr(&socket, &["containers", "create", IMAGE, &id, "true"])
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    let mut calls = 0;
+    while !slow.iter().all(|t| t.is_finished()) {
+        let started = Instant::now();
+        ok(w.ctr(&["version"]));
+        slowest = slowest.max(started.elapsed());
+        calls += 1;
+    }
+    for t in slow {
+        let out = t.join().unwrap();
+        assert!(!out.status.success(), "the slow policy admitted a container");
+        assert!(
+            text(&out).contains("exceeded the time limit"),
+            "the policy did not run to its limit: {}\n{}",
+            text(&out),
+            w.logs()
+        );
+    }
+    // Three evaluations of 500 ms each held a worker for 1.5 s; a call that had to wait
+    // for them would take at least 500 ms.
+    assert!(calls >= 3, "only {calls} calls while the policy ran");
+    assert!(
+        slowest < Duration::from_millis(400),
+        "`ctr version` took {slowest:?} while a slow policy ran"
+    );
+}
