@@ -189,7 +189,10 @@ spec: {{policyName: slow, validationActions: [Deny]}}
     }
     for t in slow {
         let out = t.join().unwrap();
-        assert!(!out.status.success(), "the slow policy admitted a container");
+        assert!(
+            !out.status.success(),
+            "the slow policy admitted a container"
+        );
         assert!(
             text(&out).contains("exceeded the time limit"),
             "the policy did not run to its limit: {}\n{}",

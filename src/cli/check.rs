@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::convert::{nsresolve, pod, record, PodOptions};
-use crate::review::pod_view::template_pointer;
 use crate::core::Decider;
+use crate::review::pod_view::template_pointer;
 use crate::review::{shape, AdmissionRequest, Verdict};
 
 #[derive(clap::Args)]

@@ -135,7 +135,11 @@ mod tests {
         let pool = Blocking::new();
         let policy: Arc<dyn ValidatingPolicy> = Arc::new(Panics);
         let judged = pool
-            .validate(&policy, &AdmissionRequest::pod(Operation::Create), &BTreeMap::new())
+            .validate(
+                &policy,
+                &AdmissionRequest::pod(Operation::Create),
+                &BTreeMap::new(),
+            )
             .await;
         assert!(
             matches!(&judged.answer, Answer::Error(m) if m.contains("did not finish")),

@@ -293,4 +293,3 @@ fn settle(run: &mut Run<'_>, hook: &Webhook, index: usize, round: u8, reply: Rep
         }
     }
 }
-

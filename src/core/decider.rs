@@ -61,7 +61,11 @@ impl Decider {
 
     /// [`Decider::decide`] for part of the chain, and whether a webhook that is not
     /// `cache: true` took part.
-    pub(super) async fn decide_and_tell(&self, request: &AdmissionRequest, scope: Scope) -> (Verdict, bool) {
+    pub(super) async fn decide_and_tell(
+        &self,
+        request: &AdmissionRequest,
+        scope: Scope,
+    ) -> (Verdict, bool) {
         if let Some(pass) = exempt::pass(&self.exemptions, &self.break_glass, request) {
             return (passed(pass), false);
         }
@@ -165,4 +169,3 @@ fn record(
         "latencyMicros": latency.as_micros() as u64,
     })
 }
-

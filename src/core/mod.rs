@@ -48,8 +48,8 @@ use crate::policy::registry::{self, Sources};
 use crate::review::{AdmissionRequest, Verdict};
 
 use blocking::Blocking;
-use chain::Stage;
 pub use chain::Scope;
+use chain::Stage;
 pub use client::{CallError, MAX_RESPONSE_BYTES};
 use webhook::Webhook;
 

@@ -81,7 +81,13 @@ impl<'a> Run<'a> {
 
     /// A policy's refusal, as its mode has it: enforced (returns true), a warning, or an
     /// audit annotation (`portcullis.dev/audit.POLICY`).
-    pub fn refuse_by(&mut self, mode: Mode, policy: &str, refusal: Refusal, status: Status) -> bool {
+    pub fn refuse_by(
+        &mut self,
+        mode: Mode,
+        policy: &str,
+        refusal: Refusal,
+        status: Status,
+    ) -> bool {
         match self.effective(mode) {
             Mode::Enforce => {
                 self.refuse(refusal, status);

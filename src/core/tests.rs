@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::status::denial_status;
 use super::testing::{handler, Pki, Reply, Seen, Server};
 use super::*;
 use crate::config::WebhookConfig;
-use super::status::denial_status;
 use crate::review::{GroupVersionKind, GroupVersionResource, Operation, Outcome, Refusal, Status};
 
 const ALL: &str =
@@ -66,7 +66,10 @@ async fn allowed_without_status() {
     )]);
     let v = d.decide(&pod()).await;
     assert!(v.is_allowed(), "{v:?}");
-    assert_eq!((&v.status().cloned(), &v.refusal(), &v.mutated().cloned()), (&None, &None, &None));
+    assert_eq!(
+        (&v.status().cloned(), &v.refusal(), &v.mutated().cloned()),
+        (&None, &None, &None)
+    );
     assert_eq!(outcomes(&v), vec![("v.example.com", Outcome::Allowed)]);
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
@@ -447,7 +450,10 @@ async fn v1beta1_when_that_is_what_the_webhook_takes() {
     )]);
     let v = d.decide(&pod()).await;
     assert!(v.is_allowed(), "{v:?}");
-    assert_eq!(v.mutated().cloned().unwrap()["metadata"]["labels"]["old"], "yes");
+    assert_eq!(
+        v.mutated().cloned().unwrap()["metadata"]["labels"]["old"],
+        "yes"
+    );
     assert_eq!(
         server.seen()[0].review["apiVersion"],
         "admission.k8s.io/v1beta1"
@@ -791,10 +797,7 @@ async fn no_webhooks_allow_everything_unchanged() {
     let d = decider(vec![]);
     assert!(d.is_empty());
     let v = d.decide(&pod()).await;
-    assert_eq!(
-        v,
-        Verdict::allowed(None)
-    );
+    assert_eq!(v, Verdict::allowed(None));
 }
 
 #[test]
@@ -926,18 +929,14 @@ async fn modes_turn_refusals_into_warnings_or_audit_annotations() {
     assert!(v.is_allowed() && v.warnings.is_empty());
     assert!(v.audit_annotations["portcullis.dev/audit.m.example.com"].contains("no"));
     // The global override wins over the policy's own mode, both ways.
-    assert!(
-        with_mode("enforce", Some(crate::config::Mode::Audit))
-            .decide(&pod())
-            .await
-            .is_allowed()
-    );
-    assert!(
-        !with_mode("audit", Some(crate::config::Mode::Enforce))
-            .decide(&pod())
-            .await
-            .is_allowed()
-    );
+    assert!(with_mode("enforce", Some(crate::config::Mode::Audit))
+        .decide(&pod())
+        .await
+        .is_allowed());
+    assert!(!with_mode("audit", Some(crate::config::Mode::Enforce))
+        .decide(&pod())
+        .await
+        .is_allowed());
 }
 
 #[tokio::test]

@@ -129,7 +129,8 @@ impl Gate {
         if let Some(socket) = &self.hook.daemon_socket {
             match Daemon::new(socket)
                 .admit(self.door, request, self.hook.timeout)
-                .await {
+                .await
+            {
                 Ok(answer) => {
                     let mutation = answer
                         .patch

@@ -93,4 +93,3 @@ pub trait MutatingPolicy: Send + Sync {
         false
     }
 }
-

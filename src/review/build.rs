@@ -47,7 +47,12 @@ impl AdmissionRequest {
             version: kind.version.clone(),
             resource: plural(&kind.kind),
         };
-        let meta = |k: &str| object["metadata"][k].as_str().unwrap_or_default().to_owned();
+        let meta = |k: &str| {
+            object["metadata"][k]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
         let (namespace, name) = (meta("namespace"), meta("name"));
         Self::new(operation, kind, resource, None)
             .named(&namespace, &name)
@@ -126,7 +131,10 @@ mod tests {
         };
         let r = AdmissionRequest::for_pod(Operation::Create, pod.clone(), user.clone());
         assert_eq!((r.namespace.as_str(), r.name.as_str()), ("ns", "p"));
-        assert_eq!((r.kind.kind.as_str(), r.resource.resource.as_str()), ("Pod", "pods"));
+        assert_eq!(
+            (r.kind.kind.as_str(), r.resource.resource.as_str()),
+            ("Pod", "pods")
+        );
         assert_eq!((r.user_info, r.object), (user, Some(pod)));
     }
 
@@ -137,11 +145,18 @@ mod tests {
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "prod"}}),
         );
         assert_eq!(
-            (r.kind.group.as_str(), r.kind.version.as_str(), r.resource.resource.as_str()),
+            (
+                r.kind.group.as_str(),
+                r.kind.version.as_str(),
+                r.resource.resource.as_str()
+            ),
             ("apps", "v1", "deployments")
         );
         assert_eq!((r.namespace.as_str(), r.name.as_str()), ("prod", "web"));
         let core = AdmissionRequest::for_object(Operation::Create, json!({"kind": "Pod"}));
-        assert_eq!((core.kind.group.as_str(), core.kind.version.as_str()), ("", "v1"));
+        assert_eq!(
+            (core.kind.group.as_str(), core.kind.version.as_str()),
+            ("", "v1")
+        );
     }
 }

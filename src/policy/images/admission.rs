@@ -49,7 +49,6 @@ impl ValidatingPolicy for Images {
     }
 }
 
-
 /// [`registry`](crate::policy::registry): active when any `images:` rule is on; also the
 /// whole of an ImageReview.
 pub fn register(sources: &Sources<'_>, policies: &mut Policies) -> Result<(), String> {

@@ -56,7 +56,6 @@ impl MutatingPolicy for RuntimeClass {
     }
 }
 
-
 /// [`registry`](crate::policy::registry): active when reserved runtimes are configured.
 pub fn register(sources: &Sources<'_>, policies: &mut Policies) -> Result<(), String> {
     if let Some(rule) = RuntimeClass::new(&sources.config.runtime_class) {

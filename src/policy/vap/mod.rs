@@ -476,4 +476,3 @@ fn internal(message: &str) -> LoadError {
         }],
     }
 }
-

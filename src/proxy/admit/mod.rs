@@ -17,9 +17,7 @@ use super::record;
 use super::{raw, Caller, Proxy};
 use crate::config::Conversion;
 use crate::convert::{nsresolve, pod, schema, writeback, ContainerRecord};
-use crate::review::{
-    AdmissionRequest, Door, GroupVersionKind, GroupVersionResource, Operation, Refusal, UserInfo, Verdict,
-};
+use crate::review::{AdmissionRequest, Door, Operation, Refusal, UserInfo, Verdict};
 
 mod rules;
 mod tasks;
@@ -62,6 +60,16 @@ struct View {
     object: Value,
     name: String,
     namespace: String,
+}
+
+impl View {
+    /// `request` (its operation, kind and subresource) about this view, asked by `user`.
+    fn request(&self, request: AdmissionRequest, user: &UserInfo) -> AdmissionRequest {
+        request
+            .named(&self.namespace, &self.name)
+            .with_object(self.object.clone())
+            .by(user.clone())
+    }
 }
 
 impl Proxy {
@@ -160,15 +168,7 @@ impl Proxy {
         let record = self.record(ns, container).await?;
         self.check_host(&what, &record)?;
         let view = self.view(&record, container)?;
-        let review = review(
-            Operation::Create,
-            pod_kind(),
-            pods(),
-            None,
-            &view,
-            None,
-            user,
-        );
+        let review = view.request(AdmissionRequest::pod(Operation::Create), user);
         let verdict = self.decide(&review).await?;
         let Some(mutated) = verdict.mutated().cloned() else {
             return Ok(Admitted::Unchanged);
@@ -209,15 +209,9 @@ impl Proxy {
         self.check_host(&what, &record)?;
         let old_view = self.view(&old_record, &current)?;
         let view = self.view(&record, &merged)?;
-        let review = review(
-            Operation::Update,
-            pod_kind(),
-            pods(),
-            None,
-            &view,
-            Some(old_view.object),
-            user,
-        );
+        let review = view
+            .request(AdmissionRequest::pod(Operation::Update), user)
+            .with_old_object(Some(old_view.object));
         let verdict = self.decide(&review).await?;
         let Some(mutated) = verdict.mutated().cloned() else {
             return Ok(Admitted::Unchanged);
@@ -507,30 +501,6 @@ fn mutated_fields(before: &Container, after: &Container) -> Result<Vec<&'static 
     .filter(|(_, changed)| *changed)
     .map(|(field, _)| field)
     .collect())
-}
-
-fn pod_kind() -> GroupVersionKind {
-    GroupVersionKind::core("Pod")
-}
-
-fn pods() -> GroupVersionResource {
-    GroupVersionResource::core("pods")
-}
-
-fn review(
-    operation: Operation,
-    kind: GroupVersionKind,
-    resource: GroupVersionResource,
-    sub_resource: Option<&str>,
-    view: &View,
-    old_object: Option<Value>,
-    user: &UserInfo,
-) -> AdmissionRequest {
-    AdmissionRequest::new(operation, kind, resource, sub_resource)
-        .named(&view.namespace, &view.name)
-        .with_object(view.object.clone())
-        .with_old_object(old_object)
-        .by(user.clone())
 }
 
 #[cfg(test)]

@@ -11,12 +11,14 @@ use serde_json::{json, Value};
 use super::grpc::{Code, Status};
 use super::record::{self, PROCESS_TYPE_URL};
 use super::rules;
-use super::{pod_kind, pods, raw, review, unchanged_only, Admitted};
+use super::{raw, unchanged_only, Admitted};
 use crate::config::Conversion;
 use crate::convert::strict::Shape;
 use crate::convert::{cgroups, schema, ContainerRecord, TaskInfo};
 use crate::proxy::Proxy;
-use crate::review::{GroupVersionKind, Operation, UserInfo};
+use crate::review::{
+    AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, UserInfo,
+};
 
 const SNAPSHOT_MOUNTS: &str = "/containerd.services.snapshots.v1.Snapshots/Mounts";
 /// `typeurl` name of `specs.LinuxResources`, the resources of `Tasks/Update`.
@@ -74,15 +76,7 @@ impl Proxy {
                 "container": view.object["container"],
             });
         }
-        let review = review(
-            Operation::Create,
-            pod_kind(),
-            pods(),
-            None,
-            &view,
-            None,
-            user,
-        );
+        let review = view.request(AdmissionRequest::pod(Operation::Create), user);
         let verdict = self.decide(&review).await?;
         unchanged_only("Tasks/Create", &view.object, verdict.mutated())
     }
@@ -141,15 +135,9 @@ impl Proxy {
                 "container": old["container"],
             });
         }
-        let review = review(
-            Operation::Update,
-            pod_kind(),
-            pods(),
-            None,
-            &view,
-            Some(old),
-            user,
-        );
+        let review = view
+            .request(AdmissionRequest::pod(Operation::Update), user)
+            .with_old_object(Some(old));
         let verdict = self.decide(&review).await?;
         unchanged_only("Tasks/Update", &view.object, verdict.mutated())
     }
@@ -207,13 +195,13 @@ impl Proxy {
             }),
         };
         let kind = GroupVersionKind::core("PodExecOptions");
-        let review = review(
-            Operation::Connect,
-            kind,
-            pods(),
-            Some("exec"),
-            &view,
-            None,
+        let review = view.request(
+            AdmissionRequest::new(
+                Operation::Connect,
+                kind,
+                GroupVersionResource::core("pods"),
+                Some("exec"),
+            ),
             user,
         );
         let verdict = self.decide(&review).await?;
