@@ -43,7 +43,9 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::config::webhook::{InvalidWebhook, WebhookKind};
-use crate::config::{Config, Mode, NamespaceConfig};
+use crate::config::{
+    BreakGlass, CacheConfig, Config, DecisionLogConfig, Exemptions, Mode, NamespaceConfig,
+};
 use crate::metrics::{CallResult, Metrics, SharedMetrics};
 use crate::review::{AdmissionRequest, Outcome, PolicyResult, Refusal, Status, Verdict};
 
@@ -71,11 +73,11 @@ pub const ANY_NAMESPACE: &str = "*";
 pub struct Decider {
     stages: Vec<Stage>,
     mode: Option<Mode>,
-    exemptions: exempt::Exemptions,
-    break_glass: exempt::BreakGlass,
+    exemptions: Exemptions,
+    break_glass: BreakGlass,
     namespaces: BTreeMap<String, NamespaceConfig>,
     log: Option<Arc<log::DecisionLog>>,
-    cache: Option<(cache::DecisionCache, cache::CacheConfig)>,
+    cache: Option<(cache::DecisionCache, CacheConfig)>,
     metrics: SharedMetrics,
     /// The image rules again, alone, for [`Scope::Images`].
     images: Vec<Box<dyn ValidatingPolicy>>,
@@ -157,7 +159,14 @@ impl Decider {
                 .map(|p| Box::new(p) as Box<dyn MutatingPolicy>)
                 .collect();
         if let Some(dir) = &config.policy_dir {
-            let set = load_policy_dir(dir)?;
+            // Every policy document in the directory (read with the config), compiled once.
+            let set =
+                crate::policy::vap::PolicySet::from_documents(&dir.documents).map_err(|e| {
+                    CoreError::PolicyDir {
+                        dir: dir.path.display().to_string(),
+                        message: e.to_string(),
+                    }
+                })?;
             // MutatingAdmissionPolicy: after the built-in rule, before the webhooks.
             if let Some(mutating) = set.mutating() {
                 mutating_policies.push(Box::new(mutating));
@@ -189,7 +198,7 @@ impl Decider {
     }
 
     /// The same core, recording every [`Decider::admit`] in the configured decision log.
-    pub fn with_decision_log(mut self, config: &log::DecisionLogConfig) -> std::io::Result<Self> {
+    pub fn with_decision_log(mut self, config: &DecisionLogConfig) -> std::io::Result<Self> {
         self.log = log::DecisionLog::open(config)?.map(Arc::new);
         Ok(self)
     }
@@ -328,32 +337,6 @@ impl Decider {
         );
         (verdict, uncacheable)
     }
-}
-
-/// Every policy document in `dir`, compiled once.
-fn load_policy_dir(dir: &std::path::Path) -> Result<crate::policy::vap::PolicySet, CoreError> {
-    let error = |message: String| CoreError::PolicyDir {
-        dir: dir.display().to_string(),
-        message,
-    };
-    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| error(e.to_string()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            )
-        })
-        .collect();
-    paths.sort();
-    let mut documents = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| error(format!("{}: {e}", path.display())))?;
-        documents.push((path, text));
-    }
-    crate::policy::vap::PolicySet::from_documents(&documents).map_err(|e| error(e.to_string()))
 }
 
 /// The verdict for a request that skips the chain.

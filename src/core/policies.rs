@@ -3,12 +3,12 @@
 //! [`crate::policy`]; this is their seam to the chain. Pod Security, CEL
 //! ValidatingAdmissionPolicy and Rego plug in here as further implementations.
 
-use crate::config::Mode;
+use crate::config::{ImageRules, Mode, RuntimeClassRule};
 use std::collections::BTreeMap;
 
-use crate::policy::images::{self, ImageRules};
+use crate::policy::images;
 use crate::policy::pss;
-use crate::policy::runtime_class::{Decision, RuntimeClassRule};
+use crate::policy::runtime_class::Decision;
 use crate::review::AdmissionRequest;
 
 use super::pod_view::pod_view;
