@@ -16,10 +16,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis::config::Config;
+use portcullis::config::{ListenerConfig, TlsConfig};
 use portcullis::core::{Decider, Scope};
 use portcullis::metrics::Metrics;
 use portcullis::review::Door;
-use portcullis::serve::config::{ListenerConfig, TlsConfig};
 use portcullis::serve::listen::Bound;
 use portcullis::serve::routes::Routes;
 

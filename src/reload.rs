@@ -8,8 +8,8 @@
 //! it needs no inotify limits and sees every way a file is replaced, including the
 //! symlink swap Kubernetes uses for mounted ConfigMaps.
 //!
-//! `proxy:`, `serve:`, `decisionLog:` and `metrics:` are read at start only (sockets, files and
-//! listeners are open); a change there is logged as needing a restart.
+//! `proxy:`, `serve:`, `decisionLog:`, `metrics:` and `events:` are read at start only
+//! (sockets, files and listeners are open); a change there is logged as needing a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::config::Config;
+use crate::config::{
+    Config, DecisionLogConfig, EventsConfig, MetricsConfig, ProxyConfig, ServeConfig,
+};
 use crate::core::Decider;
 use crate::metrics::SharedMetrics;
 
@@ -45,10 +47,11 @@ pub struct Reloader {
 /// The sections read at start only (open sockets, files and listeners).
 #[derive(PartialEq)]
 struct Fixed {
-    proxy: crate::config::ProxyConfig,
-    serve: crate::serve::config::ServeConfig,
-    decision_log: crate::core::log::DecisionLogConfig,
-    metrics: crate::metrics::MetricsConfig,
+    proxy: ProxyConfig,
+    serve: ServeConfig,
+    decision_log: DecisionLogConfig,
+    metrics: MetricsConfig,
+    events: EventsConfig,
 }
 
 impl Fixed {
@@ -58,6 +61,7 @@ impl Fixed {
             serve: config.serve.clone(),
             decision_log: config.decision_log.clone(),
             metrics: config.metrics.clone(),
+            events: config.events.clone(),
         }
     }
 
@@ -68,6 +72,7 @@ impl Fixed {
             ("serve", self.serve != other.serve),
             ("decisionLog", self.decision_log != other.decision_log),
             ("metrics", self.metrics != other.metrics),
+            ("events", self.events != other.events),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))
@@ -122,9 +127,9 @@ impl Reloader {
         let as_read = Config::load(path).ok();
         Self {
             path: path.to_path_buf(),
-            seen: Fingerprint::take(path, config.policy_dir.as_deref()),
+            seen: Fingerprint::take(path, policy_dir(config)),
             fixed: Fixed::of(as_read.as_ref().unwrap_or(config)),
-            policy_dir: config.policy_dir.clone(),
+            policy_dir: policy_dir(config).map(Path::to_path_buf),
             live,
             metrics,
             generation: 1,
@@ -183,8 +188,8 @@ impl Reloader {
             Ok((config, decider)) => {
                 self.generation += 1;
                 self.live.store(Arc::new(decider));
-                if self.policy_dir != config.policy_dir {
-                    self.policy_dir = config.policy_dir.clone();
+                if self.policy_dir.as_deref() != policy_dir(&config) {
+                    self.policy_dir = policy_dir(&config).map(Path::to_path_buf);
                     self.seen = self.fingerprint();
                 }
                 self.metrics.reloaded(true, self.generation);
@@ -202,6 +207,11 @@ impl Reloader {
             }
         }
     }
+}
+
+/// The policy directory `config` was loaded with.
+fn policy_dir(config: &Config) -> Option<&Path> {
+    config.policy_dir.as_ref().map(|d| d.path.as_path())
 }
 
 /// Resolves at each SIGHUP; never, if there is no signal stream.
@@ -252,6 +262,24 @@ mod tests {
 
     async fn allowed(live: &LiveDecider, image: &str) -> bool {
         live.load_full().decide(&pod(image)).await.is_allowed()
+    }
+
+    #[test]
+    fn a_change_to_a_start_only_section_is_reported_as_needing_a_restart() {
+        let fixed = |text: &str| Fixed::of(&Config::parse(text, Path::new("c.yaml")).unwrap());
+        let base = fixed("");
+        for (text, section) in [
+            ("proxy: {listenMode: '0600'}\n", "proxy"),
+            ("serve: {maxRequestBytes: 1024}\n", "serve"),
+            ("decisionLog: {stdout: true}\n", "decisionLog"),
+            ("metrics: {listen: '127.0.0.1:9464'}\n", "metrics"),
+            ("events: {socket: /run/portcullis/events.sock}\n", "events"),
+        ] {
+            assert_eq!(base.changed(&fixed(text)), vec![section], "{text}");
+        }
+        assert!(base
+            .changed(&fixed("images: {disallowLatest: true}\n"))
+            .is_empty());
     }
 
     #[tokio::test]

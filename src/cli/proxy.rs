@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::daemon::Daemon;
-use crate::config::Config;
+use crate::config::{Config, ListenMode};
 use crate::net::listener;
 use crate::proxy::Proxy;
 
@@ -39,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         config.proxy.listen = listen;
     }
     if let Some(mode) = args.listen_mode {
-        config.proxy.listen_mode = mode;
+        config.proxy.listen_mode = ListenMode::parse(&mode).context("--listen-mode")?;
     }
     if let Some(containerd) = args.containerd {
         config.proxy.containerd = containerd;
@@ -47,7 +47,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.metrics_listen {
         config.metrics.listen = Some(addr);
     }
-    let mode = listener::ListenMode::parse(&config.proxy.listen_mode).context("--listen-mode")?;
     // One thread: relaying is I/O-bound, and keeping both h2 connections and every stream
     // task on one thread avoids a cross-thread wake-up per hop, which dominated latency.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -57,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let daemon = Daemon::start(&config, args.config.as_deref()).await?;
         let socket = config.proxy.listen.clone();
-        let listener = listener::bind(&socket, &mode)?;
+        let listener = listener::bind(&socket, &config.proxy.listen_mode)?;
         let proxy = Arc::new(Proxy::new(&config, daemon.live.clone()));
         tracing::info!(listen = %socket.display(), containerd = %config.proxy.containerd.display(), webhooks = config.webhooks.len(), "proxy serving");
         let result = daemon

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::daemon::Daemon;
-use crate::config::Config;
-use crate::net::listener::{self, ListenMode};
-use crate::serve::config::ListenerConfig;
+use crate::config::{Config, ListenMode, ListenerConfig};
+use crate::net::listener;
 use crate::serve::events::Events;
 use crate::serve::listen::Bound;
 use crate::serve::routes::Routes;
@@ -83,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let events = Arc::new(Events::default());
         let subscribers = match &config.events.socket {
             Some(path) => {
-                let listener = listener::bind(path, &ListenMode::parse("0660")?)
+                let listener = listener::bind(path, &ListenMode::default())
                     .with_context(|| format!("events.socket {}", path.display()))?;
                 Some(events.clone().serve(listener))
             }

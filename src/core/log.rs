@@ -7,35 +7,14 @@
 //! that bound, never indefinitely (the decision then goes ahead and the lag is logged).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-/// `decisionLog:` settings.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DecisionLogConfig {
-    /// Append-only JSON-lines file.
-    #[serde(default)]
-    pub file: Option<PathBuf>,
-    /// Also write each record to standard output.
-    #[serde(default)]
-    pub stdout: bool,
-    /// `fdatasync` each batch before acknowledging it (default true).
-    #[serde(default = "yes")]
-    pub fsync: bool,
-    /// How long a decision waits for its record to be acknowledged, e.g. `1s`, `250ms`.
-    #[serde(default)]
-    pub timeout: Option<String>,
-}
-
-fn yes() -> bool {
-    true
-}
+use crate::config::DecisionLogConfig;
 
 struct Entry {
     line: Vec<u8>,

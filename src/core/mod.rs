@@ -38,13 +38,14 @@ mod testing;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::webhook::{InvalidWebhook, WebhookKind};
-use crate::config::{Config, Mode, NamespaceConfig};
+use crate::config::{
+    BreakGlass, CacheConfig, Config, DecisionLogConfig, Exemptions, Mode, NamespaceConfig,
+};
 use crate::metrics::{Metrics, SharedMetrics};
-use crate::policy::registry::{self, Sources};
+use crate::policy::registry;
 use crate::review::{AdmissionRequest, Verdict};
 
 use blocking::Blocking;
@@ -60,8 +61,6 @@ pub enum CoreError {
     InvalidWebhook { name: String, error: InvalidWebhook },
     #[error("webhook {name:?}: {message}")]
     Setup { name: String, message: String },
-    #[error("policyDir {dir}: {message}")]
-    PolicyDir { dir: String, message: String },
     /// A policy source refused its config; the message names the key or file.
     #[error("{0}")]
     Policy(String),
@@ -76,11 +75,11 @@ pub const ANY_NAMESPACE: &str = "*";
 pub struct Decider {
     stages: Vec<Stage>,
     mode: Option<Mode>,
-    exemptions: exempt::Exemptions,
-    break_glass: exempt::BreakGlass,
+    exemptions: Exemptions,
+    break_glass: BreakGlass,
     namespaces: BTreeMap<String, NamespaceConfig>,
     log: Option<Arc<log::DecisionLog>>,
-    cache: Option<(cache::DecisionCache, cache::CacheConfig)>,
+    cache: Option<(cache::DecisionCache, CacheConfig)>,
     metrics: SharedMetrics,
     /// The image rules again, alone, for [`Scope::Images`].
     images: Vec<Arc<dyn crate::policy::ValidatingPolicy>>,
@@ -101,15 +100,7 @@ impl Decider {
                 WebhookKind::Validating => validating.push(hook),
             }
         }
-        let documents = match &config.policy_dir {
-            Some(dir) => load_policy_dir(dir)?,
-            None => Vec::new(),
-        };
-        let sources = Sources {
-            config,
-            documents: &documents,
-        };
-        let policies = registry::build(&sources).map_err(CoreError::Policy)?;
+        let policies = registry::build(config).map_err(CoreError::Policy)?;
         let stages = vec![
             Stage::MutatingPolicies(policies.mutating),
             Stage::MutatingWebhooks(mutating),
@@ -134,7 +125,7 @@ impl Decider {
     }
 
     /// The same core, recording every [`Decider::admit`] in the configured decision log.
-    pub fn with_decision_log(mut self, config: &log::DecisionLogConfig) -> std::io::Result<Self> {
+    pub fn with_decision_log(mut self, config: &DecisionLogConfig) -> std::io::Result<Self> {
         self.log = log::DecisionLog::open(config)?.map(Arc::new);
         Ok(self)
     }
@@ -184,30 +175,4 @@ impl Decider {
     pub async fn decide(&self, request: &AdmissionRequest) -> Verdict {
         self.decide_and_tell(request, Scope::All).await.0
     }
-}
-
-/// Every policy document in `dir`, read once.
-fn load_policy_dir(dir: &std::path::Path) -> Result<Vec<(PathBuf, String)>, CoreError> {
-    let error = |message: String| CoreError::PolicyDir {
-        dir: dir.display().to_string(),
-        message,
-    };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| error(e.to_string()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            )
-        })
-        .collect();
-    paths.sort();
-    let mut documents = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| error(format!("{}: {e}", path.display())))?;
-        documents.push((path, text));
-    }
-    Ok(documents)
 }

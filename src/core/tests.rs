@@ -1006,7 +1006,7 @@ spec: {policyName: team-required, validationActions: [Deny]}
     )
     .unwrap();
     let config = Config {
-        policy_dir: Some(dir.path().to_owned()),
+        policy_dir: Some(crate::config::PolicyDir::read(dir.path()).unwrap()),
         namespaces: serde_saphyr::from_str("default: {labels: {team: blue}}\n").unwrap(),
         ..Config::default()
     };

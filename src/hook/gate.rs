@@ -11,9 +11,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::config::HookConfig;
 use super::daemon::Daemon;
-use crate::config::Config;
+use crate::config::{Config, HookConfig};
 use crate::convert::PodOptions;
 use crate::core::log::DecisionLog;
 use crate::core::Decider;

@@ -14,21 +14,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use serde::Deserialize;
 
 pub use serve::serve;
 pub(crate) use serve::{probe, reply};
 
 use crate::review::{Decision, Door, Outcome, Refusal, Verdict};
-
-/// `metrics:` settings.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct MetricsConfig {
-    /// `HOST:PORT` to serve `/metrics` on (plain HTTP), e.g. `127.0.0.1:9464`.
-    #[serde(default)]
-    pub listen: Option<std::net::SocketAddr>,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {

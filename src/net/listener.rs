@@ -1,4 +1,5 @@
-//! Unix listeners for the doors: `MODE[:USER:GROUP]` ownership and permissions.
+//! Unix listeners for the doors: `MODE[:USER:GROUP]` ownership and permissions (the mode
+//! itself, [`ListenMode`], is parsed with the config).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -6,81 +7,54 @@ use std::path::Path;
 use nix::unistd::{Group, User};
 use tokio::net::UnixListener;
 
-/// `listenMode`: octal permission bits, optionally with owner and group (names or numbers).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenMode {
-    pub mode: u32,
-    pub user: Option<String>,
-    pub group: Option<String>,
-}
+use crate::config::ListenMode;
 
+/// A `MODE[:USER:GROUP]` owner that does not exist on this host.
 #[derive(Debug, thiserror::Error)]
-pub enum ListenModeError {
-    #[error("{0:?} is not MODE[:USER:GROUP] with MODE in octal, e.g. \"0660:root:docker\"")]
-    Syntax(String),
+pub enum OwnerError {
     #[error("no such user {0:?}")]
     User(String),
     #[error("no such group {0:?}")]
     Group(String),
 }
 
-impl ListenMode {
-    pub fn parse(s: &str) -> Result<Self, ListenModeError> {
-        let syntax = || ListenModeError::Syntax(s.to_string());
-        let mut parts = s.split(':');
-        let mode = parts.next().ok_or_else(syntax)?;
-        let mode = u32::from_str_radix(mode, 8).map_err(|_| syntax())?;
-        if mode > 0o7777 {
-            return Err(syntax());
-        }
-        let user = parts.next().map(str::to_owned);
-        let group = parts.next().map(str::to_owned);
-        if parts.next().is_some() || user.is_some() != group.is_some() {
-            return Err(syntax());
-        }
-        if matches!(&user, Some(u) if u.is_empty()) || matches!(&group, Some(g) if g.is_empty()) {
-            return Err(syntax());
-        }
-        Ok(Self { mode, user, group })
-    }
-
-    fn owner(
-        &self,
-    ) -> Result<(Option<nix::unistd::Uid>, Option<nix::unistd::Gid>), ListenModeError> {
-        let uid = match &self.user {
-            None => None,
-            Some(u) => Some(match u.parse::<u32>() {
-                Ok(n) => nix::unistd::Uid::from_raw(n),
-                Err(_) => {
-                    User::from_name(u)
-                        .ok()
-                        .flatten()
-                        .ok_or_else(|| ListenModeError::User(u.clone()))?
-                        .uid
-                }
-            }),
-        };
-        let gid = match &self.group {
-            None => None,
-            Some(g) => Some(match g.parse::<u32>() {
-                Ok(n) => nix::unistd::Gid::from_raw(n),
-                Err(_) => {
-                    Group::from_name(g)
-                        .ok()
-                        .flatten()
-                        .ok_or_else(|| ListenModeError::Group(g.clone()))?
-                        .gid
-                }
-            }),
-        };
-        Ok((uid, gid))
-    }
+/// The uid and gid `mode` names, looked up when the socket is bound.
+fn owner(
+    mode: &ListenMode,
+) -> Result<(Option<nix::unistd::Uid>, Option<nix::unistd::Gid>), OwnerError> {
+    let uid = match &mode.user {
+        None => None,
+        Some(u) => Some(match u.parse::<u32>() {
+            Ok(n) => nix::unistd::Uid::from_raw(n),
+            Err(_) => {
+                User::from_name(u)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| OwnerError::User(u.clone()))?
+                    .uid
+            }
+        }),
+    };
+    let gid = match &mode.group {
+        None => None,
+        Some(g) => Some(match g.parse::<u32>() {
+            Ok(n) => nix::unistd::Gid::from_raw(n),
+            Err(_) => {
+                Group::from_name(g)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| OwnerError::Group(g.clone()))?
+                    .gid
+            }
+        }),
+    };
+    Ok((uid, gid))
 }
 
 /// Binds `path` (replacing a stale socket left by an earlier run) and applies `mode`.
 pub fn bind(path: &Path, mode: &ListenMode) -> anyhow::Result<UnixListener> {
     use anyhow::Context;
-    let (uid, gid) = mode.owner()?;
+    let (uid, gid) = owner(mode)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -110,37 +84,4 @@ pub fn bind(path: &Path, mode: &ListenMode) -> anyhow::Result<UnixListener> {
 pub async fn accept_failed(what: &str, error: &std::io::Error) {
     tracing::error!(%error, "accepting a {what} connection");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_mode_forms() {
-        assert_eq!(
-            ListenMode::parse("0660").unwrap(),
-            ListenMode {
-                mode: 0o660,
-                user: None,
-                group: None
-            }
-        );
-        let m = ListenMode::parse("0600:root:root").unwrap();
-        assert_eq!(
-            (m.mode, m.user.as_deref(), m.group.as_deref()),
-            (0o600, Some("root"), Some("root"))
-        );
-        for bad in [
-            "",
-            "rw",
-            "0999",
-            "0660:root",
-            "0660:root:root:x",
-            "0660::root",
-            "77777",
-        ] {
-            assert!(ListenMode::parse(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 }

@@ -8,42 +8,12 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
-use super::reference::{self, ImageRef, DEFAULT_REGISTRY, DEFAULT_TAG};
+use super::reference::{ImageRef, DEFAULT_REGISTRY, DEFAULT_TAG};
 use super::{glob, quote};
-
-/// The `images:` section of the config file. Every rule is off by default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ImageRules {
-    /// enforce (default), warn or audit.
-    #[serde(default)]
-    pub mode: crate::config::Mode,
-    /// Refuse tag `latest`, and images with neither tag nor digest (they mean `latest`).
-    /// An image pinned by digest passes, whatever its tag.
-    #[serde(default)]
-    pub disallow_latest: bool,
-    /// `host[:port]` or `host[:port]/path-prefix`; empty allows every registry.
-    #[serde(default)]
-    pub allowed_registries: Vec<String>,
-    /// Every image must carry a digest (`@sha256:…`).
-    #[serde(default)]
-    pub require_digest: bool,
-    /// Glob patterns (`*`, `?`) refused when they match the image (see [`deny_candidates`]).
-    #[serde(default)]
-    pub deny: Vec<String>,
-}
-
-/// A setting that cannot work, found when the config is loaded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct InvalidImageRules {
-    /// `images.allowedRegistries[1]`, `images.deny[0]`.
-    pub field: String,
-    pub message: String,
-}
+use crate::config::ImageRules;
 
 /// The object handed to [`check`] is not something the rules can read; the caller should
 /// fail closed rather than allow it unseen.
@@ -120,41 +90,6 @@ pub struct Violation {
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.rule, self.message)
-    }
-}
-
-impl ImageRules {
-    /// Whether any rule is on; when none is, [`check`] accepts everything.
-    pub fn is_active(&self) -> bool {
-        self.disallow_latest
-            || self.require_digest
-            || !self.allowed_registries.is_empty()
-            || !self.deny.is_empty()
-    }
-
-    /// Refuses entries that could never match, so a typo is an error at load and not a
-    /// registry silently denied (or a pattern silently inert) at run time.
-    pub fn validate(&self) -> Result<(), InvalidImageRules> {
-        for (i, entry) in self.allowed_registries.iter().enumerate() {
-            check_registry_entry(entry).map_err(|message| InvalidImageRules {
-                field: format!("images.allowedRegistries[{i}]"),
-                message,
-            })?;
-        }
-        for (i, pattern) in self.deny.iter().enumerate() {
-            let message = if pattern.is_empty() {
-                "a pattern cannot be empty"
-            } else if pattern.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                "a pattern with spaces or control characters can never match an image"
-            } else {
-                continue;
-            };
-            return Err(InvalidImageRules {
-                field: format!("images.deny[{i}]"),
-                message: format!("{}: {message}", quote(pattern)),
-            });
-        }
-        Ok(())
     }
 }
 
@@ -388,32 +323,6 @@ fn registry_allows(entry: &str, r: &ImageRef) -> bool {
                     .is_some_and(|rest| rest.starts_with('/'))
         }
     }
-}
-
-fn check_registry_entry(entry: &str) -> Result<(), String> {
-    let (host, prefix) = match entry.split_once('/') {
-        Some((host, prefix)) => (host, Some(prefix)),
-        None => (entry, None),
-    };
-    let fail = |why: &str| Err(format!("{}: {why}", quote(entry)));
-    if entry.is_empty() {
-        return fail("an entry cannot be empty");
-    }
-    if !reference::valid_host_port(host) {
-        return fail(
-            "expected a registry host[:port] such as docker.io or localhost:5000, \
-                     optionally followed by /path",
-        );
-    }
-    if let Some(prefix) = prefix {
-        if prefix.bytes().any(|b| b.is_ascii_uppercase()) {
-            return fail("repository paths are lowercase");
-        }
-        if let Some(why) = prefix.split('/').find_map(reference::path_component_error) {
-            return fail(&format!("the path after the registry is invalid: {why}"));
-        }
-    }
-    Ok(())
 }
 
 mod admission;

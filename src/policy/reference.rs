@@ -29,6 +29,7 @@
 use std::fmt;
 
 use super::quote;
+use crate::config::images::{path_component_error, valid_host_port};
 
 /// Docker Hub, as references name it once normalised.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
@@ -249,73 +250,8 @@ fn split_registry(s: &str) -> (&str, &str) {
     }
 }
 
-/// `domainAndPort` of regexp.go: a DNS-like name, an IPv4 address or a bracketed IPv6
-/// address, then an optional `:port`.
-pub(crate) fn valid_host_port(s: &str) -> bool {
-    let (host_ok, port) = if let Some(inner) = s.strip_prefix('[') {
-        let Some((addr, after)) = inner.split_once(']') else {
-            return false;
-        };
-        let addr_ok = !addr.is_empty() && addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
-        let port = match after {
-            "" => None,
-            _ => match after.strip_prefix(':') {
-                Some(port) => Some(port),
-                None => return false,
-            },
-        };
-        (addr_ok, port)
-    } else {
-        let (host, port) = match s.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (s, None),
-        };
-        (host.split('.').all(valid_domain_component), port)
-    };
-    host_ok && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// `[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]`
-fn valid_domain_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    match (b.first(), b.last()) {
-        (Some(first), Some(last)) => {
-            first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'-')
-        }
-        _ => false,
-    }
-}
-
-/// Why `c` is not a `pathComponent`, or `None` when it is one.
-pub(crate) fn path_component_error(c: &str) -> Option<&'static str> {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() {
-        return Some("it has an empty component (\"//\", or a leading or trailing \"/\")");
-    }
-    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return Some("each component must start and end with a-z or 0-9");
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &b[start..i];
-        let ok = matches!(sep, b"." | b"_" | b"__") || sep.iter().all(|&x| x == b'-');
-        if !ok {
-            return Some("components are a-z 0-9 joined by one '.', one or two '_', or '-'s");
-        }
-    }
-    None
-}
+// `domainAndPort` (`valid_host_port`) and `pathComponent` (`path_component_error`) are in
+// config::images, which checks `images.allowedRegistries` entries with them at load.
 
 /// `[\w][\w.-]{0,127}`, `\w` being ASCII.
 fn valid_tag(t: &str) -> bool {

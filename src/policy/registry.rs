@@ -1,7 +1,6 @@
 //! Every in-process policy source, in one list. Adding a source is one module that
 //! implements the [`admission`](super::admission) traits and one line in [`SOURCES`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::admission::{MutatingPolicy, ValidatingPolicy};
@@ -18,16 +17,9 @@ pub struct Policies {
     pub images: Vec<Arc<dyn ValidatingPolicy>>,
 }
 
-/// What a source reads to build its policies: the validated config and the documents of
-/// its `policyDir`, already read.
-pub struct Sources<'a> {
-    pub config: &'a Config,
-    pub documents: &'a [(PathBuf, String)],
-}
-
 /// Adds a source's policies (none when its config section is off). The error names the
 /// config key or file, and the fix.
-pub type Register = fn(&Sources<'_>, &mut Policies) -> Result<(), String>;
+pub type Register = fn(&Config, &mut Policies) -> Result<(), String>;
 
 /// In each phase, policies run in this order: the built-in rules first, as kube-apiserver
 /// runs its in-tree plugins (RuntimeClass, PodSecurity) before the admission policies.
@@ -38,11 +30,12 @@ pub const SOURCES: [Register; 4] = [
     super::vap::register,
 ];
 
-/// Builds every configured policy, compiling each once.
-pub fn build(sources: &Sources<'_>) -> Result<Policies, String> {
+/// Builds every policy the config asks for, compiling each once. The config has read
+/// every file a policy needs (`policyDir`): policies do no I/O.
+pub fn build(config: &Config) -> Result<Policies, String> {
     let mut policies = Policies::default();
     for register in SOURCES {
-        register(sources, &mut policies)?;
+        register(config, &mut policies)?;
     }
     Ok(policies)
 }

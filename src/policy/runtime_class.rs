@@ -4,27 +4,9 @@
 //! reserved; an explicit runtime that is not reserved is left alone. (The upstream code
 //! also rewrites or refuses that last case; we do not.)
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::Mode;
-
-/// `runtimeClass:` settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RuntimeClassRule {
-    /// RuntimeClass names no Pod may use as they stand.
-    #[serde(default)]
-    pub reserved_runtimes: Vec<String>,
-    /// Where Pods asking for a reserved runtime are sent instead; unset means refuse them.
-    #[serde(default)]
-    pub fallback_runtime: Option<String>,
-    /// Whether a Pod without `runtimeClassName` (the runtime's default) counts as reserved.
-    #[serde(default)]
-    pub default_runtime_reserved: bool,
-    #[serde(default)]
-    pub mode: Mode,
-}
+use crate::config::RuntimeClassRule;
 
 /// What the rule does with one Pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,24 +17,8 @@ pub enum Decision {
     Refuse(String),
 }
 
+// The settings, `is_active` and `validate` are in config::runtime_class; deciding is here.
 impl RuntimeClassRule {
-    pub fn is_active(&self) -> bool {
-        !self.reserved_runtimes.is_empty() || self.default_runtime_reserved
-    }
-
-    /// Checked at load: the fallback must not itself be reserved.
-    pub fn validate(&self) -> Result<(), String> {
-        match &self.fallback_runtime {
-            Some(f) if self.reserved_runtimes.contains(f) => Err(format!(
-                "fallbackRuntime {f:?} is itself reserved; pick a runtime not in reservedRuntimes"
-            )),
-            Some(f) if f.is_empty() => {
-                Err("fallbackRuntime is empty; remove it to refuse instead".into())
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Pure: the decision for a v1 Pod.
     pub fn decide(&self, pod: &Value) -> Decision {
         let class = pod
@@ -84,6 +50,7 @@ pub use admission::{register, RuntimeClass};
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Mode;
     use serde_json::json;
 
     fn pod(class: Option<&str>) -> Value {

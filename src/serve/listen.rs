@@ -13,10 +13,10 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 
-use super::config::ListenerConfig;
 use super::routes::Routes;
 use super::tls;
-use crate::net::listener::{self, ListenMode};
+use crate::config::ListenerConfig;
+use crate::net::listener;
 use crate::net::peer::PeerCred;
 use crate::review::UserInfo;
 
@@ -30,7 +30,7 @@ impl Bound {
     /// Binds `config` now, so a taken port or a bad certificate is a startup error.
     pub async fn bind(config: &ListenerConfig) -> anyhow::Result<Self> {
         if let Some(path) = &config.socket {
-            let mode = ListenMode::parse(config.mode.as_deref().unwrap_or("0660"))?;
+            let mode = config.mode.clone().unwrap_or_default();
             let listener = listener::bind(path, &mode)
                 .with_context(|| format!("serve listener {}", path.display()))?;
             tracing::info!(socket = %path.display(), "serve listening");

@@ -7,7 +7,6 @@
 //! - `events`: lifecycle events from the hook door, and their subscribers;
 //! - `k8s`: the Kubernetes objects that point kube-apiserver here (`--print-k8s-config`).
 
-pub mod config;
 pub mod events;
 pub mod image_review;
 pub mod k8s;

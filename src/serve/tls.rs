@@ -37,9 +37,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::TlsConfig;
 use crate::core::tls::TlsSetupError;
 use crate::review::UserInfo;
-use crate::serve::config::TlsConfig;
 
 pub use identity::client_user;
 

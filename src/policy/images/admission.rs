@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::config::Mode;
 use crate::policy::admission::{Answer, Judgement, ValidatingPolicy};
-use crate::policy::registry::{Policies, Sources};
+use crate::policy::registry::Policies;
 use crate::review::pod_view::pod_view;
 use crate::review::AdmissionRequest;
 
@@ -51,8 +52,8 @@ impl ValidatingPolicy for Images {
 
 /// [`registry`](crate::policy::registry): active when any `images:` rule is on; also the
 /// whole of an ImageReview.
-pub fn register(sources: &Sources<'_>, policies: &mut Policies) -> Result<(), String> {
-    if let Some(rules) = Images::new(&sources.config.images) {
+pub fn register(config: &Config, policies: &mut Policies) -> Result<(), String> {
+    if let Some(rules) = Images::new(&config.images) {
         let rules = Arc::new(rules);
         policies.images.push(rules.clone());
         policies.validating.push(rules);

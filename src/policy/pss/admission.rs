@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::policy::admission::{Answer, Judgement, ValidatingPolicy};
 use crate::policy::pss;
-use crate::policy::registry::{Policies, Sources};
+use crate::policy::registry::Policies;
 use crate::review::pod_view::pod_view;
 use crate::review::AdmissionRequest;
 
@@ -110,9 +111,8 @@ impl NamespacePolicy {
 
 /// [`registry`](crate::policy::registry): active when any configured namespace carries a
 /// Pod Security label.
-pub fn register(sources: &Sources<'_>, policies: &mut Policies) -> Result<(), String> {
-    let labelled = sources
-        .config
+pub fn register(config: &Config, policies: &mut Policies) -> Result<(), String> {
+    let labelled = config
         .namespaces
         .values()
         .any(|n| n.labels.keys().any(|k| k.starts_with(PSA_PREFIX)));

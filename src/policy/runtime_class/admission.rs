@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::config::Mode;
 use crate::policy::admission::{MutatingPolicy, Mutation};
-use crate::policy::registry::{Policies, Sources};
+use crate::policy::registry::Policies;
 use crate::review::pod_view::pod_view;
 use crate::review::AdmissionRequest;
 
@@ -57,8 +58,8 @@ impl MutatingPolicy for RuntimeClass {
 }
 
 /// [`registry`](crate::policy::registry): active when reserved runtimes are configured.
-pub fn register(sources: &Sources<'_>, policies: &mut Policies) -> Result<(), String> {
-    if let Some(rule) = RuntimeClass::new(&sources.config.runtime_class) {
+pub fn register(config: &Config, policies: &mut Policies) -> Result<(), String> {
+    if let Some(rule) = RuntimeClass::new(&config.runtime_class) {
         policies.mutating.push(Arc::new(rule));
     }
     Ok(())

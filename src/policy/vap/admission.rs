@@ -8,18 +8,19 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::PolicySet;
+use crate::config::Config;
 use crate::policy::admission::{Answer, Judgement, MutatingPolicy, Mutation, ValidatingPolicy};
-use crate::policy::registry::{Policies, Sources};
+use crate::policy::registry::Policies;
 use crate::review::AdmissionRequest;
 
 /// [`registry`](crate::policy::registry): the policies, bindings and params of
 /// `policyDir`, compiled once.
-pub fn register(sources: &Sources<'_>, policies: &mut Policies) -> Result<(), String> {
-    let Some(dir) = &sources.config.policy_dir else {
+pub fn register(config: &Config, policies: &mut Policies) -> Result<(), String> {
+    let Some(dir) = &config.policy_dir else {
         return Ok(());
     };
-    let set = PolicySet::from_documents(sources.documents)
-        .map_err(|e| format!("policyDir {}: {e}", dir.display()))?;
+    let set = PolicySet::from_documents(&dir.documents)
+        .map_err(|e| format!("policyDir {}: {e}", dir.path.display()))?;
     // MutatingAdmissionPolicy: after the built-in rule, before the webhooks.
     if let Some(mutating) = set.mutating() {
         policies.mutating.push(Arc::new(mutating));

@@ -7,7 +7,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use serde_json::Value;
 
 use super::*;
-use crate::serve::config::{ListenerConfig, TlsConfig};
+use crate::config::{ListenerConfig, TlsConfig};
 use crate::serve::tls::test_pki::Ca;
 
 const URL: &str = "https://portcullis.example.com:8443";

@@ -14,7 +14,7 @@ pub struct HookConfig {
     #[serde(default)]
     pub daemon_socket: Option<PathBuf>,
     /// How long the daemon may take, e.g. `2s` (the default).
-    #[serde(default = "default_timeout", with = "crate::config::duration")]
+    #[serde(default = "default_timeout", with = "super::duration")]
     pub timeout: Duration,
     /// Admit when no decision can be made at all (daemon down and the config unusable).
     #[serde(default)]

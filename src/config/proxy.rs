@@ -1,0 +1,178 @@
+//! `proxy:` — the containerd door: its sockets, what policies see, and what `Tasks/Create`
+//! may choose.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::listen::{ListenMode, ListenModeError};
+
+/// `proxy:` — the containerd door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// Socket the proxy listens on.
+    pub listen: PathBuf,
+    /// `MODE[:USER:GROUP]`, mode in octal (`listenMode`, default `0660`).
+    pub listen_mode: ListenMode,
+    /// The real containerd socket.
+    pub containerd: PathBuf,
+    pub conversion: Conversion,
+    /// RuntimeClass name → containerd runtime name.
+    pub runtime_classes: BTreeMap<String, String>,
+    /// Docker Engine API socket, to resolve the image of containers dockerd creates.
+    pub docker: Option<PathBuf>,
+    /// CRI calls (`runtime.v1.RuntimeService`, `v1alpha2`) that create, change or exec
+    /// into containers: containerd's CRI plugin makes those containers in-process, out of
+    /// the proxy's sight, so they are refused unless `relay` says to pass them unchecked.
+    pub cri: CriMode,
+    /// What `Tasks/Create` may choose beyond the stored container (docs/security.md).
+    pub tasks: TaskRules,
+}
+
+/// `proxy:` as written: [`ProxyConfig`] with `listenMode` still a string.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawProxyConfig {
+    #[serde(default = "default_listen")]
+    pub listen: PathBuf,
+    #[serde(default = "default_listen_mode")]
+    pub listen_mode: String,
+    #[serde(default = "default_containerd")]
+    pub containerd: PathBuf,
+    #[serde(default)]
+    pub conversion: Conversion,
+    #[serde(default)]
+    pub runtime_classes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub docker: Option<PathBuf>,
+    #[serde(default)]
+    pub cri: CriMode,
+    #[serde(default)]
+    pub tasks: TaskRules,
+}
+
+impl RawProxyConfig {
+    /// The typed section; fails only on a `listenMode` that is not `MODE[:USER:GROUP]`.
+    pub fn typed(self) -> Result<ProxyConfig, ListenModeError> {
+        let listen_mode = ListenMode::parse(&self.listen_mode)?;
+        Ok(ProxyConfig {
+            listen: self.listen,
+            listen_mode,
+            containerd: self.containerd,
+            conversion: self.conversion,
+            runtime_classes: self.runtime_classes,
+            docker: self.docker,
+            cri: self.cri,
+            tasks: self.tasks,
+        })
+    }
+}
+
+/// `proxy.cri`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CriMode {
+    #[default]
+    Refuse,
+    Relay,
+}
+
+/// `proxy.tasks:` — allow-lists for the parts of `Tasks/Create` and `Tasks/Exec` that run
+/// something on the host as root. Empty (nothing allowed) by default, but for runc state
+/// roots, where the standard ones are allowed.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TaskRules {
+    /// runc state roots (`Options.root`; the shim adds the namespace) a caller may name:
+    /// dockerd names `<exec-root>/runtime-runc`.
+    #[serde(default = "default_runc_roots")]
+    pub runc_roots: Vec<String>,
+    /// `CreateTaskRequest.runtime_path`: shim binaries a caller may name.
+    #[serde(default)]
+    pub runtime_paths: Vec<String>,
+    /// runc `Options.binary_name`: runtime binaries a caller may name.
+    #[serde(default)]
+    pub runc_binaries: Vec<String>,
+    /// `binary://` and `file://` stdio URIs (exact, without the query) the shim may run or
+    /// write as root.
+    #[serde(default)]
+    pub stdio: Vec<String>,
+    /// Let `Tasks/Create` restore from a checkpoint.
+    #[serde(default)]
+    pub checkpoints: bool,
+}
+
+impl Default for TaskRules {
+    fn default() -> Self {
+        Self {
+            runc_roots: default_runc_roots(),
+            runtime_paths: Vec::new(),
+            runc_binaries: Vec::new(),
+            stdio: Vec::new(),
+            checkpoints: false,
+        }
+    }
+}
+
+fn default_runc_roots() -> Vec<String> {
+    [
+        "/run/containerd/runc",
+        "/run/docker/runtime-runc",
+        "/var/run/docker/runtime-runc",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            listen_mode: ListenMode::default(),
+            containerd: default_containerd(),
+            conversion: Conversion::default(),
+            runtime_classes: BTreeMap::new(),
+            docker: None,
+            cri: CriMode::default(),
+            tasks: TaskRules::default(),
+        }
+    }
+}
+
+impl Default for RawProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            listen_mode: default_listen_mode(),
+            containerd: default_containerd(),
+            conversion: Conversion::default(),
+            runtime_classes: BTreeMap::new(),
+            docker: None,
+            cri: CriMode::default(),
+            tasks: TaskRules::default(),
+        }
+    }
+}
+
+fn default_listen() -> PathBuf {
+    PathBuf::from("/run/portcullis/containerd.sock")
+}
+/// The text of [`ListenMode::default`].
+fn default_listen_mode() -> String {
+    "0660".into()
+}
+fn default_containerd() -> PathBuf {
+    PathBuf::from("/run/containerd/containerd.sock")
+}
+
+/// What object policies see for a container request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Conversion {
+    /// A v1 Pod, so Kubernetes policies work unchanged.
+    #[default]
+    Pod,
+    /// The containerd request itself (proto3 JSON, spec decoded).
+    Raw,
+}
