@@ -2,7 +2,24 @@
 //!
 //! Every door (the containerd proxy, the OCI hook, the webhook server, `check`) turns its
 //! protocol into one [`review::AdmissionRequest`], asks the one decision core in [`core`],
-//! and maps the [`review::Verdict`] back into its protocol.
+//! and maps the [`review::Verdict`] back into its protocol. `docs/architecture.md` has the
+//! picture.
+//!
+//! This is one program, not a library: the crate is split into a library only so that the
+//! benchmarks and the integration tests can drive its parts. Modules and items are
+//! crate-private unless one of those needs them:
+//!
+//! - `cli`: the binary's entry point.
+//! - `config`, `core`, `review`, `metrics`: build a `Decider` from a config and ask it
+//!   (benches/decision.rs, benches/serve.rs).
+//! - `serve::{routes, listen, review}`: the webhook server in-process (benches/serve.rs,
+//!   tests/serve.rs).
+//! - `proxy::{grpc, record}`, `convert::{caps, pod, strict}`, `hook::request`, `net::h2`:
+//!   the wire formats the integration tests check against real clients and Go's
+//!   `encoding/json` (tests/gojson.rs, tests/bypass, tests/serve.rs).
+//!
+//! The policies (`policy`) and the config reloader (`reload`) are reached only through the
+//! core and the doors.
 // Denied, not forbidden: the one getsockopt(SO_PEERGROUPS) in net::peer is allowed there.
 #![deny(unsafe_code)]
 
@@ -13,8 +30,8 @@ pub mod core;
 pub mod hook;
 pub mod metrics;
 pub mod net;
-pub mod policy;
+pub(crate) mod policy;
 pub mod proxy;
-pub mod reload;
+pub(crate) mod reload;
 pub mod review;
 pub mod serve;

@@ -3,23 +3,23 @@
 //! written back into the container.
 
 pub mod caps;
-pub mod cgroups;
+pub(crate) mod cgroups;
 mod changes;
 mod devices;
-pub mod exec;
-pub mod hostpower;
-pub mod labels;
+pub(crate) mod exec;
+pub(crate) mod hostpower;
+pub(crate) mod labels;
 mod mounts;
-pub mod nsresolve;
+pub(crate) mod nsresolve;
 pub mod pod;
-pub mod quantity;
-pub mod record;
+pub(crate) mod quantity;
+pub(crate) mod record;
 mod rootfs;
-pub mod schema;
+pub(crate) mod schema;
 mod security;
 mod spec;
 pub mod strict;
-pub mod writeback;
+pub(crate) mod writeback;
 mod writeback_security;
 
 #[cfg(test)]

@@ -16,7 +16,9 @@
 mod walk;
 
 pub(crate) use walk::listing;
-pub use walk::{check, check_process, rows, Row};
+#[cfg(test)]
+pub(crate) use walk::rows;
+pub use walk::{check, check_process};
 
 /// What the gate does with one field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

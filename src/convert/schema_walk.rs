@@ -194,6 +194,7 @@ fn wrong(v: &Value, path: &str, expected: &'static str) -> ConvertError {
     }
 }
 
+#[cfg(test)]
 /// One row of the docs/mapping.md table: a field as a `spec.allowedFields` entry would name
 /// it, its class, and whether the row stands for every field below it too (they all share
 /// its class).
@@ -204,6 +205,7 @@ pub struct Row {
     pub and_below: bool,
 }
 
+#[cfg(test)]
 /// Every field of a schema, parents before children. Refused fields are not opened (nothing
 /// below them passes), and a subtree of one class is one row.
 pub fn rows(fields: &'static [Field], prefix: &str) -> Vec<Row> {
@@ -235,6 +237,7 @@ pub fn rows(fields: &'static [Field], prefix: &str) -> Vec<Row> {
     out
 }
 
+#[cfg(test)]
 /// The one class every field of `fields` and below has, if there is one (`None` for none).
 fn uniform(fields: &'static [Field]) -> Option<Class> {
     let mut class = None;

@@ -20,6 +20,7 @@ use crate::review::{AdmissionRequest, Operation};
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// Pure: does `webhook` apply to `request`, in a namespace with only the name label?
+#[cfg(test)]
 pub fn should_call(webhook: &WebhookConfig, request: &AdmissionRequest) -> bool {
     should_call_in(webhook, request, &name_label(&request.namespace))
 }

@@ -15,10 +15,10 @@
 //! traits. Those that can take long (CEL) run on the blocking pool, behind a bound
 //! (`blocking`), never on an async worker.
 
-pub mod cache;
-pub mod exempt;
-pub mod log;
-pub mod matching;
+pub(crate) mod cache;
+pub(crate) mod exempt;
+pub(crate) mod log;
+pub(crate) mod matching;
 
 mod blocking;
 mod chain;

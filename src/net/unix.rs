@@ -22,10 +22,6 @@ impl UnixConnector {
             path: Arc::new(path.as_ref().to_path_buf()),
         }
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl tower_service::Service<http::Uri> for UnixConnector {

@@ -326,7 +326,7 @@ fn registry_allows(entry: &str, r: &ImageRef) -> bool {
 }
 
 mod admission;
-pub use admission::{register, Images};
+pub use admission::register;
 
 #[cfg(test)]
 mod tests;

@@ -39,9 +39,3 @@ pub fn build(config: &Config) -> Result<Policies, String> {
     }
     Ok(policies)
 }
-
-impl Policies {
-    pub fn is_empty(&self) -> bool {
-        self.mutating.is_empty() && self.validating.is_empty()
-    }
-}

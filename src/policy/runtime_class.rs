@@ -45,7 +45,7 @@ impl RuntimeClassRule {
 }
 
 mod admission;
-pub use admission::{register, RuntimeClass};
+pub use admission::register;
 
 #[cfg(test)]
 mod tests {

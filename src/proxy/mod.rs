@@ -7,13 +7,13 @@
 //! methods in [`admit::Method`] are read.
 
 mod admit;
-pub mod docker;
+pub(crate) mod docker;
 pub mod grpc;
-pub mod raw;
+pub(crate) mod raw;
 pub mod record;
 mod relay;
 mod route;
-pub mod upstream;
+pub(crate) mod upstream;
 
 use std::sync::Arc;
 

@@ -6,9 +6,9 @@
 
 mod build;
 mod door;
-pub mod pod_view;
-pub mod shape;
-pub mod wire;
+pub(crate) mod pod_view;
+pub(crate) mod shape;
+pub(crate) mod wire;
 
 pub use door::Door;
 

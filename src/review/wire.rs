@@ -258,6 +258,7 @@ fn describe_type(api_version: &str, kind: &str) -> String {
     format!("{api_version}, Kind={kind}")
 }
 
+#[cfg(test)]
 impl WebhookAnswer {
     /// An answer for tests and in-process callers: allowed, nothing else.
     pub fn allowed() -> Self {
@@ -268,8 +269,8 @@ impl WebhookAnswer {
     }
 }
 
-/// Encodes a webhook *answer* the way a Go webhook would; used by tests and by anything
-/// that serves webhooks.
+/// Encodes a webhook *answer* the way a Go webhook would, for tests.
+#[cfg(test)]
 pub fn encode_response(
     version: ReviewVersion,
     uid: &str,

@@ -86,6 +86,7 @@ impl Bound {
                                 tokio::spawn(async move {
                                     match tls::accept(&acceptor, stream).await {
                                         Ok(accepted) => {
+                                            tracing::debug!(protocol = ?accepted.protocol, "TLS handshake");
                                             connection(accepted.stream, accepted.user, routes).await
                                         }
                                         Err(e) => tracing::debug!(error = %e, "TLS handshake"),

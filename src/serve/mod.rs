@@ -7,13 +7,13 @@
 //! - `events`: lifecycle events from the hook door, and their subscribers;
 //! - `k8s`: the Kubernetes objects that point kube-apiserver here (`--print-k8s-config`).
 
-pub mod events;
-pub mod image_review;
-pub mod k8s;
+pub(crate) mod events;
+pub(crate) mod image_review;
+pub(crate) mod k8s;
 pub mod listen;
 pub mod review;
 pub mod routes;
-pub mod tls;
+pub(crate) mod tls;
 
 #[cfg(test)]
 mod tests;

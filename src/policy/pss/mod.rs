@@ -25,7 +25,7 @@ mod restricted;
 mod shape;
 mod view;
 
-pub use admission::{register, PodSecurity};
+pub use admission::register;
 
 #[cfg(test)]
 mod tests;

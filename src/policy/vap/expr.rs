@@ -51,6 +51,7 @@ impl Program {
 
 /// Parses `source`, refusing what the bounds above refuse, and typed literals (`T{...}`).
 /// Must run on a big stack.
+#[cfg(test)]
 pub fn compile(source: &str) -> Result<Program, String> {
     compile_with(source, Literals::None)
 }

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use admission::{register, MutatingPolicies};
+pub use admission::register;
 use load::{Binding, Loaded, Policy};
 pub use load::{LoadError, LoadIssue};
 use types::{FailurePolicy, ValidationAction};
@@ -99,6 +99,7 @@ pub struct Evaluation {
     pub applied: Vec<String>,
 }
 
+#[cfg(test)]
 impl Evaluation {
     pub fn is_allowed(&self) -> bool {
         self.denials.is_empty() && self.errors.is_empty()
@@ -221,6 +222,7 @@ impl PolicySet {
 
     /// The bound on the time one [`evaluate`](Self::evaluate) spends in CEL. Past it, the
     /// bindings not yet evaluated fail as their policy's `failurePolicy` says.
+    #[cfg(test)]
     pub fn with_time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = limit;
         self

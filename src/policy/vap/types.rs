@@ -47,6 +47,10 @@ pub struct ObjectMeta {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+// Some fields are declared only so that upstream documents parse under
+// `deny_unknown_fields` (apiVersion, kind, status; matchPolicy and reinvocationPolicy,
+// whose only behaviour without an API server is the default): they are never read.
+#[allow(dead_code)]
 pub struct ValidatingAdmissionPolicy {
     pub api_version: String,
     pub kind: String,
@@ -87,6 +91,10 @@ pub struct ParamKind {
 /// an API server there is no discovery to find equivalent resources.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+// Some fields are declared only so that upstream documents parse under
+// `deny_unknown_fields` (apiVersion, kind, status; matchPolicy and reinvocationPolicy,
+// whose only behaviour without an API server is the default): they are never read.
+#[allow(dead_code)]
 pub struct MatchResources {
     #[serde(default)]
     pub namespace_selector: Option<LabelSelector>,
@@ -155,6 +163,10 @@ pub enum FailurePolicy {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+// Some fields are declared only so that upstream documents parse under
+// `deny_unknown_fields` (apiVersion, kind, status; matchPolicy and reinvocationPolicy,
+// whose only behaviour without an API server is the default): they are never read.
+#[allow(dead_code)]
 pub struct ValidatingAdmissionPolicyBinding {
     pub api_version: String,
     pub kind: String,
@@ -213,6 +225,10 @@ pub const MUTATING_BINDING_KIND: &str = "MutatingAdmissionPolicyBinding";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+// Some fields are declared only so that upstream documents parse under
+// `deny_unknown_fields` (apiVersion, kind, status; matchPolicy and reinvocationPolicy,
+// whose only behaviour without an API server is the default): they are never read.
+#[allow(dead_code)]
 pub struct MutatingAdmissionPolicy {
     pub api_version: String,
     pub kind: String,
@@ -225,6 +241,10 @@ pub struct MutatingAdmissionPolicy {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+// Some fields are declared only so that upstream documents parse under
+// `deny_unknown_fields` (apiVersion, kind, status; matchPolicy and reinvocationPolicy,
+// whose only behaviour without an API server is the default): they are never read.
+#[allow(dead_code)]
 pub struct MutatingPolicySpec {
     #[serde(default)]
     pub param_kind: Option<ParamKind>,
@@ -277,6 +297,10 @@ pub enum ReinvocationPolicy {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+// Some fields are declared only so that upstream documents parse under
+// `deny_unknown_fields` (apiVersion, kind, status; matchPolicy and reinvocationPolicy,
+// whose only behaviour without an API server is the default): they are never read.
+#[allow(dead_code)]
 pub struct MutatingAdmissionPolicyBinding {
     pub api_version: String,
     pub kind: String,
