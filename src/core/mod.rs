@@ -19,7 +19,6 @@
 pub mod cache;
 pub mod exempt;
 pub mod log;
-pub mod matching;
 pub mod pod_view;
 pub mod policies;
 
@@ -224,7 +223,7 @@ impl Decider {
             .or_else(|| self.namespaces.get(ANY_NAMESPACE))
             .map(|n| n.labels.clone())
             .unwrap_or_default();
-        labels.extend(matching::name_label(namespace));
+        labels.extend(crate::policy::matching::name_label(namespace));
         labels
     }
 

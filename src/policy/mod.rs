@@ -6,6 +6,7 @@
 //! - [`images`]: the `images:` rules (latest tags, registries, digests, deny patterns).
 
 pub mod images;
+pub mod matching;
 pub mod pss;
 pub mod reference;
 pub mod runtime_class;

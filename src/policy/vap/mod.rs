@@ -23,6 +23,7 @@ pub mod types;
 
 mod apply;
 mod check;
+mod compiled;
 mod eval;
 mod literal;
 mod load;
