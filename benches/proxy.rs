@@ -11,6 +11,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+/// What the bench needs on the machine, checked by the harness (tests/common/prereq.rs);
+/// socat, the relay floor, is optional.
+const PREREQUISITES: &[&str] = &["root", "containerd", "ctr", "runc"];
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@
 set -euo pipefail
 packages=(containerd runc docker.io podman busybox-static protobuf-compiler iproute2
   golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-opencontainers-specs-dev
-  python3-grpcio python3-venv socat)
+  python3-grpcio python3-venv socat openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,6 +10,9 @@
 
 mod common;
 
+/// What these tests need on the machine, checked once by the harness (tests/common/prereq.rs).
+const PREREQUISITES: &[&str] = &["root", "containerd", "ctr", "runc", "busybox"];
+
 #[path = "bypass/calls.rs"]
 mod calls;
 #[path = "bypass/containers.rs"]

@@ -7,6 +7,20 @@
 
 mod common;
 
+/// What these tests need on the machine, checked once by the harness (tests/common/prereq.rs).
+const PREREQUISITES: &[&str] = &[
+    "root",
+    "containerd",
+    "ctr",
+    "runc",
+    "busybox",
+    "go",
+    "grpc-go",
+    "protobuf-go",
+    "python3-grpcio",
+    "grpcio-venv",
+];
+
 #[path = "clients/go.rs"]
 mod go;
 #[path = "clients/python.rs"]

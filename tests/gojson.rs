@@ -28,6 +28,8 @@ mod mutate;
 
 #[path = "common/go.rs"]
 mod go;
+#[path = "common/prereq.rs"]
+mod prereq;
 
 /// Real specs, copied from the shared capture (see tests/fixtures/gojson/README.md).
 const FIXTURES: [&str; 4] = [
@@ -46,14 +48,7 @@ fn fixture(name: &str) -> PathBuf {
 /// The oracle binary, built once per test binary run.
 fn oracle() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let specs = "github.com/opencontainers/runtime-spec/specs-go";
-        go::build(
-            "gojson-oracle",
-            &fixture("main.go"),
-            &[(specs, "golang-github-opencontainers-specs-dev")],
-        )
-    })
+    BIN.get_or_init(|| go::build("gojson-oracle", &fixture("main.go"), &["runtime-spec-go"]))
 }
 
 /// What Go makes of each document: `Ok(json.Marshal of the result)` or `Err(the error)`.

@@ -5,6 +5,18 @@
 
 mod common;
 
+/// What these tests need on the machine, checked once by the harness (tests/common/prereq.rs).
+const PREREQUISITES: &[&str] = &[
+    "root",
+    "containerd",
+    "ctr",
+    "runc",
+    "busybox",
+    "dockerd",
+    "docker",
+    "podman",
+];
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -55,6 +67,7 @@ struct Podman {
 
 impl Podman {
     fn new(dir: &Path, config: &Path) -> Self {
+        common::needs(&["root", "podman"]);
         let hooks = dir.join("hooks.d");
         install(&[
             "--podman",

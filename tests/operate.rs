@@ -3,6 +3,9 @@
 
 mod common;
 
+/// What these tests need on the machine, checked once by the harness (tests/common/prereq.rs).
+const PREREQUISITES: &[&str] = &["root", "containerd", "ctr", "runc", "busybox"];
+
 use std::time::{Duration, Instant};
 
 use common::{free_port, http, ok, text, unique, World, IMAGE, IMAGE_LATEST};

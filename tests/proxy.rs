@@ -3,6 +3,17 @@
 
 mod common;
 
+/// What these tests need on the machine, checked once by the harness (tests/common/prereq.rs).
+const PREREQUISITES: &[&str] = &[
+    "root",
+    "containerd",
+    "ctr",
+    "runc",
+    "busybox",
+    "dockerd",
+    "docker",
+];
+
 use std::time::{Duration, Instant};
 
 use common::webhook::{allow, deny, patch};

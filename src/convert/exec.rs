@@ -32,6 +32,13 @@ impl std::fmt::Display for Refusal {
 /// judged the container, and an exec is a process in it (Kubernetes execs run with the
 /// container's security context). `container` and `exec` are runtime-spec Process objects.
 pub fn check(container: &Value, exec: &Value) -> Result<(), Refusal> {
+    check_user(container, exec)?;
+    check_capabilities(container, exec)?;
+    check_confinement(container, exec)
+}
+
+/// Not root, and not in group 0, unless the container's user is.
+fn check_user(container: &Value, exec: &Value) -> Result<(), Refusal> {
     let uid = |p: &Value| p.pointer("/user/uid").and_then(Value::as_u64).unwrap_or(0);
     if uid(exec) == 0 && uid(container) != 0 {
         return Err(Refusal::new(
@@ -56,6 +63,11 @@ pub fn check(container: &Value, exec: &Value) -> Result<(), Refusal> {
             "puts the process in group 0, which the container's user is not in; exec as the container's user",
         ));
     }
+    Ok(())
+}
+
+/// No capability outside the container's bounding set, in any set.
+fn check_capabilities(container: &Value, exec: &Value) -> Result<(), Refusal> {
     let caps = |p: &Value, set: &str| -> Vec<String> {
         p.pointer(&format!("/capabilities/{set}"))
             .and_then(Value::as_array)
@@ -82,6 +94,11 @@ pub fn check(container: &Value, exec: &Value) -> Result<(), Refusal> {
             ));
         }
     }
+    Ok(())
+}
+
+/// `noNewPrivileges` kept on, and the container's AppArmor profile and SELinux label.
+fn check_confinement(container: &Value, exec: &Value) -> Result<(), Refusal> {
     let nnp = |p: &Value| {
         p.get("noNewPrivileges")
             .and_then(Value::as_bool)

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, Pod, PodSecurityContext, PodSpec, ResourceRequirements, Sysctl,
+    Container, EnvVar, Pod, PodSecurityContext, PodSpec, ResourceRequirements, Sysctl, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -63,8 +63,65 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
     };
 
     let ns = Namespaces::read(&root, &record.ns_paths)?;
-    let mut host_power = hostpower::reasons(
+    let host_power = host_power(&root, record, opts, &ns)?;
+    let mut mounts = pod_mounts(
         &root,
+        &MountContext {
+            id: &record.id,
+            sandbox_id: spec_annotations.get(CRI_SANDBOX_ID_KEY).map(String::as_str),
+            host_ipc: ns.host_ipc,
+        },
+    )?;
+    if let Some(path) = rootfs::host_root(&root, &opts.storage_roots)? {
+        mounts.add_host_root(path, root.path("root.readonly").bool()?.unwrap_or(false));
+    }
+    let unmapped = std::mem::take(&mut mounts.unmapped);
+    let annotations = annotations(record, &root, &spec_annotations, &host_power, &ns, unmapped)?;
+    let name = pick(CONTAINER_NAME_KEY, &record.id);
+    let container = container(record, &root, name, &host_power, mounts.mounts)?;
+    let security_context = pod_security_context(&root)?;
+
+    Ok(Pod {
+        metadata: ObjectMeta {
+            name: Some(pick(POD_NAME_KEY, &record.id)),
+            // The namespace chooses the rules (levels, exemptions, break-glass), so it comes
+            // from what the caller cannot write: the runtime's namespace. The Kubernetes
+            // label or annotation counts only where the runtime itself sets it (CRI-O, at
+            // the hook door, when configured); policies still see it as a label.
+            namespace: Some(if opts.kubernetes_namespace {
+                pick(POD_NAMESPACE_KEY, &record.namespace)
+            } else {
+                record.namespace.clone()
+            }),
+            labels: Some(pod_labels(record)).filter(|l| !l.is_empty()),
+            annotations: Some(annotations).filter(|a| !a.is_empty()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![container],
+            runtime_class_name: runtime_class(&record.runtime, opts),
+            host_network: Some(ns.host_network),
+            host_pid: Some(ns.host_pid),
+            host_ipc: Some(ns.host_ipc),
+            host_users: Some(ns.host_users),
+            security_context,
+            volumes: Some(mounts.volumes).filter(|v| !v.is_empty()),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// Why the container has power over the host beyond `--privileged` itself (hooks, devices,
+/// the host's mount namespace, …): the privileged reasons of the view.
+fn host_power(
+    root: &Node<'_>,
+    record: &ContainerRecord,
+    opts: &PodOptions,
+    ns: &Namespaces,
+) -> Result<Vec<String>, ConvertError> {
+    let mut host_power = hostpower::reasons(
+        root,
         &HookTrust {
             allowed: &opts.allowed_hooks,
             exes: &record.hook_exes,
@@ -79,18 +136,19 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
                 .to_owned(),
         );
     }
-    let mut mounts = pod_mounts(
-        &root,
-        &MountContext {
-            id: &record.id,
-            sandbox_id: spec_annotations.get(CRI_SANDBOX_ID_KEY).map(String::as_str),
-            host_ipc: ns.host_ipc,
-        },
-    )?;
-    if let Some(path) = rootfs::host_root(&root, &opts.storage_roots)? {
-        mounts.add_host_root(path, root.path("root.readonly").bool()?.unwrap_or(false));
-    }
+    Ok(host_power)
+}
 
+/// The Pod's annotations: the container's labels and spec annotations (none of ours), then
+/// the synthetic `portcullis.dev/` ones for what has no Pod field.
+fn annotations(
+    record: &ContainerRecord,
+    root: &Node<'_>,
+    spec_annotations: &BTreeMap<String, String>,
+    host_power: &[String],
+    ns: &Namespaces,
+    unmapped: Vec<Value>,
+) -> Result<BTreeMap<String, String>, ConvertError> {
     let mut annotations: BTreeMap<String, String> = record.labels.clone();
     annotations.extend(spec_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
     annotations.retain(|k, _| !k.starts_with(ANNOTATION_PREFIX));
@@ -114,7 +172,7 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
         .filter(|p| !p.is_empty())
         .collect();
     synthetic(DEVICES_ANNOTATION, &devices.join(","));
-    let hooks: Vec<&str> = hostpower::hooks(&root)?
+    let hooks: Vec<&str> = hostpower::hooks(root)?
         .into_iter()
         .map(|(_, p)| p)
         .collect();
@@ -122,7 +180,7 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
     if !host_power.is_empty() {
         synthetic(
             PRIVILEGED_REASONS_ANNOTATION,
-            &Value::from(host_power.clone()).to_string(),
+            &Value::from(host_power.to_vec()).to_string(),
         );
     }
     synthetic(
@@ -132,38 +190,54 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
     for (kind, path) in &ns.paths {
         synthetic(&format!("{NAMESPACE_PATH_ANNOTATION_PREFIX}{kind}"), path);
     }
-    if !mounts.unmapped.is_empty() {
+    if !unmapped.is_empty() {
         synthetic(
             UNMAPPED_MOUNTS_ANNOTATION,
-            &Value::Array(mounts.unmapped).to_string(),
+            &Value::Array(unmapped).to_string(),
         );
     }
+    Ok(annotations)
+}
 
-    let pod_labels: BTreeMap<String, String> = record
+/// The container's labels that are valid Kubernetes labels.
+fn pod_labels(record: &ContainerRecord) -> BTreeMap<String, String> {
+    record
         .labels
         .iter()
         .filter(|(k, v)| labels::is_label_key(k) && labels::is_label_value(v))
         .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+        .collect()
+}
 
-    let container = Container {
-        name: pick(CONTAINER_NAME_KEY, &record.id),
+/// `spec.containers[0]`, named `name`.
+fn container(
+    record: &ContainerRecord,
+    root: &Node<'_>,
+    name: String,
+    host_power: &[String],
+    volume_mounts: Vec<VolumeMount>,
+) -> Result<Container, ConvertError> {
+    Ok(Container {
+        name,
         image: Some(record.image.clone()),
         command: Some(root.path("process.args").strings()?)
             .filter(|a| !a.is_empty())
             .map(|a| a.into_iter().map(str::to_owned).collect()),
-        env: Some(env(&root)?).filter(|e| !e.is_empty()),
+        env: Some(env(root)?).filter(|e| !e.is_empty()),
         working_dir: root.path("process.cwd").str()?.map(str::to_owned),
         tty: Some(root.path("process.terminal").bool()?.unwrap_or(false)),
-        resources: limits(&root)?.map(|l| ResourceRequirements {
+        resources: limits(root)?.map(|l| ResourceRequirements {
             limits: Some(l),
             ..Default::default()
         }),
-        security_context: Some(security::security_context(&root, &host_power)?),
-        volume_mounts: Some(mounts.mounts).filter(|m| !m.is_empty()),
+        security_context: Some(security::security_context(root, host_power)?),
+        volume_mounts: Some(volume_mounts).filter(|m| !m.is_empty()),
         ..Default::default()
-    };
+    })
+}
 
+/// The Pod's security context: supplemental groups and sysctls (none when both are empty).
+fn pod_security_context(root: &Node<'_>) -> Result<Option<PodSecurityContext>, ConvertError> {
     let gid = root.path("process.user.gid").u32()?.unwrap_or(0);
     let supplemental: Vec<i64> = root
         .path("process.user.additionalGids")
@@ -178,41 +252,12 @@ pub fn to_pod(record: &ContainerRecord, opts: &PodOptions) -> Result<Pod, Conver
         .into_iter()
         .map(|(name, value)| Sysctl { name, value })
         .collect();
-
-    Ok(Pod {
-        metadata: ObjectMeta {
-            name: Some(pick(POD_NAME_KEY, &record.id)),
-            // The namespace chooses the rules (levels, exemptions, break-glass), so it comes
-            // from what the caller cannot write: the runtime's namespace. The Kubernetes
-            // label or annotation counts only where the runtime itself sets it (CRI-O, at
-            // the hook door, when configured); policies still see it as a label.
-            namespace: Some(if opts.kubernetes_namespace {
-                pick(POD_NAMESPACE_KEY, &record.namespace)
-            } else {
-                record.namespace.clone()
-            }),
-            labels: Some(pod_labels).filter(|l| !l.is_empty()),
-            annotations: Some(annotations).filter(|a| !a.is_empty()),
-            ..Default::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![container],
-            runtime_class_name: runtime_class(&record.runtime, opts),
-            host_network: Some(ns.host_network),
-            host_pid: Some(ns.host_pid),
-            host_ipc: Some(ns.host_ipc),
-            host_users: Some(ns.host_users),
-            security_context: Some(PodSecurityContext {
-                supplemental_groups: Some(supplemental).filter(|g| !g.is_empty()),
-                sysctls: Some(sysctls).filter(|s| !s.is_empty()),
-                ..Default::default()
-            })
-            .filter(|s| s != &PodSecurityContext::default()),
-            volumes: Some(mounts.volumes).filter(|v| !v.is_empty()),
-            ..Default::default()
-        }),
-        status: None,
+    Ok(Some(PodSecurityContext {
+        supplemental_groups: Some(supplemental).filter(|g| !g.is_empty()),
+        sysctls: Some(sysctls).filter(|s| !s.is_empty()),
+        ..Default::default()
     })
+    .filter(|s| s != &PodSecurityContext::default()))
 }
 
 /// The Pod view as JSON, as it is sent to policies (`apiVersion: v1`, `kind: Pod`).

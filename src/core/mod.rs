@@ -18,7 +18,6 @@
 pub(crate) mod cache;
 pub(crate) mod exempt;
 pub(crate) mod log;
-pub(crate) mod matching;
 
 mod blocking;
 mod chain;
@@ -160,7 +159,7 @@ impl Decider {
             .or_else(|| self.namespaces.get(ANY_NAMESPACE))
             .map(|n| n.labels.clone())
             .unwrap_or_default();
-        labels.extend(matching::name_label(namespace));
+        labels.extend(crate::policy::matching::name_label(namespace));
         labels
     }
 

@@ -1,4 +1,4 @@
-//! One configured admission webhook: when it applies ([`super::matching`]), how to reach
+//! One configured admission webhook: when it applies ([`crate::policy::matching`]), how to reach
 //! it ([`super::client`]) and what its answer means for the request. The chain in
 //! [`super`] decides what to do with a [`Reply`].
 
@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use crate::config::webhook::{
     FailurePolicy, ReinvocationPolicy, SideEffectClass, WebhookConfig, WebhookKind,
 };
+use crate::policy::matching;
 use crate::review::wire::{self, ReviewVersion, WebhookAnswer};
 use crate::review::AdmissionRequest;
 
 use super::client::{CallError, WebhookClient};
-use super::{matching, CoreError};
+use super::CoreError;
 
 pub struct Webhook {
     config: WebhookConfig,

@@ -8,6 +8,7 @@
 //! and the core runs it off the async workers.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::config::Mode;
 use crate::review::AdmissionRequest;
@@ -92,4 +93,15 @@ pub trait MutatingPolicy: Send + Sync {
     fn may_block(&self) -> bool {
         false
     }
+}
+
+/// The policies a config asks for, by phase, each list in the order the core runs it.
+#[derive(Default)]
+pub struct Policies {
+    /// The mutation phase's in-process part, before the mutating webhooks.
+    pub mutating: Vec<Arc<dyn MutatingPolicy>>,
+    /// The validation phase's in-process part, before the validating webhooks.
+    pub validating: Vec<Arc<dyn ValidatingPolicy>>,
+    /// The image rules alone, for an ImageReview (which asks about images only).
+    pub images: Vec<Arc<dyn ValidatingPolicy>>,
 }

@@ -167,29 +167,7 @@ fn check_image(
     };
 
     if image.is_empty() {
-        // A runtime request that did not name its image: no rule that needs to know the
-        // image can be satisfied. `deny` only refuses what it recognises, so it passes.
-        let unknown =
-            format!("the image of {container} is unknown (the runtime did not report it)");
-        if rules.disallow_latest {
-            push(
-                Rule::DisallowLatest,
-                format!("{unknown}, so it cannot be shown to be pinned"),
-            );
-        }
-        if !rules.allowed_registries.is_empty() {
-            push(
-                Rule::AllowedRegistries,
-                format!("{unknown}, so its registry cannot be checked"),
-            );
-        }
-        if rules.require_digest {
-            push(
-                Rule::RequireDigest,
-                format!("{unknown}, so it cannot be shown to carry a digest"),
-            );
-        }
-        return;
+        return unknown_image(rules, container, &mut push);
     }
 
     let r = match ImageRef::parse(image) {
@@ -202,6 +180,46 @@ fn check_image(
             return push(Rule::Reference, problem);
         }
     };
+    known_image(rules, container, image, &r, &mut push);
+}
+
+/// The rules on an image the runtime did not report (an empty `image`).
+fn unknown_image(
+    rules: &ImageRules,
+    container: &ContainerRef,
+    push: &mut impl FnMut(Rule, String),
+) {
+    // A runtime request that did not name its image: no rule that needs to know the
+    // image can be satisfied. `deny` only refuses what it recognises, so it passes.
+    let unknown = format!("the image of {container} is unknown (the runtime did not report it)");
+    if rules.disallow_latest {
+        push(
+            Rule::DisallowLatest,
+            format!("{unknown}, so it cannot be shown to be pinned"),
+        );
+    }
+    if !rules.allowed_registries.is_empty() {
+        push(
+            Rule::AllowedRegistries,
+            format!("{unknown}, so its registry cannot be checked"),
+        );
+    }
+    if rules.require_digest {
+        push(
+            Rule::RequireDigest,
+            format!("{unknown}, so it cannot be shown to carry a digest"),
+        );
+    }
+}
+
+/// The rules on an image whose reference parsed, in rule order.
+fn known_image(
+    rules: &ImageRules,
+    container: &ContainerRef,
+    image: &str,
+    r: &ImageRef,
+    push: &mut impl FnMut(Rule, String),
+) {
     // `"nginx" (docker.io/library/nginx:latest)`: what was written, and what it means.
     let full = r.to_string();
     let shown = if image == full {
@@ -229,7 +247,7 @@ fn check_image(
         && !rules
             .allowed_registries
             .iter()
-            .any(|entry| registry_allows(entry, &r))
+            .any(|entry| registry_allows(entry, r))
     {
         push(
             Rule::AllowedRegistries,
@@ -254,7 +272,7 @@ fn check_image(
     let candidates = if rules.deny.is_empty() {
         Vec::new()
     } else {
-        deny_candidates(image, &r)
+        deny_candidates(image, r)
     };
     if let Some(pattern) = rules
         .deny

@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod images;
+pub(crate) mod matching;
 pub mod pss;
 pub mod reference;
 pub mod registry;

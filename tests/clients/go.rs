@@ -31,17 +31,7 @@ fn client() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let main = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clients/go/main.go");
-        common::go::build(
-            "grpc-go-client",
-            &main,
-            &[
-                ("google.golang.org/grpc", "golang-google-grpc-dev"),
-                (
-                    "google.golang.org/protobuf/encoding/protowire",
-                    "golang-google-protobuf-dev",
-                ),
-            ],
-        )
+        common::go::build("grpc-go-client", &main, &["grpc-go", "protobuf-go"])
     })
 }
 

@@ -32,6 +32,7 @@ struct Python {
 impl Python {
     /// The venv's interpreter, with grpcio from the package registry.
     fn registry() -> Self {
+        common::needs(&["grpcio-venv"]);
         let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/clients-venv/bin/python");
         let py = Self::new(exe);
         assert!(
@@ -45,6 +46,7 @@ impl Python {
 
     /// Debian's interpreter, with Debian's python3-grpcio: the pre-1.57 `:authority`.
     fn debian() -> Self {
+        common::needs(&["python3-grpcio"]);
         let py = Self::new(PathBuf::from("/usr/bin/python3"));
         assert!(
             !py.at_least(1, 57),

@@ -5,27 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where Debian's `golang-*-dev` packages put their sources (a GOPATH).
-pub const GOPATH: &str = "/usr/share/gocode";
+pub use super::prereq::GOPATH;
 
-/// Builds `main` into `target/tmp/NAME/NAME` and returns the binary. `sources` are the
-/// GOPATH source directories it needs, each with the Debian package that provides it; a
-/// missing one (or Go itself) fails with what to install. Callers keep the result in a
+/// Builds `main` into `target/tmp/NAME/NAME` and returns the binary. `sources` name the
+/// GOPATH sources it needs (prerequisites of `prereq.rs`: `grpc-go`, `runtime-spec-go`, …);
+/// a missing one (or Go itself) fails with what to install. Callers keep the result in a
 /// `OnceLock`: one build per test binary run.
-pub fn build(name: &str, main: &Path, sources: &[(&str, &str)]) -> PathBuf {
-    let go = Command::new("go").arg("version").output();
-    assert!(
-        go.as_ref().is_ok_and(|o| o.status.success()),
-        "go is not installed ({go:?}); run scripts/setup.sh (as root)"
-    );
-    for (source, package) in sources {
-        let dir = Path::new(GOPATH).join("src").join(source);
-        assert!(
-            dir.is_dir(),
-            "{} is missing: install {package} (scripts/setup.sh)",
-            dir.display()
-        );
-    }
+pub fn build(name: &str, main: &Path, sources: &[&str]) -> PathBuf {
+    let mut needs = vec!["go"];
+    needs.extend(sources);
+    super::prereq::prerequisites(&needs);
     // Under target/, so the Go build cache survives between runs (grpc-go and x/net take
     // ~15 s the first time; later builds a second).
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);

@@ -3,11 +3,14 @@
 //! a local busybox image, the real `ctr` and `docker` clients, and a webhook server the
 //! test controls.
 //!
-//! Missing components are a failure, not a skip: run `scripts/setup.sh` first.
+//! Missing components are a failure, not a skip: run `scripts/setup.sh` first. Each test
+//! binary names what it needs in `PREREQUISITES` (see `prereq.rs`); the harness checks
+//! them all at its first use and fails with one line naming what is missing.
 // Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
 
 pub mod go;
+pub mod prereq;
 pub mod webhook;
 
 use std::ffi::OsStr;
@@ -16,27 +19,48 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use prereq::prerequisites;
 pub use webhook::WebhookServer;
 
 pub const IMAGE: &str = "docker.io/library/busybox:1.36";
 pub const IMAGE_LATEST: &str = "docker.io/library/busybox:latest";
 
+/// Asserts that `tool` (a name in `prereq.rs`'s table) is installed.
+#[track_caller]
 pub fn require(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success());
-    assert!(
-        matches!(found, Ok(true)),
-        "{tool} is not installed; run scripts/setup.sh (as root)"
-    );
+    prerequisites(&[tool]);
+}
+
+/// Checks this test binary's prerequisites (`PREREQUISITES` at its root) once, at the
+/// first harness use: every test after a failed check fails with the same one line.
+#[track_caller]
+pub fn check_prerequisites() {
+    static MISSING: OnceLock<Option<String>> = OnceLock::new();
+    if let Some(line) = MISSING.get_or_init(|| prereq::missing(crate::PREREQUISITES)) {
+        panic!("{line}");
+    }
+}
+
+/// A harness part needs `names`: the binary's prerequisites are checked (once), then any of
+/// `names` its `PREREQUISITES` does not list.
+#[track_caller]
+pub fn needs(names: &[&str]) {
+    check_prerequisites();
+    let unlisted: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !crate::PREREQUISITES.contains(n))
+        .collect();
+    if !unlisted.is_empty() {
+        prerequisites(&unlisted);
+    }
 }
 
 /// The busybox image tar, built once per test binary.
 pub fn image_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        require("busybox");
+        needs(&["busybox"]);
         let dir = std::env::temp_dir().join(format!("portcullis-image-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let tar = dir.join("busybox.tar");
@@ -139,8 +163,7 @@ impl Containerd {
     }
 
     fn start_with(dir: &Path, cri: bool) -> Self {
-        require("containerd");
-        require("runc");
+        needs(&["root", "containerd", "runc", "ctr"]);
         let dir = dir.join("containerd");
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("containerd.sock");
@@ -316,7 +339,7 @@ impl Dockerd {
 
     /// [`Dockerd::start`] with more dockerd flags (e.g. `--add-runtime NAME=PATH`).
     pub fn start_with(dir: &Path, containerd: &Path, extra: &[&str]) -> Self {
-        require("dockerd");
+        needs(&["root", "dockerd", "docker"]);
         let d = dir.join("docker");
         std::fs::create_dir_all(&d).unwrap();
         let socket = d.join("docker.sock");
@@ -361,7 +384,7 @@ impl Dockerd {
 
 /// Runs `ctr` against `socket`.
 pub fn ctr(socket: &Path, args: &[&str]) -> Output {
-    require("ctr");
+    needs(&["ctr"]);
     Command::new("ctr")
         .arg("--address")
         .arg(socket)
@@ -432,6 +455,7 @@ impl World {
     }
 
     fn start(config: &str, cri: bool) -> Self {
+        check_prerequisites();
         let dir = tempfile::Builder::new()
             .prefix("portcullis-e2e-")
             .tempdir()

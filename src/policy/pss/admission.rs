@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::policy::admission::{Answer, Judgement, ValidatingPolicy};
+use crate::policy::admission::{Answer, Judgement, Policies, ValidatingPolicy};
 use crate::policy::pss;
-use crate::policy::registry::Policies;
 use crate::review::pod_view::pod_view;
 use crate::review::AdmissionRequest;
 

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::config::Mode;
-use crate::policy::admission::{MutatingPolicy, Mutation};
-use crate::policy::registry::Policies;
+use crate::policy::admission::{MutatingPolicy, Mutation, Policies};
 use crate::review::pod_view::pod_view;
 use crate::review::AdmissionRequest;
 

@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::PolicySet;
 use crate::config::Config;
-use crate::policy::admission::{Answer, Judgement, MutatingPolicy, Mutation, ValidatingPolicy};
-use crate::policy::registry::Policies;
+use crate::policy::admission::{
+    Answer, Judgement, MutatingPolicy, Mutation, Policies, ValidatingPolicy,
+};
 use crate::review::AdmissionRequest;
 
 /// [`registry`](crate::policy::registry): the policies, bindings and params of

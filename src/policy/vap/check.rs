@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use super::compiled::{Binding, Compiled, CompiledMutation, CompiledValidation, LoadIssue, Policy};
 use super::expr;
 use super::expr::Literals;
-use super::load::{Binding, Compiled, CompiledMutation, CompiledValidation, LoadIssue, Policy};
 use super::types::*;
 use crate::policy::quote;
 
@@ -122,8 +122,30 @@ impl Loader<'_> {
             &spec.match_conditions,
             Literals::None,
         );
+        let validations = self.validations(&what, &spec.validations);
+        let audit = self.audit_annotations(&what, &spec.audit_annotations);
+        (self.issues.len() == before).then(|| Policy {
+            name,
+            param_kind: spec.param_kind,
+            match_constraints: constraints,
+            failure_policy: spec.failure_policy.unwrap_or_default(),
+            match_conditions: conditions,
+            variables,
+            validations,
+            audit_annotations: audit,
+            mutations: Vec::new(),
+        })
+    }
+
+    /// `spec.validations`, compiled; a validation whose messageExpression does not compile
+    /// is left out (its problem is reported).
+    fn validations(
+        &mut self,
+        what: &str,
+        spec_validations: &[Validation],
+    ) -> Vec<CompiledValidation> {
         let mut validations = Vec::new();
-        for (i, v) in spec.validations.iter().enumerate() {
+        for (i, v) in spec_validations.iter().enumerate() {
             let reason = v.reason.clone().unwrap_or_else(|| "Invalid".into());
             if ![
                 "Unauthorized",
@@ -142,20 +164,19 @@ impl Loader<'_> {
                 );
             }
             let expression = self.compile(
-                &what,
+                what,
                 &format!("spec.validations[{i}].expression"),
                 &v.expression,
             );
             let message_expression = match &v.message_expression {
                 None => None,
-                Some(m) => match self.compile(
-                    &what,
-                    &format!("spec.validations[{i}].messageExpression"),
-                    m,
-                ) {
-                    None => continue,
-                    some => some,
-                },
+                Some(m) => {
+                    match self.compile(what, &format!("spec.validations[{i}].messageExpression"), m)
+                    {
+                        None => continue,
+                        some => some,
+                    }
+                }
             };
             if let Some(expression) = expression {
                 validations.push(CompiledValidation {
@@ -166,9 +187,18 @@ impl Loader<'_> {
                 });
             }
         }
+        validations
+    }
+
+    /// `spec.auditAnnotations`, compiled, by key.
+    fn audit_annotations(
+        &mut self,
+        what: &str,
+        annotations: &[AuditAnnotation],
+    ) -> Vec<(String, Compiled)> {
         let mut seen = BTreeSet::new();
         let mut audit = Vec::new();
-        for (i, a) in spec.audit_annotations.iter().enumerate() {
+        for (i, a) in annotations.iter().enumerate() {
             if a.key.is_empty() || !seen.insert(a.key.clone()) {
                 self.issue(
                     Some(a.value_expression.referenced.line()),
@@ -177,21 +207,11 @@ impl Loader<'_> {
             }
             let field = format!("spec.auditAnnotations[{i}].valueExpression");
             audit.extend(
-                self.compile(&what, &field, &a.value_expression)
+                self.compile(what, &field, &a.value_expression)
                     .map(|c| (a.key.clone(), c)),
             );
         }
-        (self.issues.len() == before).then(|| Policy {
-            name,
-            param_kind: spec.param_kind,
-            match_constraints: constraints,
-            failure_policy: spec.failure_policy.unwrap_or_default(),
-            match_conditions: conditions,
-            variables,
-            validations,
-            audit_annotations: audit,
-            mutations: Vec::new(),
-        })
+        audit
     }
 
     pub fn mutating_policy(&mut self, p: MutatingAdmissionPolicy) -> Option<Policy> {

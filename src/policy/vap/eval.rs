@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use cel::{Context, ExecutionError, Value};
 
+use super::compiled::{Compiled, Policy};
 use super::expr::{self, map_of, run, type_name, MAX_MESSAGE_BYTES};
-use super::load::{Compiled, Policy};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Decision {

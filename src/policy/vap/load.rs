@@ -2,66 +2,17 @@
 //! compiled once. All problems are collected, each with its file (and line where the
 //! YAML parser or the expression's position gives one).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use super::expr::Program;
 
 use super::check::{binding, mutating_binding, Loader};
 use super::types::*;
-
-/// A compiled expression and its source text.
-pub(crate) struct Compiled {
-    pub source: String,
-    pub program: Program,
-}
-
-pub(crate) struct CompiledValidation {
-    pub expression: Compiled,
-    pub message: Option<String>,
-    pub message_expression: Option<Compiled>,
-    pub reason: String,
-}
-
-/// One of a MutatingAdmissionPolicy's `mutations`.
-pub(crate) struct CompiledMutation {
-    pub patch_type: PatchType,
-    pub expression: Compiled,
-}
-
-/// A ValidatingAdmissionPolicy (with validations and audit annotations) or a
-/// MutatingAdmissionPolicy (with mutations).
-pub(crate) struct Policy {
-    pub name: String,
-    pub param_kind: Option<ParamKind>,
-    pub match_constraints: MatchResources,
-    pub failure_policy: FailurePolicy,
-    pub match_conditions: Vec<(String, Compiled)>,
-    pub variables: Vec<(String, Compiled)>,
-    pub validations: Vec<CompiledValidation>,
-    pub audit_annotations: Vec<(String, Compiled)>,
-    pub mutations: Vec<CompiledMutation>,
-}
-
-pub(crate) struct Binding {
-    pub name: String,
-    pub policy: usize,
-    pub param_ref: Option<ParamRef>,
-    pub match_resources: Option<MatchResources>,
-    pub actions: Vec<ValidationAction>,
-}
-
-/// A params object: any document that is not a policy or a binding of either kind.
-pub(crate) struct Param {
-    pub api_version: String,
-    pub kind: String,
-    pub name: String,
-    pub namespace: String,
-    pub labels: BTreeMap<String, String>,
-    pub value: Arc<serde_json::Value>,
-}
+// The loaded forms live in `compiled`, so that `check` (which builds them) does not import
+// `load`, which drives it; `vap/mod.rs` still names them through here.
+pub use super::compiled::LoadIssue;
+pub(crate) use super::compiled::{Binding, Param, Policy};
 
 pub(crate) struct Loaded {
     pub policies: Vec<Policy>,
@@ -95,23 +46,6 @@ fn add_binding(loader: &mut Loader, bindings: &mut Vec<Binding>, kind: &str, bin
         loader.issue(None, m);
     } else {
         bindings.push(binding);
-    }
-}
-
-/// One problem in the policy files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadIssue {
-    pub file: PathBuf,
-    pub line: Option<u64>,
-    pub message: String,
-}
-
-impl fmt::Display for LoadIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
     }
 }
 
@@ -155,141 +89,39 @@ fn documents(text: &str) -> Vec<String> {
 /// Parses and checks every document. Must run on a thread with [`super::expr::STACK_BYTES`].
 pub(crate) fn load(docs: &[(PathBuf, String)]) -> Result<Loaded, LoadError> {
     let mut issues = Vec::new();
-    let mut policies: Vec<Policy> = Vec::new();
-    let mut raw_bindings: Vec<(PathBuf, ValidatingAdmissionPolicyBinding)> = Vec::new();
-    let mut mutating: Vec<Policy> = Vec::new();
-    let mut raw_mutating_bindings: Vec<(PathBuf, MutatingAdmissionPolicyBinding)> = Vec::new();
-    let mut params = Vec::new();
-    // Policies that failed to load: their bindings are not reported again.
-    let mut failed: BTreeSet<String> = BTreeSet::new();
-    let mut failed_mutating: BTreeSet<String> = BTreeSet::new();
+    let mut found = Found::default();
     for (file, text) in docs {
         let mut loader = Loader {
             file,
             issues: &mut issues,
         };
         for doc in documents(text) {
-            let value: Option<serde_json::Value> = match serde_saphyr::from_str(&doc) {
-                Ok(v) => v,
-                Err(e) => {
-                    loader.issue(None, e.to_string());
-                    continue;
-                }
-            };
-            let Some(value) = value.filter(|v| !v.is_null()) else {
-                continue;
-            };
-            let header: Header = match serde_json::from_value(value.clone()) {
-                Ok(h) => h,
-                Err(e) => {
-                    loader.issue(None, format!("not a Kubernetes object: {e}"));
-                    continue;
-                }
-            };
-            let versions: &[&str] = match header.kind.as_str() {
-                POLICY_KIND | BINDING_KIND => &[API_VERSION],
-                MUTATING_POLICY_KIND | MUTATING_BINDING_KIND => &MUTATING_API_VERSIONS,
-                _ => &[],
-            };
-            if !versions.is_empty() && !versions.contains(&header.api_version.as_str()) {
-                loader.issue(
-                    None,
-                    format!(
-                        "{} {}: apiVersion {} is not supported; use {}",
-                        header.kind,
-                        crate::policy::quote(&header.metadata.name),
-                        crate::policy::quote(&header.api_version),
-                        versions.join(" or ")
-                    ),
-                );
-            } else if header.kind == POLICY_KIND {
-                match serde_saphyr::from_str::<ValidatingAdmissionPolicy>(&doc) {
-                    Ok(p) => {
-                        let name = p.metadata.name.clone();
-                        match loader.policy(p) {
-                            Some(p) => add_policy(&mut loader, &mut policies, POLICY_KIND, p),
-                            None => {
-                                failed.insert(name);
-                            }
-                        }
-                    }
-                    Err(e) => loader.issue(None, format!("{POLICY_KIND}: {e}")),
-                }
-            } else if header.kind == BINDING_KIND {
-                match serde_saphyr::from_str::<ValidatingAdmissionPolicyBinding>(&doc) {
-                    Ok(b) => raw_bindings.push((file.clone(), b)),
-                    Err(e) => loader.issue(None, format!("{BINDING_KIND}: {e}")),
-                }
-            } else if header.kind == MUTATING_POLICY_KIND {
-                let kind = MUTATING_POLICY_KIND;
-                match serde_saphyr::from_str::<MutatingAdmissionPolicy>(&doc) {
-                    Ok(p) => {
-                        let name = p.metadata.name.clone();
-                        match loader.mutating_policy(p) {
-                            Some(p) => add_policy(&mut loader, &mut mutating, kind, p),
-                            None => {
-                                failed_mutating.insert(name);
-                            }
-                        }
-                    }
-                    Err(e) => loader.issue(None, format!("{kind}: {e}")),
-                }
-            } else if header.kind == MUTATING_BINDING_KIND {
-                match serde_saphyr::from_str::<MutatingAdmissionPolicyBinding>(&doc) {
-                    Ok(b) => raw_mutating_bindings.push((file.clone(), b)),
-                    Err(e) => loader.issue(None, format!("{MUTATING_BINDING_KIND}: {e}")),
-                }
-            } else if header.api_version.is_empty()
-                || header.kind.is_empty()
-                || header.metadata.name.is_empty()
-            {
-                loader.issue(
-                    None,
-                    "a document needs apiVersion, kind and metadata.name".into(),
-                );
-            } else {
-                params.push(Param {
-                    api_version: header.api_version,
-                    kind: header.kind,
-                    name: header.metadata.name,
-                    namespace: header.metadata.namespace,
-                    labels: header.metadata.labels,
-                    value: Arc::new(value),
-                });
-            }
+            found.document(&mut loader, file, &doc);
         }
     }
-    let mut bindings: Vec<Binding> = Vec::new();
-    for (file, b) in raw_bindings {
-        let mut loader = Loader {
-            file: &file,
-            issues: &mut issues,
-        };
-        if failed.contains(&b.spec.policy_name) {
-            continue;
-        }
-        if let Some(b) = binding(&mut loader, b, &policies) {
-            add_binding(&mut loader, &mut bindings, BINDING_KIND, b);
-        }
-    }
-    let mut mutating_bindings: Vec<Binding> = Vec::new();
-    for (file, b) in raw_mutating_bindings {
-        let mut loader = Loader {
-            file: &file,
-            issues: &mut issues,
-        };
-        if failed_mutating.contains(&b.spec.policy_name) {
-            continue;
-        }
-        if let Some(b) = mutating_binding(&mut loader, b, &mutating) {
-            add_binding(
-                &mut loader,
-                &mut mutating_bindings,
-                MUTATING_BINDING_KIND,
-                b,
-            );
-        }
-    }
+    // Bindings are checked once every policy is known (a binding may come first); those
+    // of a policy that failed to load are not reported again.
+    let Found {
+        policies,
+        raw_bindings,
+        mutating,
+        raw_mutating_bindings,
+        params,
+        failed,
+        failed_mutating,
+    } = found;
+    let raw = raw_bindings
+        .into_iter()
+        .filter(|(_, b)| !failed.contains(&b.spec.policy_name));
+    let bindings = check_bindings(&mut issues, raw, BINDING_KIND, |loader, b| {
+        binding(loader, b, &policies)
+    });
+    let raw = raw_mutating_bindings
+        .into_iter()
+        .filter(|(_, b)| !failed_mutating.contains(&b.spec.policy_name));
+    let mutating_bindings = check_bindings(&mut issues, raw, MUTATING_BINDING_KIND, |loader, b| {
+        mutating_binding(loader, b, &mutating)
+    });
     if issues.is_empty() {
         Ok(Loaded {
             policies,
@@ -301,4 +133,153 @@ pub(crate) fn load(docs: &[(PathBuf, String)]) -> Result<Loaded, LoadError> {
     } else {
         Err(LoadError { issues })
     }
+}
+
+/// What the documents hold, before the bindings are checked against the policies.
+#[derive(Default)]
+struct Found {
+    policies: Vec<Policy>,
+    raw_bindings: Vec<(PathBuf, ValidatingAdmissionPolicyBinding)>,
+    mutating: Vec<Policy>,
+    raw_mutating_bindings: Vec<(PathBuf, MutatingAdmissionPolicyBinding)>,
+    params: Vec<Param>,
+    /// Policies that failed to load: their bindings are not reported again.
+    failed: BTreeSet<String>,
+    failed_mutating: BTreeSet<String>,
+}
+
+impl Found {
+    /// One YAML document of `file`: a policy or binding of either kind, or a params object.
+    fn document(&mut self, loader: &mut Loader, file: &Path, doc: &str) {
+        let value: Option<serde_json::Value> = match serde_saphyr::from_str(doc) {
+            Ok(v) => v,
+            Err(e) => {
+                loader.issue(None, e.to_string());
+                return;
+            }
+        };
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return;
+        };
+        let header: Header = match serde_json::from_value(value.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                loader.issue(None, format!("not a Kubernetes object: {e}"));
+                return;
+            }
+        };
+        let versions: &[&str] = match header.kind.as_str() {
+            POLICY_KIND | BINDING_KIND => &[API_VERSION],
+            MUTATING_POLICY_KIND | MUTATING_BINDING_KIND => &MUTATING_API_VERSIONS,
+            _ => &[],
+        };
+        if !versions.is_empty() && !versions.contains(&header.api_version.as_str()) {
+            loader.issue(
+                None,
+                format!(
+                    "{} {}: apiVersion {} is not supported; use {}",
+                    header.kind,
+                    crate::policy::quote(&header.metadata.name),
+                    crate::policy::quote(&header.api_version),
+                    versions.join(" or ")
+                ),
+            );
+        } else {
+            self.object(loader, file, doc, header, value);
+        }
+    }
+
+    /// A document of a supported apiVersion, by its kind.
+    fn object(
+        &mut self,
+        loader: &mut Loader,
+        file: &Path,
+        doc: &str,
+        header: Header,
+        value: serde_json::Value,
+    ) {
+        if header.kind == POLICY_KIND {
+            match serde_saphyr::from_str::<ValidatingAdmissionPolicy>(doc) {
+                Ok(p) => {
+                    let name = p.metadata.name.clone();
+                    match loader.policy(p) {
+                        Some(p) => add_policy(loader, &mut self.policies, POLICY_KIND, p),
+                        None => {
+                            self.failed.insert(name);
+                        }
+                    }
+                }
+                Err(e) => loader.issue(None, format!("{POLICY_KIND}: {e}")),
+            }
+        } else if header.kind == BINDING_KIND {
+            match serde_saphyr::from_str::<ValidatingAdmissionPolicyBinding>(doc) {
+                Ok(b) => self.raw_bindings.push((file.to_path_buf(), b)),
+                Err(e) => loader.issue(None, format!("{BINDING_KIND}: {e}")),
+            }
+        } else if header.kind == MUTATING_POLICY_KIND {
+            let kind = MUTATING_POLICY_KIND;
+            match serde_saphyr::from_str::<MutatingAdmissionPolicy>(doc) {
+                Ok(p) => {
+                    let name = p.metadata.name.clone();
+                    match loader.mutating_policy(p) {
+                        Some(p) => add_policy(loader, &mut self.mutating, kind, p),
+                        None => {
+                            self.failed_mutating.insert(name);
+                        }
+                    }
+                }
+                Err(e) => loader.issue(None, format!("{kind}: {e}")),
+            }
+        } else if header.kind == MUTATING_BINDING_KIND {
+            match serde_saphyr::from_str::<MutatingAdmissionPolicyBinding>(doc) {
+                Ok(b) => self.raw_mutating_bindings.push((file.to_path_buf(), b)),
+                Err(e) => loader.issue(None, format!("{MUTATING_BINDING_KIND}: {e}")),
+            }
+        } else {
+            self.param(loader, header, value);
+        }
+    }
+
+    /// Any other object is a params object, if it has the fields one needs.
+    fn param(&mut self, loader: &mut Loader, header: Header, value: serde_json::Value) {
+        if header.api_version.is_empty()
+            || header.kind.is_empty()
+            || header.metadata.name.is_empty()
+        {
+            loader.issue(
+                None,
+                "a document needs apiVersion, kind and metadata.name".into(),
+            );
+        } else {
+            self.params.push(Param {
+                api_version: header.api_version,
+                kind: header.kind,
+                name: header.metadata.name,
+                namespace: header.metadata.namespace,
+                labels: header.metadata.labels,
+                value: Arc::new(value),
+            });
+        }
+    }
+}
+
+/// Checks each binding (of `kind`) with `check`, in file order, keeping the valid ones
+/// whose name is not taken.
+fn check_bindings<B>(
+    issues: &mut Vec<LoadIssue>,
+    raw: impl Iterator<Item = (PathBuf, B)>,
+    kind: &str,
+    mut check: impl FnMut(&mut Loader, B) -> Option<Binding>,
+) -> Vec<Binding> {
+    let mut bindings: Vec<Binding> = Vec::new();
+    for (file, b) in raw {
+        let mut loader = Loader {
+            file: &file,
+            issues: &mut *issues,
+        };
+        if let Some(b) = check(&mut loader, b) {
+            add_binding(&mut loader, &mut bindings, kind, b);
+        }
+    }
+    bindings
 }

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::load::{Binding, Param, Policy};
+use super::compiled::{Binding, Param, Policy};
 use super::types::*;
-use crate::core::matching as core;
+use crate::policy::matching as webhook;
 use crate::review::AdmissionRequest;
 
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -33,21 +33,21 @@ pub(crate) fn matches(
             || m.resource_rules.iter().any(|r| rule_matches(r, request)))
 }
 
-/// The webhook rule match (core::matching) plus `resourceNames`.
+/// The webhook rule match (policy::matching) plus `resourceNames`.
 fn rule_matches(rule: &NamedRuleWithOperations, request: &AdmissionRequest) -> bool {
     let gvr = &request.resource;
     let any = |list: &[String], value: &str| list.iter().any(|x| x == "*" || x == value);
     let sub = request.sub_resource.as_deref().unwrap_or("");
-    core::operation_matches(&rule.operations, request.operation)
+    webhook::operation_matches(&rule.operations, request.operation)
         && any(&rule.api_groups, &gvr.group)
         && any(&rule.api_versions, &gvr.version)
-        && core::resource_matches(&rule.resources, &gvr.resource, sub)
+        && webhook::resource_matches(&rule.resources, &gvr.resource, sub)
         && (rule.resource_names.is_empty() || rule.resource_names.contains(&request.name))
-        && core::scope_matches(rule.scope, request)
+        && webhook::scope_matches(rule.scope, request)
 }
 
-pub(crate) use core::is_namespace_resource as is_namespace;
-use core::object_matches;
+pub(crate) use webhook::is_namespace_resource as is_namespace;
+use webhook::object_matches;
 
 fn namespace_matches(
     selector: Option<&LabelSelector>,

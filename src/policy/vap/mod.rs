@@ -24,6 +24,7 @@ pub mod types;
 mod admission;
 mod apply;
 mod check;
+mod compiled;
 mod eval;
 mod literal;
 mod load;

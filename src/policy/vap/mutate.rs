@@ -11,9 +11,10 @@ use std::sync::Arc;
 use cel::{Context, Value};
 use serde_json::Value as Json;
 
+use super::compiled::{CompiledMutation, Policy};
 use super::eval::{self, error_message};
 use super::expr::{self, map_of, run, type_name};
-use super::load::{CompiledMutation, Loaded, Policy};
+use super::load::Loaded;
 use super::types::PatchType;
 use super::{apply, patch};
 use crate::review::AdmissionRequest;

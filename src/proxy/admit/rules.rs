@@ -165,6 +165,47 @@ pub fn check_options(
     rules: &TaskRules,
 ) -> Result<(), Status> {
     let Some(any) = options else { return Ok(()) };
+    let Some((binary, forbidden)) = runc_choices(what, field, any, rules)? else {
+        return Ok(());
+    };
+    if let Some((name, Some(value))) = forbidden.iter().find(|(_, set)| set.is_some()) {
+        return Err(refused(
+            what,
+            &format!("{field}.{name}"),
+            &format!(
+                "is {value:?}: it lets the caller choose how root on the host runs the \
+                 container; see proxy.tasks in docs/configuration.md"
+            ),
+        ));
+    }
+    // A bare name (`runc`, dockerd's) is looked up on containerd's PATH, which the caller
+    // does not choose; policies still see it (`portcullis.dev/runc-binary`). A path is the
+    // caller's choice of a program to run as root.
+    if binary.contains('/') && !rules.runc_binaries.contains(&binary) {
+        return Err(refused(
+            what,
+            &format!("{field}.binary_name"),
+            &format!(
+                "{binary:?} names a runtime binary containerd would run as root; list it \
+                 under proxy.tasks.runcBinaries to allow it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// (option name, its value when set) of the runc options that hand the caller root on
+/// the host.
+type RootOptions = Vec<(&'static str, Option<String>)>;
+
+/// What runc options choose: the runc binary (empty when unset), and the [`RootOptions`].
+/// `None`: empty options of a type that is not runc's, which choose nothing.
+fn runc_choices(
+    what: &str,
+    field: &str,
+    any: &Any,
+    rules: &TaskRules,
+) -> Result<Option<(String, RootOptions)>, Status> {
     let decode_error = |e: prost::DecodeError| {
         Status::new(
             Code::InvalidArgument,
@@ -177,8 +218,7 @@ pub fn check_options(
     let bytes = any.value.as_slice();
     let on = |set: bool| set.then(|| "true".to_owned());
     let text = |s: &String| (!s.is_empty()).then(|| s.clone());
-    // (option name, its value when set) of the options that hand the caller root on the host.
-    let (binary, forbidden): (String, Vec<(&str, Option<String>)>) = match any.type_url.trim_start_matches('/') {
+    let chosen = match any.type_url.trim_start_matches('/') {
         "containerd.runc.v1.Options" | "io.containerd.runc.v1.Options" => {
             let o = RuncOptions::decode(bytes).map_err(decode_error)?;
             (
@@ -222,7 +262,7 @@ pub fn check_options(
                 ],
             )
         }
-        _ if bytes.is_empty() => return Ok(()),
+        _ if bytes.is_empty() => return Ok(None),
         other => {
             return Err(refused(
                 what,
@@ -231,30 +271,7 @@ pub fn check_options(
             ))
         }
     };
-    if let Some((name, Some(value))) = forbidden.iter().find(|(_, set)| set.is_some()) {
-        return Err(refused(
-            what,
-            &format!("{field}.{name}"),
-            &format!(
-                "is {value:?}: it lets the caller choose how root on the host runs the \
-                 container; see proxy.tasks in docs/configuration.md"
-            ),
-        ));
-    }
-    // A bare name (`runc`, dockerd's) is looked up on containerd's PATH, which the caller
-    // does not choose; policies still see it (`portcullis.dev/runc-binary`). A path is the
-    // caller's choice of a program to run as root.
-    if binary.contains('/') && !rules.runc_binaries.contains(&binary) {
-        return Err(refused(
-            what,
-            &format!("{field}.binary_name"),
-            &format!(
-                "{binary:?} names a runtime binary containerd would run as root; list it \
-                 under proxy.tasks.runcBinaries to allow it"
-            ),
-        ));
-    }
-    Ok(())
+    Ok(Some(chosen))
 }
 
 /// runc's state root (`Options.root`, `RuncOptions.runtime_root`): unset, or on

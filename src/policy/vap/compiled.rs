@@ -1,0 +1,79 @@
+//! What loading makes: policies, bindings and params, every expression compiled once,
+//! and the problems found on the way. `check` builds these and `load` collects them; both
+//! (and the evaluation) use this module, which uses neither.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::expr::Program;
+use super::types::*;
+
+/// A compiled expression and its source text.
+pub(crate) struct Compiled {
+    pub source: String,
+    pub program: Program,
+}
+
+pub(crate) struct CompiledValidation {
+    pub expression: Compiled,
+    pub message: Option<String>,
+    pub message_expression: Option<Compiled>,
+    pub reason: String,
+}
+
+/// One of a MutatingAdmissionPolicy's `mutations`.
+pub(crate) struct CompiledMutation {
+    pub patch_type: PatchType,
+    pub expression: Compiled,
+}
+
+/// A ValidatingAdmissionPolicy (with validations and audit annotations) or a
+/// MutatingAdmissionPolicy (with mutations).
+pub(crate) struct Policy {
+    pub name: String,
+    pub param_kind: Option<ParamKind>,
+    pub match_constraints: MatchResources,
+    pub failure_policy: FailurePolicy,
+    pub match_conditions: Vec<(String, Compiled)>,
+    pub variables: Vec<(String, Compiled)>,
+    pub validations: Vec<CompiledValidation>,
+    pub audit_annotations: Vec<(String, Compiled)>,
+    pub mutations: Vec<CompiledMutation>,
+}
+
+pub(crate) struct Binding {
+    pub name: String,
+    pub policy: usize,
+    pub param_ref: Option<ParamRef>,
+    pub match_resources: Option<MatchResources>,
+    pub actions: Vec<ValidationAction>,
+}
+
+/// A params object: any document that is not a policy or a binding of either kind.
+pub(crate) struct Param {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: Arc<serde_json::Value>,
+}
+
+/// One problem in the policy files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadIssue {
+    pub file: PathBuf,
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl fmt::Display for LoadIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
