@@ -192,7 +192,13 @@ fn ctr_run_with_the_runc_wrapper() {
     let dir = tempdir();
     let containerd = Containerd::start(dir.path());
     let ns = "hooks";
-    let config = write_config(dir.path(), &baseline(ns));
+    let decisions = dir.path().join("decisions.jsonl");
+    let config = format!(
+        "{}decisionLog: {{file: '{}'}}\n",
+        baseline(ns),
+        decisions.display()
+    );
+    let config = write_config(dir.path(), &config);
     let shim = dir.path().join("runc-shim");
     install(&[
         "--docker",
@@ -248,6 +254,18 @@ fn ctr_run_with_the_runc_wrapper() {
         "{err}"
     );
     let _ = c(&["containers", "delete", &id]);
+
+    // The wrapper's decisions are the runc door's in the log (and the metrics), not the
+    // hook's.
+    let log = std::fs::read_to_string(&decisions).unwrap();
+    let doors: Vec<String> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["door"].to_string())
+        .collect();
+    assert!(
+        !doors.is_empty() && doors.iter().all(|d| d == "\"runc\""),
+        "{log}"
+    );
 }
 
 /// A stand-in for the daemon's `/admit` and `/events`: answers every review with
