@@ -4,10 +4,15 @@
 //! code and registers in [`registry`](super::registry).
 //!
 //! Implementations are pure: they read the request and the namespace's labels and do no
-//! I/O. One that can take long (CEL, Rego) says so with [`ValidatingPolicy::may_block`],
-//! and the core runs it off the async workers.
+//! I/O. One that can take long never runs on the core's async workers: either it
+//! evaluates on threads of its own and hands the core a future to await
+//! ([`ValidatingPolicy::validate_detached`]: CEL, whose threads have big stacks and a time
+//! limit), or it says [`ValidatingPolicy::may_block`] and the core runs it through
+//! `spawn_blocking` (a synchronous interpreter without threads of its own).
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::config::Mode;
@@ -42,6 +47,9 @@ impl From<Answer> for Judgement {
     }
 }
 
+/// A policy's answer being worked out elsewhere, for the core to await.
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 pub trait ValidatingPolicy: Send + Sync {
     /// The name denials and decision records carry.
     fn name(&self) -> &str;
@@ -56,10 +64,20 @@ pub trait ValidatingPolicy: Send + Sync {
         Mode::Enforce
     }
     /// Whether an evaluation can take long enough to stall an async worker (an
-    /// interpreter with a time limit, not a few comparisons): the core then runs it on the
-    /// blocking pool.
+    /// interpreter, not a few comparisons): the core then runs `validate` through
+    /// `spawn_blocking`.
     fn may_block(&self) -> bool {
         false
+    }
+    /// For a policy that evaluates on threads of its own: the same judgement as
+    /// `validate`, as a future that waits for those threads without holding the caller's.
+    /// `None`, the default: the core calls `validate`.
+    fn validate_detached<'a>(
+        &'a self,
+        _request: &'a AdmissionRequest,
+        _namespace_labels: &'a BTreeMap<String, String>,
+    ) -> Option<Pending<'a, Judgement>> {
+        None
     }
 }
 
@@ -92,6 +110,14 @@ pub trait MutatingPolicy: Send + Sync {
     /// As [`ValidatingPolicy::may_block`].
     fn may_block(&self) -> bool {
         false
+    }
+    /// As [`ValidatingPolicy::validate_detached`].
+    fn mutate_detached<'a>(
+        &'a self,
+        _request: &'a AdmissionRequest,
+        _namespace_labels: &'a BTreeMap<String, String>,
+    ) -> Option<Pending<'a, Mutation>> {
+        None
     }
 }
 

@@ -1,6 +1,7 @@
 //! CEL admission policies as the core runs them: MutatingAdmissionPolicies in the
-//! mutation phase, ValidatingAdmissionPolicies in the validation phase, both on the
-//! blocking pool (CEL has a time limit, not a bounded cost).
+//! mutation phase, ValidatingAdmissionPolicies in the validation phase. CEL runs on the
+//! set's own big-stack threads with a time limit; the core awaits them
+//! (`validate_detached`, `mutate_detached`) and its async worker goes on meanwhile.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use serde_json::Value;
 use super::PolicySet;
 use crate::config::Config;
 use crate::policy::admission::{
-    Answer, Judgement, MutatingPolicy, Mutation, Policies, ValidatingPolicy,
+    Answer, Judgement, MutatingPolicy, Mutation, Pending, Policies, ValidatingPolicy,
 };
 use crate::review::AdmissionRequest;
 
@@ -39,30 +40,42 @@ impl ValidatingPolicy for PolicySet {
         "validatingAdmissionPolicies"
     }
 
-    fn may_block(&self) -> bool {
-        true
-    }
-
     fn validate(
         &self,
         request: &AdmissionRequest,
         namespace_labels: &BTreeMap<String, String>,
     ) -> Judgement {
-        let evaluation = self.evaluate(request, &namespace_of(request, namespace_labels));
-        let answer = if let Some(denial) = evaluation.denials.first() {
-            Answer::Deny(denial.message.clone())
-        } else if let Some(error) = evaluation.errors.first() {
-            Answer::Error(error.clone())
-        } else if evaluation.applied.is_empty() {
-            Answer::Skip
-        } else {
-            Answer::Allow
-        };
-        Judgement {
-            answer,
-            warnings: evaluation.warnings,
-            audit_annotations: evaluation.audit_annotations,
-        }
+        judgement(self.evaluate(request, &namespace_of(request, namespace_labels)))
+    }
+
+    fn validate_detached<'a>(
+        &'a self,
+        request: &'a AdmissionRequest,
+        namespace_labels: &'a BTreeMap<String, String>,
+    ) -> Option<Pending<'a, Judgement>> {
+        let namespace = namespace_of(request, namespace_labels);
+        Some(Box::pin(async move {
+            judgement(self.evaluate_async(request, &namespace).await)
+        }))
+    }
+}
+
+/// The first denial, else the first error, refuses; the policies said nothing when no
+/// binding applied.
+fn judgement(evaluation: super::Evaluation) -> Judgement {
+    let answer = if let Some(denial) = evaluation.denials.first() {
+        Answer::Deny(denial.message.clone())
+    } else if let Some(error) = evaluation.errors.first() {
+        Answer::Error(error.clone())
+    } else if evaluation.applied.is_empty() {
+        Answer::Skip
+    } else {
+        Answer::Allow
+    };
+    Judgement {
+        answer,
+        warnings: evaluation.warnings,
+        audit_annotations: evaluation.audit_annotations,
     }
 }
 
@@ -95,10 +108,6 @@ impl MutatingPolicy for MutatingPolicies {
         "mutatingAdmissionPolicies"
     }
 
-    fn may_block(&self) -> bool {
-        true
-    }
-
     fn mutate(
         &self,
         request: &AdmissionRequest,
@@ -107,26 +116,43 @@ impl MutatingPolicy for MutatingPolicies {
         let Some(before) = request.object.as_ref() else {
             return Mutation::Skip;
         };
-        let mutated = self
-            .0
-            .mutate(request, &namespace_of(request, namespace_labels));
-        if let Some(error) = mutated.errors.first() {
-            return Mutation::Deny(error.clone());
-        }
-        let patch = mutated
-            .object
-            .map(|after| json_patch::diff(before, &after))
-            .filter(|p| !p.0.is_empty());
-        if !mutated.ignored.is_empty() {
-            return Mutation::Ignored {
-                errors: mutated.ignored,
-                patch,
+        let namespace = namespace_of(request, namespace_labels);
+        mutation(before, self.0.mutate(request, &namespace))
+    }
+
+    fn mutate_detached<'a>(
+        &'a self,
+        request: &'a AdmissionRequest,
+        namespace_labels: &'a BTreeMap<String, String>,
+    ) -> Option<Pending<'a, Mutation>> {
+        let namespace = namespace_of(request, namespace_labels);
+        Some(Box::pin(async move {
+            let Some(before) = request.object.as_ref() else {
+                return Mutation::Skip;
             };
-        }
-        match patch {
-            Some(patch) => Mutation::Patch(patch),
-            None if mutated.applied.is_empty() => Mutation::Skip,
-            None => Mutation::Allow,
-        }
+            mutation(before, self.0.mutate_async(request, &namespace).await)
+        }))
+    }
+}
+
+/// The policies' changes as one JSON Patch (the difference they made to `before`).
+fn mutation(before: &Value, mutated: super::Mutated) -> Mutation {
+    if let Some(error) = mutated.errors.first() {
+        return Mutation::Deny(error.clone());
+    }
+    let patch = mutated
+        .object
+        .map(|after| json_patch::diff(before, &after))
+        .filter(|p| !p.0.is_empty());
+    if !mutated.ignored.is_empty() {
+        return Mutation::Ignored {
+            errors: mutated.ignored,
+            patch,
+        };
+    }
+    match patch {
+        Some(patch) => Mutation::Patch(patch),
+        None if mutated.applied.is_empty() => Mutation::Skip,
+        None => Mutation::Allow,
     }
 }

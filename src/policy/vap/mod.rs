@@ -26,6 +26,7 @@ mod apply;
 mod check;
 mod compiled;
 mod eval;
+mod evaluate;
 mod literal;
 mod load;
 mod matching;
@@ -41,7 +42,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -54,7 +55,7 @@ use types::{FailurePolicy, ValidationAction};
 use crate::review::AdmissionRequest;
 use eval::{Decision, Output};
 use matching::Params;
-use pool::{Job, Pool};
+use pool::Pool;
 
 /// How long one [`PolicySet::evaluate`] may run CEL, unless set otherwise.
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(500);
@@ -233,151 +234,9 @@ impl PolicySet {
         self.loaded.bindings.is_empty()
     }
 
-    /// Evaluates every binding that applies to `request`. `namespace` is the request's
-    /// Namespace object (its labels serve `namespaceSelector`; it is `namespaceObject`),
-    /// or null for cluster-scoped requests.
-    pub fn evaluate(&self, request: &AdmissionRequest, namespace: &Value) -> Evaluation {
-        let loaded = &self.loaded;
-        let mut evaluation = Evaluation::default();
-        let (tasks, unconfigured) = tasks(
-            &loaded.policies,
-            &loaded.bindings,
-            &loaded.params,
-            request,
-            namespace,
-            &mut evaluation.applied,
-        );
-        for (policy, binding, message) in unconfigured {
-            refuse(&mut evaluation, policy, binding, &message);
-        }
-        if tasks.is_empty() {
-            return evaluation;
-        }
-        let outputs = self.run(request, namespace, &tasks);
-        let mut annotations: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut failures = Vec::new();
-        for (task, output) in tasks.iter().zip(&outputs) {
-            let binding = &loaded.bindings[task.0];
-            let policy = &loaded.policies[binding.policy];
-            route(&mut evaluation, &mut failures, policy, binding, output);
-            for (key, value) in &output.annotations {
-                let values = annotations
-                    .entry(format!("{}/{key}", policy.name))
-                    .or_default();
-                if !values.contains(value) {
-                    values.push(value.clone());
-                }
-            }
-        }
-        for (key, values) in annotations {
-            evaluation
-                .audit_annotations
-                .insert(key, truncate(values.join(", ")));
-        }
-        if !failures.is_empty() {
-            let json = serde_json::to_string(&failures).unwrap_or_default();
-            evaluation
-                .audit_annotations
-                .insert(VALIDATION_FAILURE_ANNOTATION.into(), truncate(json));
-        }
-        evaluation
-    }
-
     /// Whether any MutatingAdmissionPolicy is bound.
     pub fn has_mutations(&self) -> bool {
         !self.loaded.mutating_bindings.is_empty()
-    }
-
-    /// Runs every MutatingAdmissionPolicy binding that applies to `request`, in order
-    /// (policies in file order, then their bindings), each on the object as the ones
-    /// before left it. `namespace` is as for [`evaluate`](Self::evaluate).
-    pub fn mutate(&self, request: &AdmissionRequest, namespace: &Value) -> Mutated {
-        let loaded = &self.loaded;
-        let mut mutated = Mutated::default();
-        let (invocations, unconfigured) = tasks(
-            &loaded.mutating,
-            &loaded.mutating_bindings,
-            &loaded.params,
-            request,
-            namespace,
-            &mut mutated.applied,
-        );
-        for (policy, binding, message) in unconfigured {
-            mutated.fail(policy, binding, &message);
-        }
-        if invocations.is_empty() {
-            return mutated;
-        }
-        let job = mutate::MutationJob {
-            request: request.clone(),
-            namespace_object: self.namespace_object(request, namespace),
-            invocations: invocations.clone(),
-        };
-        let loaded = self.loaded.clone();
-        let work = move |root: &cel::Context, send: &dyn Fn(usize, mutate::Invoked) -> bool| {
-            mutate::work_on(&loaded, root, &job, send)
-        };
-        let n = invocations.len();
-        let outputs = match self.pool.run(n, work, Instant::now() + self.time_limit) {
-            Ok(outputs) => outputs,
-            Err(e) => (0..n)
-                .map(|_| Some(mutate::Invoked::failed(e.clone())))
-                .collect(),
-        };
-        for ((bi, _), output) in invocations.iter().zip(outputs) {
-            let binding = &self.loaded.mutating_bindings[*bi];
-            let policy = &self.loaded.mutating[binding.policy];
-            let output = output.unwrap_or_else(|| {
-                mutate::Invoked::failed(format!(
-                    "CEL evaluation exceeded the time limit of {} ms",
-                    self.time_limit.as_millis()
-                ))
-            });
-            for error in &output.errors {
-                mutated.fail(policy, binding, error);
-            }
-            if output.object.is_some() {
-                mutated.object = output.object;
-            }
-        }
-        mutated
-    }
-
-    /// The `namespaceObject` variable: null for cluster-scoped requests and Namespaces.
-    fn namespace_object(&self, request: &AdmissionRequest, namespace: &Value) -> Value {
-        if request.namespace.is_empty() || matching::is_namespace(request) {
-            Value::Null
-        } else {
-            namespace.clone()
-        }
-    }
-
-    /// Runs the CEL of `tasks` on a worker, for at most the time limit. A task that did
-    /// not finish in time, or could not run, gets an error.
-    fn run(&self, request: &AdmissionRequest, namespace: &Value, tasks: &[Task]) -> Vec<Output> {
-        let job = Job {
-            request: request.clone(),
-            namespace_object: self.namespace_object(request, namespace),
-            work: tasks.to_vec(),
-        };
-        let timed_out = format!(
-            "CEL evaluation exceeded the time limit of {} ms",
-            self.time_limit.as_millis()
-        );
-        let loaded = self.loaded.clone();
-        let work = move |root: &cel::Context, send: &dyn Fn(usize, Output) -> bool| {
-            pool::work_on(&loaded, root, &job, send)
-        };
-        match self
-            .pool
-            .run(tasks.len(), work, Instant::now() + self.time_limit)
-        {
-            Ok(outputs) => outputs
-                .into_iter()
-                .map(|o| o.unwrap_or_else(|| pool::failed(timed_out.clone())))
-                .collect(),
-            Err(e) => tasks.iter().map(|_| pool::failed(e.clone())).collect(),
-        }
     }
 }
 

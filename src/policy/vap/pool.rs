@@ -84,39 +84,100 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce(&cel::Context<'static>, &dyn Fn(usize, T) -> bool) + Send + 'static,
     {
+        let (tx, rx) = mpsc::channel();
+        let worker = self.dispatch(Box::new(move |root| {
+            work(root, &|i, t| tx.send((i, t)).is_ok())
+        }))?;
+        let mut outputs = Outputs::new(n);
+        while !outputs.complete() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((i, output)) => outputs.put(i, output),
+                // Out of time: the worker is abandoned (dropped), not put back.
+                Err(mpsc::RecvTimeoutError::Timeout) => return Ok(outputs.slots),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(died()),
+            }
+        }
+        self.put_back(worker);
+        Ok(outputs.slots)
+    }
+
+    /// [`run`](Self::run) for async callers: the caller's task waits for the outputs
+    /// without holding its thread, so an async worker goes on with other tasks while CEL
+    /// runs. One hand-off each way, as `run`.
+    pub async fn run_async<T, F>(
+        &self,
+        n: usize,
+        work: F,
+        deadline: Instant,
+    ) -> Result<Vec<Option<T>>, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(&cel::Context<'static>, &dyn Fn(usize, T) -> bool) + Send + 'static,
+    {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let worker = self.dispatch(Box::new(move |root| {
+            work(root, &|i, t| tx.send((i, t)).is_ok())
+        }))?;
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let mut outputs = Outputs::new(n);
+        while !outputs.complete() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((i, output))) => outputs.put(i, output),
+                Err(_elapsed) => return Ok(outputs.slots),
+                Ok(None) => return Err(died()),
+            }
+        }
+        self.put_back(worker);
+        Ok(outputs.slots)
+    }
+
+    /// Hands `work` to an idle worker, or a new one.
+    fn dispatch(&self, work: Work) -> Result<mpsc::Sender<Work>, String> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let worker = match idle {
             Some(w) => w,
             None => self.spawn()?,
         };
-        let (tx, rx) = mpsc::channel();
-        let boxed: Work = Box::new(move |root| work(root, &|i, t| tx.send((i, t)).is_ok()));
-        worker
-            .send(boxed)
-            .map_err(|_| "a CEL evaluation thread has died".to_string())?;
-        let mut outputs: Vec<Option<T>> = (0..n).map(|_| None).collect();
-        let mut pending = n;
-        while pending > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok((i, output)) => {
-                    if let Some(slot) = outputs.get_mut(i) {
-                        *slot = Some(output);
-                        pending -= 1;
-                    }
-                }
-                // Out of time: the worker is abandoned (dropped), not put back.
-                Err(mpsc::RecvTimeoutError::Timeout) => return Ok(outputs),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err("a CEL evaluation thread has died".into())
-                }
-            }
-        }
+        worker.send(work).map_err(|_| died())?;
+        Ok(worker)
+    }
+
+    fn put_back(&self, worker: mpsc::Sender<Work>) {
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(worker);
-        Ok(outputs)
+    }
+}
+
+fn died() -> String {
+    "a CEL evaluation thread has died".into()
+}
+
+/// One slot per expected output, filled as they come.
+struct Outputs<T> {
+    slots: Vec<Option<T>>,
+    pending: usize,
+}
+
+impl<T> Outputs<T> {
+    fn new(n: usize) -> Self {
+        Self {
+            slots: (0..n).map(|_| None).collect(),
+            pending: n,
+        }
+    }
+
+    fn put(&mut self, i: usize, output: T) {
+        if let Some(slot @ None) = self.slots.get_mut(i) {
+            *slot = Some(output);
+            self.pending -= 1;
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.pending == 0
     }
 }
 
