@@ -140,7 +140,9 @@ fn main() {
     let config = format!("{CONFIG}policyDir: {}\n", dir.path().display());
     let config = Config::parse(&config, std::path::Path::new("bench.yaml")).unwrap();
     let decider = Decider::new(&config).unwrap();
+    // As every door's runtime: the core times webhook calls and CEL with Tokio's timers.
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let req = request();

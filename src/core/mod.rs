@@ -70,7 +70,8 @@ pub enum CoreError {
 pub const ANY_NAMESPACE: &str = "*";
 
 /// The one decision core every door asks. Build it once and share it (`Arc`); webhook
-/// connections are pooled inside.
+/// connections are pooled inside. It runs on a Tokio runtime with timers enabled
+/// (`enable_all`, as every door builds it): webhook calls and CEL evaluations are timed.
 pub struct Decider {
     stages: Vec<Stage>,
     mode: Option<Mode>,
