@@ -4,6 +4,9 @@
 # docker-archive (manifest.json, for `docker load`).
 #
 #   scripts/busybox-image.sh OUT.tar REF...      e.g. docker.io/library/busybox:1.36
+#
+# IMAGE_CMD (a JSON array, default ["sh"]) is the image config's Cmd: the CRI tests' pause
+# image is this image with IMAGE_CMD='["sleep","2147483647"]'.
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 OUT.tar REF..." >&2; exit 2; }
 out=$(realpath -m "$1"); shift
@@ -25,8 +28,8 @@ blob() { # FILE MEDIATYPE -> prints a descriptor, stores the blob
 layer_sha=$(sha256sum layer.tar | cut -d' ' -f1)
 layer=$(blob layer.tar application/vnd.oci.image.layer.v1.tar)
 arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
-printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"portcullis scripts/busybox-image.sh"}]}' \
-  "$arch" "$layer_sha" > config.json
+printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"portcullis scripts/busybox-image.sh"}]}' \
+  "$arch" "${IMAGE_CMD:-[\"sh\"]}" "$layer_sha" > config.json
 config=$(blob config.json application/vnd.oci.image.config.v1+json)
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' "$config" "$layer" > manifest.oci.json
 manifest=$(blob manifest.oci.json application/vnd.oci.image.manifest.v1+json)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Portcullis' demo and tests need on a Debian machine: containerd, runc,
-# dockerd, Podman, busybox (for the local test image), protoc (for containerd's protos), and the
-# third-party gRPC clients of the proxy's compatibility matrix (grpc-go built offline in GOPATH
-# mode, Debian's python3-grpcio) with socat, the byte-relay floor of the proxy benchmark, and
-# runtime-spec's Go types for tests/gojson.rs (Go's own JSON decoder as the oracle).
+# dockerd, Podman, busybox (for the local test image), the CNI plugins (for CRI pods' networks),
+# protoc (for containerd's protos), and the third-party gRPC clients of the proxy's
+# compatibility matrix (grpc-go built offline in GOPATH mode, Debian's python3-grpcio) with
+# socat, the byte-relay floor of the proxy benchmark, and runtime-spec's Go types for
+# tests/gojson.rs (Go's own JSON decoder as the oracle).
 # Idempotent; run as root.
 set -euo pipefail
 packages=(containerd runc docker.io podman busybox-static protobuf-compiler iproute2
+  containernetworking-plugins
   golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-opencontainers-specs-dev
   python3-grpcio python3-venv socat openssl)
 missing=()

@@ -9,6 +9,7 @@
 // Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod cri;
 pub mod go;
 pub mod prereq;
 pub mod webhook;
@@ -149,6 +150,8 @@ pub struct Containerd {
     config: PathBuf,
     proc: Proc,
     starts: u32,
+    /// The CRI plugin's pod network (dropped after the tasks are cleaned up).
+    cni: Option<cri::Cni>,
 }
 
 impl Containerd {
@@ -157,7 +160,8 @@ impl Containerd {
     }
 
     /// A private containerd with its CRI plugin serving `runtime.v1` and
-    /// `runtime.v1alpha2` on the same socket (CNI and streaming stay private to `dir`).
+    /// `runtime.v1alpha2` on the same socket (CNI and streaming stay private to `dir`); see
+    /// [`cri::plugin_config`]. Its images are [`cri::CriWorld`]'s to import.
     pub fn start_with_cri(dir: &Path) -> Self {
         Self::start_with(dir, true)
     }
@@ -169,16 +173,14 @@ impl Containerd {
         let socket = dir.join("containerd.sock");
         let config = dir.join("config.toml");
         let d = dir.display();
-        let plugins = if cri {
-            // This machine has no CAP_SYS_RESOURCE: sandboxes need restrict_oom_score_adj.
-            format!(
-                "[plugins.\"io.containerd.grpc.v1.cri\"]\n  restrict_oom_score_adj = true\n\
-                 stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n\
-                 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n\
-                 conf_dir = \"{d}/cni\"\n"
-            )
+        let (plugins, cni) = if cri {
+            let (plugins, cni) = cri::plugin_config(&dir);
+            (plugins, Some(cni))
         } else {
-            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".to_owned()
+            (
+                "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".to_owned(),
+                None,
+            )
         };
         std::fs::write(
             &config,
@@ -198,6 +200,7 @@ impl Containerd {
             config,
             proc,
             starts: 1,
+            cni,
         }
     }
 

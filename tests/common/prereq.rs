@@ -11,6 +11,9 @@ use std::process::Command;
 /// Where Debian's `golang-*-dev` packages put their sources (a GOPATH).
 pub const GOPATH: &str = "/usr/share/gocode";
 
+/// Where Debian's `containernetworking-plugins` puts the CNI plugins.
+pub const CNI_BIN_DIR: &str = "/usr/lib/cni";
+
 /// The venv `scripts/setup.sh` makes with grpcio >= 1.57 from PyPI (tests/clients/python.rs).
 const CLIENTS_VENV_PYTHON: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -68,6 +71,23 @@ const TABLE: &[Prerequisite] = &[
         name: "busybox",
         provided_by: "a static busybox, package busybox-static",
         present: static_busybox,
+    },
+    // containerd's CRI plugin runs pods' networks with these (tests/common/cri.rs): the
+    // bridge and its host-local IPAM from the test's conflist, loopback for every pod's `lo`.
+    Prerequisite {
+        name: "cni",
+        provided_by: "package containernetworking-plugins",
+        present: || {
+            ["bridge", "host-local", "loopback"]
+                .iter()
+                .all(|p| is_executable(&Path::new(CNI_BIN_DIR).join(p)))
+        },
+    },
+    // `ip link del`: the CRI harness removes the bridge its pods' network made.
+    Prerequisite {
+        name: "ip",
+        provided_by: "package iproute2",
+        present: || on_path("ip"),
     },
     Prerequisite {
         name: "openssl",

@@ -1,0 +1,194 @@
+//! The CRI door's real components: containerd's own CRI plugin (with a pod network and
+//! local images), driven by a Rust CRI client acting as the kubelet — over `runtime.v1` and
+//! `runtime.v1alpha2` — directly and through `portcullis proxy` (harness:
+//! `tests/common/cri.rs`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cri::{
+    container_state, pod_config, sandbox_security, security, uid, CriApi, CriClient, CriWorld, Via,
+    CONTAINER_EXITED, CONTAINER_RUNNING, PAUSE_IMAGE,
+};
+use common::IMAGE;
+use tonic::Code;
+
+/// What these tests need on the machine, checked once by the harness (tests/common/prereq.rs).
+const PREREQUISITES: &[&str] = &["root", "containerd", "ctr", "runc", "busybox", "cni", "ip"];
+
+/// The proxy passing every CRI call on unchecked.
+const RELAY: &str = "proxy:\n  cri: relay\n";
+
+/// A pod whose one container prints a line and exits 3, run to its end and torn down as
+/// the kubelet would, through `c`.
+fn plain_pod_runs(w: &CriWorld, c: &CriClient, via: Via) {
+    let at = format!("{:?} via {via:?}", c.api);
+    let name = format!("plain-{:?}-{via:?}", c.api).to_lowercase();
+    let pod = pod_config(w.dir.path(), &name, "default", &uid());
+    let sandbox = w.expect(&format!("RunPodSandbox {at}"), c.run_pod(&pod));
+
+    // The CNI plugin gave the pod an address on the instance's subnet.
+    let status = w.expect(&format!("PodSandboxStatus {at}"), c.pod_status(&sandbox));
+    let ip = status.network.map(|n| n.ip).unwrap_or_default();
+    let subnet = w.pod_subnet();
+    assert!(
+        ip.starts_with(subnet.trim_end_matches("0/24")),
+        "{at}: pod IP {ip:?} is not in {subnet}\n{}",
+        w.logs()
+    );
+
+    let command = ["sh", "-c", "echo hello-cri from $(hostname); exit 3"];
+    let config = w.expect(
+        &format!("the container's config {at}"),
+        c.container_config(&pod, "main", IMAGE, &command),
+    );
+    let log = std::path::Path::new(&pod.log_directory).join(&config.log_path);
+    let id = w.expect(
+        &format!("CreateContainer {at}"),
+        c.create_container(&sandbox, &pod, config),
+    );
+    w.expect(&format!("StartContainer {at}"), c.start(&id));
+    let status = w.expect(
+        &format!("ContainerStatus {at}"),
+        c.wait_state(&id, CONTAINER_EXITED, Duration::from_secs(30)),
+    );
+    assert_eq!(
+        (container_state(status.state), status.exit_code),
+        (container_state(CONTAINER_EXITED), 3),
+        "{at}: {status:?}\n{}",
+        w.logs()
+    );
+    // CRI's log format: `TIME STREAM TAG LINE`.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.lines()
+            .any(|l| l.ends_with(&format!(" stdout F hello-cri from {name}"))),
+        "{at}: {} holds {text:?}\n{}",
+        log.display(),
+        w.logs()
+    );
+
+    w.expect(
+        &format!("Stop/RemovePodSandbox {at}"),
+        c.stop_and_remove_pod(&sandbox),
+    );
+    let left = w.expect(&format!("ListPodSandbox {at}"), c.list_pods());
+    assert!(left.iter().all(|p| p.id != sandbox), "{at}: {left:?}");
+}
+
+#[test]
+fn a_plain_pod_runs_directly_and_through_the_proxy_with_cri_relay() {
+    let w = CriWorld::new(RELAY);
+    for via in [Via::Containerd, Via::Proxy] {
+        for api in CriApi::ALL {
+            let started = Instant::now();
+            plain_pod_runs(&w, &w.client(via, api), via);
+            eprintln!("{api:?} via {via:?}: {:?}", started.elapsed());
+        }
+    }
+}
+
+/// The positive controls of what an admitting proxy will refuse: `ExecSync` into a running
+/// container and a privileged container both work when CRI calls are relayed.
+#[test]
+fn exec_sync_and_a_privileged_container_pass_with_cri_relay() {
+    let w = CriWorld::new(RELAY);
+    for api in CriApi::ALL {
+        let c = w.client(Via::Proxy, api);
+        let at = format!("{api:?} via the proxy");
+        let name = format!("exec-{api:?}").to_lowercase();
+        let mut pod = pod_config(w.dir.path(), &name, "default", &uid());
+        sandbox_security(&mut pod).privileged = true;
+        let sandbox = w.expect(&format!("RunPodSandbox {at}"), c.run_pod(&pod));
+        let config = c.container_config(&pod, "sleeper", IMAGE, &["sleep", "3600"]);
+        let mut config = w.expect(&format!("the container's config {at}"), config);
+        security(&mut config).privileged = true;
+        let id = w.expect(
+            &format!("CreateContainer {at}"),
+            c.create_container(&sandbox, &pod, config),
+        );
+        w.expect(&format!("StartContainer {at}"), c.start(&id));
+        let status = c.wait_state(&id, CONTAINER_RUNNING, Duration::from_secs(30));
+        let status = w.expect(&format!("ContainerStatus {at}"), status);
+        assert_eq!(status.state, CONTAINER_RUNNING, "{at}: {status:?}");
+
+        // Privileged: every capability the host's bounding set allows (this test's own).
+        let exec = c.exec_sync(&id, &["sh", "-c", "grep CapEff /proc/self/status"], 10);
+        let out = w.expect(&format!("ExecSync {at}"), exec);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.exit_code, 0, "{at}: {out:?}");
+        let host = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let bounding = host.lines().find_map(|l| l.strip_prefix("CapBnd:"));
+        let bounding = bounding.unwrap_or_default().trim();
+        assert_eq!(stdout.trim(), format!("CapEff:\t{bounding}"), "{at}");
+
+        w.expect(
+            &format!("Stop/RemovePodSandbox {at}"),
+            c.stop_and_remove_pod(&sandbox),
+        );
+    }
+}
+
+#[test]
+fn cri_calls_that_create_are_refused_by_the_proxy_by_default() {
+    let w = CriWorld::new("proxy: {}\n");
+    for api in CriApi::ALL {
+        let c = w.client(Via::Proxy, api);
+        let at = format!("{api:?} via the proxy");
+
+        // Reads pass through, and containerd answers them.
+        let v = w.expect(&format!("Version {at}"), c.version());
+        assert_eq!(v.runtime_name, "containerd", "{at}: {v:?}");
+        assert_eq!(
+            v.runtime_api_version,
+            format!("{api:?}").to_lowercase(),
+            "{at}"
+        );
+        let pods = w.expect(&format!("ListPodSandbox {at}"), c.list_pods());
+        assert!(pods.is_empty(), "{at}: {pods:?}");
+        let image = w.expect(&format!("ImageStatus {at}"), c.image_status(IMAGE));
+        assert!(
+            image.is_some_and(|i| i.repo_tags.iter().any(|t| t == IMAGE)),
+            "{at}"
+        );
+        let images = w.expect(&format!("ListImages {at}"), c.list_images());
+        let tags: Vec<&String> = images.iter().flat_map(|i| &i.repo_tags).collect();
+        for want in [IMAGE, PAUSE_IMAGE] {
+            assert!(tags.iter().any(|t| *t == want), "{at}: {tags:?}");
+        }
+
+        // RunPodSandbox is refused by the proxy itself, naming the setting that would
+        // let it through; containerd never sees it.
+        let pod = pod_config(w.dir.path(), "refused", "default", &uid());
+        let refused = match c.run_pod(&pod) {
+            Ok(id) => panic!("{at}: RunPodSandbox was not refused: {id}\n{}", w.logs()),
+            Err(status) => status,
+        };
+        assert_eq!(refused.code(), Code::PermissionDenied, "{at}: {refused:?}");
+        for part in ["portcullis", "RunPodSandbox", "proxy.cri"] {
+            assert!(refused.message().contains(part), "{at}: {refused:?}");
+        }
+        let direct = w.client(Via::Containerd, CriApi::V1);
+        let pods = w.expect("ListPodSandbox direct", direct.list_pods());
+        assert!(pods.is_empty(), "{at}: {pods:?}");
+
+        // So are the other calls that make or enter containers, whatever they name.
+        let calls = [
+            ("StartContainer", c.start("no-such-container").err()),
+            (
+                "ExecSync",
+                c.exec_sync("no-such-container", &["true"], 5).err(),
+            ),
+        ];
+        for (call, status) in calls {
+            let status = status.unwrap_or_else(|| panic!("{at}: {call} was not refused"));
+            assert_eq!(
+                status.code(),
+                Code::PermissionDenied,
+                "{at}: {call}: {status:?}"
+            );
+            assert!(status.message().contains("proxy.cri"), "{at}: {status:?}");
+        }
+    }
+}
