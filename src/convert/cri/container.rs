@@ -274,12 +274,20 @@ pub(crate) fn add(pod: &mut SandboxPod, c: &ContainerConfig) -> Result<(), CriEr
     }
     let privileged = sc.privileged || !reasons.is_empty();
     container["securityContext"] = container_context(&sc, privileged, field)?;
+    annotate(pod, image.user_specified_image, &devices, reasons);
+    let spec = pod.spec_mut();
+    spec.insert("containers".into(), Value::Array(vec![container]));
+    if !volumes.is_empty() {
+        spec.insert("volumes".into(), Value::Array(volumes));
+    }
+    Ok(())
+}
+
+/// The container's synthetic annotations.
+fn annotate(pod: &mut SandboxPod, user_image: String, devices: &[String], reasons: Vec<String>) {
     let annotations = pod.annotations_mut();
-    if !image.user_specified_image.is_empty() {
-        annotations.insert(
-            USER_IMAGE_ANNOTATION.into(),
-            image.user_specified_image.into(),
-        );
+    if !user_image.is_empty() {
+        annotations.insert(USER_IMAGE_ANNOTATION.into(), user_image.into());
     }
     if !devices.is_empty() {
         annotations.insert(DEVICES_ANNOTATION.into(), devices.join(",").into());
@@ -288,10 +296,4 @@ pub(crate) fn add(pod: &mut SandboxPod, c: &ContainerConfig) -> Result<(), CriEr
         let r = Value::from(reasons).to_string();
         annotations.insert(PRIVILEGED_REASONS_ANNOTATION.into(), r.into());
     }
-    let spec = pod.spec_mut();
-    spec.insert("containers".into(), Value::Array(vec![container]));
-    if !volumes.is_empty() {
-        spec.insert("volumes".into(), Value::Array(volumes));
-    }
-    Ok(())
 }

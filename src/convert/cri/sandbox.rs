@@ -218,44 +218,7 @@ impl SandboxPod {
         if let Some(d) = &c.dns_config {
             spec.insert("dnsConfig".into(), dns(d));
         }
-        let mut psc = Map::new();
-        if let Some(u) = &sc.run_as_user {
-            psc.insert("runAsUser".into(), u.value.into());
-        }
-        if let Some(g) = &sc.run_as_group {
-            psc.insert("runAsGroup".into(), g.value.into());
-        }
-        psc.insert(
-            "supplementalGroupsPolicy".into(),
-            match sc.supplemental_groups_policy {
-                0 => "Merge",
-                1 => "Strict",
-                _ => {
-                    return Err(CriError::refused(
-                        format!("{field}.supplemental_groups_policy"),
-                        "unknown policy",
-                    ))
-                }
-            }
-            .into(),
-        );
-        psc.insert(
-            "seccompProfile".into(),
-            seccomp(sc.seccomp.as_ref(), &sc.seccomp_profile_path, field)?,
-        );
-        if let Some(a) = apparmor(sc.apparmor.as_ref(), "", field)? {
-            psc.insert("appArmorProfile".into(), a);
-        }
-        if let Some(s) = selinux(sc.selinux_options.as_ref()) {
-            psc.insert("seLinuxOptions".into(), s);
-        }
-        let sysctls: Vec<Value> = sorted(&linux.sysctls)
-            .into_iter()
-            .map(|(name, value)| json!({"name": name, "value": value}))
-            .collect();
-        if !sysctls.is_empty() {
-            psc.insert("sysctls".into(), sysctls.into());
-        }
+        let psc = pod_security_context(&sc, &linux, field)?;
         spec.insert("securityContext".into(), Value::Object(psc));
         metadata["annotations"] = json!(annotations);
         let reasons = log_reason(&c.log_directory, "", "config.log_directory")
@@ -344,6 +307,54 @@ impl SandboxPod {
         }
         self.pod
     }
+}
+
+/// `spec.securityContext` from the sandbox's.
+#[allow(deprecated)] // the deprecated profile field is still honoured by runtimes
+fn pod_security_context(
+    sc: &k8s_cri::v1::LinuxSandboxSecurityContext,
+    linux: &k8s_cri::v1::LinuxPodSandboxConfig,
+    field: &str,
+) -> Result<Map<String, Value>, CriError> {
+    let mut psc = Map::new();
+    if let Some(u) = &sc.run_as_user {
+        psc.insert("runAsUser".into(), u.value.into());
+    }
+    if let Some(g) = &sc.run_as_group {
+        psc.insert("runAsGroup".into(), g.value.into());
+    }
+    psc.insert(
+        "supplementalGroupsPolicy".into(),
+        match sc.supplemental_groups_policy {
+            0 => "Merge",
+            1 => "Strict",
+            _ => {
+                return Err(CriError::refused(
+                    format!("{field}.supplemental_groups_policy"),
+                    "unknown policy",
+                ))
+            }
+        }
+        .into(),
+    );
+    psc.insert(
+        "seccompProfile".into(),
+        seccomp(sc.seccomp.as_ref(), &sc.seccomp_profile_path, field)?,
+    );
+    if let Some(a) = apparmor(sc.apparmor.as_ref(), "", field)? {
+        psc.insert("appArmorProfile".into(), a);
+    }
+    if let Some(s) = selinux(sc.selinux_options.as_ref()) {
+        psc.insert("seLinuxOptions".into(), s);
+    }
+    let sysctls: Vec<Value> = sorted(&linux.sysctls)
+        .into_iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    if !sysctls.is_empty() {
+        psc.insert("sysctls".into(), sysctls.into());
+    }
+    Ok(psc)
 }
 
 fn merge(sc: Option<&Value>, key: &str, v: Value) -> Value {
