@@ -5,6 +5,7 @@
 pub mod caps;
 pub(crate) mod cgroups;
 mod changes;
+pub(crate) mod cri;
 mod devices;
 pub(crate) mod exec;
 pub(crate) mod hostpower;
