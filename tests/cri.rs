@@ -20,6 +20,14 @@ const PREREQUISITES: &[&str] = &["root", "containerd", "ctr", "runc", "busybox",
 /// The proxy passing every CRI call on unchecked.
 const RELAY: &str = "proxy:\n  cri: relay\n";
 
+/// The CRI door under Pod Security baseline, with this harness's kubelet directories.
+const ADMIT_BASELINE: &str = "proxy:
+  cri: admit
+  kubelet: {rootDir: '{dir}/kubelet', podLogsDir: '{dir}/pods'}
+namespaces:
+  \"*\": {labels: {pod-security.kubernetes.io/enforce: baseline}}
+";
+
 /// A pod whose one container prints a line and exits 3, run to its end and torn down as
 /// the kubelet would, through `c`.
 fn plain_pod_runs(w: &CriWorld, c: &CriClient, via: Via) {
@@ -190,5 +198,108 @@ fn cri_calls_that_create_are_refused_by_the_proxy_by_default() {
             );
             assert!(status.message().contains("proxy.cri"), "{at}: {status:?}");
         }
+    }
+}
+
+/// `proxy.cri: admit` under Pod Security `baseline`: the kubelet's plain pod is admitted
+/// and runs; a privileged container, a host-network sandbox, an added `SYS_ADMIN` and a
+/// hostPath mount of `/` are refused with Pod Security's message and never reach
+/// containerd; `ExecSync` (not admitted yet) stays refused.
+#[test]
+fn the_cri_door_admits_plain_pods_and_refuses_what_baseline_forbids() {
+    let w = CriWorld::new(ADMIT_BASELINE);
+    for api in CriApi::ALL {
+        let c = w.client(Via::Proxy, api);
+        plain_pod_runs(&w, &c, Via::Proxy);
+        let at = format!("{api:?} through the admitting proxy");
+        let refused = |what: &str, result: Result<String, tonic::Status>, check: &str| {
+            let status = match result {
+                Ok(id) => panic!("{at}: {what} was admitted: {id}\n{}", w.logs()),
+                Err(status) => status,
+            };
+            assert_eq!(
+                status.code(),
+                Code::PermissionDenied,
+                "{at}: {what}: {status:?}"
+            );
+            assert!(
+                status
+                    .message()
+                    .contains(r#"violates PodSecurity "baseline:latest""#)
+                    && status.message().contains(check),
+                "{at}: {what}: {status:?}"
+            );
+        };
+
+        // A sandbox on the host's network.
+        let mut host = pod_config(
+            w.dir.path(),
+            &format!("host-{api:?}").to_lowercase(),
+            "default",
+            &uid(),
+        );
+        sandbox_security(&mut host)
+            .namespace_options
+            .get_or_insert_with(Default::default)
+            .network = k8s_cri::v1::NamespaceMode::Node as i32;
+        refused(
+            "a hostNetwork RunPodSandbox",
+            c.run_pod(&host),
+            "host namespaces",
+        );
+
+        // Containers of a plain sandbox.
+        let name = format!("bad-{api:?}").to_lowercase();
+        let pod = pod_config(w.dir.path(), &name, "default", &uid());
+        let sandbox = w.expect(&format!("RunPodSandbox {at}"), c.run_pod(&pod));
+        let container = |name: &str| {
+            let config = c.container_config(&pod, name, IMAGE, &["true"]);
+            w.expect(&format!("the container's config {at}"), config)
+        };
+        let mut privileged = container("privileged");
+        security(&mut privileged).privileged = true;
+        refused(
+            "a privileged CreateContainer",
+            c.create_container(&sandbox, &pod, privileged),
+            "privileged",
+        );
+        let mut admin = container("admin");
+        security(&mut admin)
+            .capabilities
+            .get_or_insert_with(Default::default)
+            .add_capabilities = vec!["SYS_ADMIN".into()];
+        refused(
+            "a CreateContainer adding SYS_ADMIN",
+            c.create_container(&sandbox, &pod, admin),
+            "SYS_ADMIN",
+        );
+        let mut root = container("root");
+        root.mounts.push(k8s_cri::v1::Mount {
+            container_path: "/host".into(),
+            host_path: "/".into(),
+            readonly: true,
+            ..Default::default()
+        });
+        refused(
+            "a CreateContainer mounting the host's /",
+            c.create_container(&sandbox, &pod, root),
+            "hostPath",
+        );
+        let ids: Vec<String> = w
+            .expect("ListContainers", c.list_containers())
+            .into_iter()
+            .filter(|c| c.pod_sandbox_id == sandbox)
+            .map(|c| c.id)
+            .collect();
+        assert!(ids.is_empty(), "{at}: refused containers exist: {ids:?}");
+
+        // Calls the door does not admit yet stay refused.
+        let exec = c.exec_sync("no-such-container", &["true"], 5).err();
+        let exec = exec.unwrap_or_else(|| panic!("{at}: ExecSync was not refused"));
+        assert_eq!(exec.code(), Code::PermissionDenied, "{at}: {exec:?}");
+        w.expect(
+            &format!("Stop/RemovePodSandbox {at}"),
+            c.stop_and_remove_pod(&sandbox),
+        );
     }
 }

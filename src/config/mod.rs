@@ -53,7 +53,7 @@ pub use listen::{ListenMode, ListenModeError};
 pub use metrics::MetricsConfig;
 pub use namespaces::NamespaceConfig;
 pub use policy_dir::PolicyDir;
-pub use proxy::{Conversion, CriMode, ProxyConfig, RawProxyConfig, TaskRules};
+pub use proxy::{Conversion, CriMode, KubeletDirs, ProxyConfig, RawProxyConfig, TaskRules};
 pub use runtime_class::RuntimeClassRule;
 pub use serve::{ListenerConfig, RawListenerConfig, RawServeConfig, ServeConfig, TlsConfig};
 pub use spec::SpecConfig;

@@ -26,6 +26,8 @@ pub struct ProxyConfig {
     /// into containers: containerd's CRI plugin makes those containers in-process, out of
     /// the proxy's sight, so they are refused unless `relay` says to pass them unchecked.
     pub cri: CriMode,
+    /// Where the kubelet keeps pod volumes and logs, for the CRI door.
+    pub kubelet: KubeletDirs,
     /// What `Tasks/Create` may choose beyond the stored container (docs/security.md).
     pub tasks: TaskRules,
 }
@@ -49,6 +51,8 @@ pub struct RawProxyConfig {
     #[serde(default)]
     pub cri: CriMode,
     #[serde(default)]
+    pub kubelet: KubeletDirs,
+    #[serde(default)]
     pub tasks: TaskRules,
 }
 
@@ -64,18 +68,55 @@ impl RawProxyConfig {
             runtime_classes: self.runtime_classes,
             docker: self.docker,
             cri: self.cri,
+            kubelet: self.kubelet,
             tasks: self.tasks,
         })
     }
 }
 
-/// `proxy.cri`.
+/// `proxy.kubelet:` — the kubelet's directories, as its flags and config set them. Mounts
+/// from under `rootDir/pods/<uid>/` are the Pod's own volumes; container logs outside
+/// `podLogsDir` are written where they should not be (shown as privileged).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubeletDirs {
+    /// `--root-dir`.
+    #[serde(default = "default_kubelet_root")]
+    pub root_dir: String,
+    /// `podLogsDir` (KubeletConfiguration).
+    #[serde(default = "default_pod_logs_dir")]
+    pub pod_logs_dir: String,
+}
+
+impl Default for KubeletDirs {
+    fn default() -> Self {
+        Self {
+            root_dir: default_kubelet_root(),
+            pod_logs_dir: default_pod_logs_dir(),
+        }
+    }
+}
+
+fn default_kubelet_root() -> String {
+    "/var/lib/kubelet".into()
+}
+
+fn default_pod_logs_dir() -> String {
+    "/var/log/pods".into()
+}
+
+/// `proxy.cri`: what happens to CRI calls that create or change containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum CriMode {
+    /// Refused: the proxy cannot see what they do.
     #[default]
     Refuse,
+    /// Passed on unchecked.
     Relay,
+    /// `RunPodSandbox` and `CreateContainer` admitted as Pods (the CRI door, in progress);
+    /// the other calls that create or change containers still refused.
+    Admit,
 }
 
 /// `proxy.tasks:` — allow-lists for the parts of `Tasks/Create` and `Tasks/Exec` that run
@@ -135,6 +176,7 @@ impl Default for ProxyConfig {
             runtime_classes: BTreeMap::new(),
             docker: None,
             cri: CriMode::default(),
+            kubelet: KubeletDirs::default(),
             tasks: TaskRules::default(),
         }
     }
@@ -150,6 +192,7 @@ impl Default for RawProxyConfig {
             runtime_classes: BTreeMap::new(),
             docker: None,
             cri: CriMode::default(),
+            kubelet: KubeletDirs::default(),
             tasks: TaskRules::default(),
         }
     }

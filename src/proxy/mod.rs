@@ -34,6 +34,8 @@ pub struct Proxy {
     pod: PodOptions,
     docker: Option<docker::Docker>,
     cri: CriMode,
+    /// The kubelet's directories, for the CRI door's reading of mounts and logs.
+    kubelet: crate::convert::cri::KubeletPaths,
     tasks: TaskRules,
 }
 
@@ -70,6 +72,10 @@ impl Proxy {
             pod: PodOptions::new(config),
             docker: p.docker.as_deref().map(docker::Docker::new),
             cri: p.cri,
+            kubelet: crate::convert::cri::KubeletPaths {
+                root_dir: p.kubelet.root_dir.clone(),
+                pod_logs_dir: p.kubelet.pod_logs_dir.clone(),
+            },
             tasks: p.tasks.clone(),
         }
     }

@@ -9,7 +9,7 @@
 //! are relayed: they add no power.
 
 use crate::config::CriMode;
-use crate::proxy::admit::Method;
+use crate::proxy::admit::{CriCall, Method};
 use crate::proxy::grpc::{Code, Status};
 
 /// What the relay does with a new stream.
@@ -47,6 +47,10 @@ const CRI_RELAYED: &[&str] = &[
     "RuntimeConfig",
 ];
 
+/// With `proxy.cri: admit`, relayed too: `StartContainer` starts a container as the
+/// admitted `CreateContainer` stored it.
+const CRI_RELAYED_WHEN_ADMITTED: &[&str] = &["StartContainer"];
+
 /// CRI's runtime services, by API version.
 const CRI_RUNTIME_SERVICES: &[&str] = &[
     "runtime.v1.RuntimeService",
@@ -73,8 +77,15 @@ pub fn route(paths: &[Vec<u8>], cri: CriMode) -> Route {
     if let Some(method) = Method::from_parts(service, method) {
         return Route::Admit(method);
     }
+    if cri == CriMode::Admit && CRI_RUNTIME_SERVICES.contains(&service) {
+        if let Some(call) = CriCall::from_method(method) {
+            return Route::Admit(Method::Cri(call));
+        }
+    }
     let unjudged = if CRI_RUNTIME_SERVICES.contains(&service) {
-        cri == CriMode::Refuse && !CRI_RELAYED.contains(&method)
+        let relayed = CRI_RELAYED.contains(&method)
+            || (cri == CriMode::Admit && CRI_RELAYED_WHEN_ADMITTED.contains(&method));
+        cri != CriMode::Relay && !relayed
     } else {
         service == SANDBOX_CONTROLLER && !SANDBOX_RELAYED.contains(&method)
     };
@@ -209,6 +220,42 @@ mod tests {
         }
         let images = "/runtime.v1.ImageService/PullImage";
         assert_eq!(at(images, CriMode::Refuse), Route::Relay);
+    }
+
+    #[test]
+    fn the_cri_door_admits_sandboxes_and_containers_and_refuses_the_rest() {
+        for service in CRI_RUNTIME_SERVICES {
+            let at = |method: &str| at(&format!("/{service}/{method}"), CriMode::Admit);
+            assert_eq!(
+                at("RunPodSandbox"),
+                Route::Admit(Method::Cri(CriCall::RunPodSandbox))
+            );
+            assert_eq!(
+                at("CreateContainer"),
+                Route::Admit(Method::Cri(CriCall::CreateContainer))
+            );
+            for method in [
+                "StartContainer",
+                "Version",
+                "ListPodSandbox",
+                "StopContainer",
+            ] {
+                assert_eq!(at(method), Route::Relay, "{method}");
+            }
+            for method in [
+                "UpdateContainerResources",
+                "ExecSync",
+                "Exec",
+                "Attach",
+                "PortForward",
+                "CheckpointContainer",
+                "UpdateRuntimeConfig",
+                "SomethingNew",
+            ] {
+                let s = refused(at(method));
+                assert_eq!(s.code, Code::PermissionDenied, "{method}");
+            }
+        }
     }
 
     #[test]

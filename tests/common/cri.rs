@@ -160,6 +160,9 @@ pub struct CriWorld {
 impl CriWorld {
     /// The world with the proxy started on `proxy_config` (YAML, e.g. `"proxy:\n  cri:
     /// relay\n"`).
+    /// A CRI containerd and a proxy with `proxy_config` in front of it; `{dir}` in the
+    /// config is replaced by the world's directory (`{dir}/pods` holds the pod logs,
+    /// `{dir}/kubelet` the kubelet's files).
     pub fn new(proxy_config: &str) -> Self {
         check_prerequisites();
         needs(&["cni", "ip"]);
@@ -175,7 +178,9 @@ impl CriWorld {
                 &["-n", "k8s.io", "images", "import", tar],
             ));
         }
-        let proxy = Proxy::start(dir.path(), &containerd.socket, proxy_config);
+        // `{dir}` in the config is this world's directory (the kubelet's, for the CRI door).
+        let proxy_config = proxy_config.replace("{dir}", dir.path().to_str().unwrap());
+        let proxy = Proxy::start(dir.path(), &containerd.socket, &proxy_config);
         let w = Self {
             proxy,
             containerd,

@@ -7,12 +7,11 @@ use serde_json::{json, Map, Value};
 
 use super::sandbox::{log_reason, maps_host_root, SandboxPod};
 use super::security::container_context;
-use super::CriError;
+use super::{CriError, KubeletPaths};
 use crate::convert::pod::{DEVICES_ANNOTATION, PRIVILEGED_REASONS_ANNOTATION};
 use crate::convert::quantity;
 
 /// The kubelet's default `--root-dir`: its own volumes live under `pods/<uid>/`.
-const KUBELET_PODS: &str = "/var/lib/kubelet/pods/";
 const USER_IMAGE_ANNOTATION: &str = "portcullis.dev/user-specified-image";
 /// Host devices every runtime gives a container anyway (devices.rs).
 const DEFAULT_DEVICES: [&str; 9] = [
@@ -29,11 +28,16 @@ const DEFAULT_DEVICES: [&str; 9] = [
 
 /// A mount of the kubelet's own for this Pod: `Some(None)`: its file (etc-hosts,
 /// termination log), not shown; `Some(Some((name, volume source)))`: one of its volumes.
-fn kubelet_volume(host_path: &str, uid: &str) -> Option<Option<(String, Value)>> {
+fn kubelet_volume(
+    paths: &KubeletPaths,
+    host_path: &str,
+    uid: &str,
+) -> Option<Option<(String, Value)>> {
+    let pods = paths.pods();
     if uid.is_empty() || uid.contains('/') || uid == ".." {
         return None;
     }
-    let rest = host_path.strip_prefix(KUBELET_PODS)?.strip_prefix(uid)?;
+    let rest = host_path.strip_prefix(pods.as_str())?.strip_prefix(uid)?;
     let parts: Vec<&str> = rest.strip_prefix('/')?.split('/').collect();
     if parts
         .iter()
@@ -63,6 +67,7 @@ fn kubelet_volume(host_path: &str, uid: &str) -> Option<Option<(String, Value)>>
 
 /// The Pod's volumes and the container's mounts, plus host power with no Pod field.
 fn mounts(
+    paths: &KubeletPaths,
     mounts: &[Mount],
     uid: &str,
     privileged: bool,
@@ -99,7 +104,7 @@ fn mounts(
                 json!({"image": {"reference": img.image}}),
             )
         } else {
-            match kubelet_volume(&m.host_path, uid) {
+            match kubelet_volume(paths, &m.host_path, uid) {
                 Some(None) => continue,
                 Some(Some(v)) => v,
                 None => {
@@ -241,8 +246,10 @@ pub(crate) fn add(pod: &mut SandboxPod, c: &ContainerConfig) -> Result<(), CriEr
     let mut reasons = Vec::new();
     let devices = device_reasons(c, &mut reasons);
     let uid = pod.uid().to_owned();
-    let (volumes, volume_mounts) = mounts(&c.mounts, &uid, sc.privileged, &mut reasons)?;
+    let (volumes, volume_mounts) =
+        mounts(&pod.paths, &c.mounts, &uid, sc.privileged, &mut reasons)?;
     reasons.extend(log_reason(
+        &pod.paths,
         &pod.log_directory,
         &c.log_path,
         "sandbox_config.log_directory, config.log_path",

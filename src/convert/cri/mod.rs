@@ -32,7 +32,7 @@
 //! | sandbox `security_context.privileged` | placeholder container `sandbox` with `securityContext.privileged: true` (the pause container may then host privileged containers; Pod Security's `privileged` check sees it) |
 //! | sandbox `run_as_user`, `run_as_group`, `supplemental_groups`, `supplemental_groups_policy` | `spec.securityContext.runAsUser`, `runAsGroup`, `supplementalGroups` (with the container's, in container_pod; `fsGroup` cannot be told apart and is among them), `supplementalGroupsPolicy` |
 //! | sandbox `seccomp`, `apparmor`, `selinux_options` | `spec.securityContext.seccompProfile`, `appArmorProfile`, `seLinuxOptions` |
-//! | `seccomp` (`SecurityProfile`) | `RuntimeDefault`, `Unconfined`, `Localhost` + `localhostProfile` = `localhost_ref`; absent (and no deprecated path) → `Unconfined` (containerd's default) |
+//! | `seccomp` (`SecurityProfile`) | `RuntimeDefault`, `Localhost` + `localhostProfile` = `localhost_ref`; `Unconfined` or absent → no `seccompProfile`, the Pod the kubelet sends `Unconfined` for (see `security::seccomp`) |
 //! | `apparmor` | as seccomp; absent → absent |
 //! | deprecated `seccomp_profile_path`, `apparmor_profile` | read when the profile message is absent: `runtime/default`, `docker/default`, `unconfined`, `localhost/<ref>`; anything else refused |
 //! | sandbox `readonly_rootfs` | ignored: the pause container's root, a restriction |
@@ -59,7 +59,6 @@
 //! | `log_path` | see `log_directory` |
 
 // Until the proxy's CRI door (wired on another branch) calls it.
-#![allow(dead_code)]
 
 mod container;
 mod sandbox;
@@ -102,6 +101,35 @@ impl CriError {
     }
 }
 
+/// Where the kubelet keeps what it hands containers (`--root-dir`) and their logs
+/// (`podLogsDir`): mounts from there are the Pod's own volumes, logs outside there are
+/// written where the runtime should not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletPaths {
+    pub root_dir: String,
+    pub pod_logs_dir: String,
+}
+
+impl Default for KubeletPaths {
+    /// The kubelet's defaults.
+    fn default() -> Self {
+        Self {
+            root_dir: "/var/lib/kubelet".into(),
+            pod_logs_dir: "/var/log/pods".into(),
+        }
+    }
+}
+
+impl KubeletPaths {
+    fn pods(&self) -> String {
+        format!("{}/pods/", self.root_dir.trim_end_matches('/'))
+    }
+
+    fn logs(&self) -> String {
+        format!("{}/", self.pod_logs_dir.trim_end_matches('/'))
+    }
+}
+
 /// Decodes a CRI message, refusing bytes that carry fields this build's CRI protos do not
 /// know (prost drops unknown fields silently; a newer kubelet's field would reach
 /// containerd unseen by policy). Check: the decoded message re-encodes to exactly as many
@@ -129,8 +157,12 @@ pub fn decode<M: prost::Message + Default>(bytes: &[u8]) -> Result<M, CriError> 
 /// The Pod a RunPodSandbox request describes (CREATE pods), with no containers — except the
 /// placeholder container `sandbox` when the sandbox itself holds what Pod Security judges
 /// on containers only (privileged, host ports, privileged reasons).
-pub fn sandbox_pod(config: &PodSandboxConfig, runtime_handler: &str) -> Result<Value, CriError> {
-    let mut pod = sandbox::SandboxPod::read(config, runtime_handler)?;
+pub fn sandbox_pod(
+    config: &PodSandboxConfig,
+    runtime_handler: &str,
+    paths: &KubeletPaths,
+) -> Result<Value, CriError> {
+    let mut pod = sandbox::SandboxPod::read(config, runtime_handler, paths)?;
     if let Some(placeholder) = pod.placeholder() {
         pod.spec_mut()
             .insert("containers".into(), Value::Array(vec![placeholder]));
@@ -147,8 +179,9 @@ pub fn container_pod(
     sandbox: &PodSandboxConfig,
     container: &ContainerConfig,
     runtime_handler: &str,
+    paths: &KubeletPaths,
 ) -> Result<Value, CriError> {
-    let mut pod = sandbox::SandboxPod::read(sandbox, runtime_handler)?;
+    let mut pod = sandbox::SandboxPod::read(sandbox, runtime_handler, paths)?;
     container::add(&mut pod, container)?;
     Ok(pod.into_value())
 }

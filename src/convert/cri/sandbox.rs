@@ -8,11 +8,10 @@ use k8s_cri::v1::{
 use serde_json::{json, Map, Value};
 
 use super::security::{apparmor, seccomp, selinux};
-use super::CriError;
+use super::{CriError, KubeletPaths};
 use crate::convert::pod::{ANNOTATION_PREFIX, PRIVILEGED_REASONS_ANNOTATION};
 
 /// The kubelet's default `podLogsDir`.
-const POD_LOGS_DIR: &str = "/var/log/pods/";
 /// The placeholder container of a sandbox Pod.
 pub(crate) const SANDBOX_CONTAINER: &str = "sandbox";
 const CGROUP_PARENT_ANNOTATION: &str = "portcullis.dev/cgroup-parent";
@@ -119,6 +118,7 @@ pub(crate) struct SandboxPod {
     pub(crate) log_directory: String,
     /// `linux.security_context.supplemental_groups`.
     pub(crate) groups: Vec<i64>,
+    pub(crate) paths: KubeletPaths,
 }
 
 fn sorted(m: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
@@ -126,15 +126,21 @@ fn sorted(m: &std::collections::HashMap<String, String>) -> BTreeMap<String, Str
 }
 
 /// A host path of the node's logs of this Pod, or a reason.
-pub(crate) fn log_reason(directory: &str, path: &str, field: &str) -> Option<String> {
+pub(crate) fn log_reason(
+    paths: &KubeletPaths,
+    directory: &str,
+    path: &str,
+    field: &str,
+) -> Option<String> {
+    let logs = paths.logs();
     let dir_ok = directory.is_empty()
         || directory
-            .strip_prefix(POD_LOGS_DIR)
+            .strip_prefix(logs.as_str())
             .map(|r| r.trim_end_matches('/'))
             .is_some_and(|r| !r.is_empty() && !r.contains('/') && r != "..");
     let path_ok = !path.starts_with('/') && !path.split('/').any(|c| c == "..");
     (!(dir_ok && path_ok)).then(|| {
-        format!("`{field}` ({directory:?} + {path:?}) has the runtime write the container's output outside /var/log/pods/<pod> on the host")
+        format!("`{field}` ({directory:?} + {path:?}) has the runtime write the container's output outside {logs}<pod> on the host (proxy.kubelet.podLogsDir)")
     })
 }
 
@@ -166,7 +172,11 @@ fn ports(mappings: &[PortMapping]) -> Result<Vec<Value>, CriError> {
 
 impl SandboxPod {
     #[allow(deprecated)] // the deprecated profile fields are still honoured by runtimes
-    pub(crate) fn read(c: &PodSandboxConfig, runtime_handler: &str) -> Result<Self, CriError> {
+    pub(crate) fn read(
+        c: &PodSandboxConfig,
+        runtime_handler: &str,
+        paths: &KubeletPaths,
+    ) -> Result<Self, CriError> {
         let meta = c.metadata.clone().unwrap_or_default();
         for (v, f) in [(&meta.name, "name"), (&meta.namespace, "namespace")] {
             if v.is_empty() {
@@ -221,7 +231,7 @@ impl SandboxPod {
         let psc = pod_security_context(&sc, &linux, field)?;
         spec.insert("securityContext".into(), Value::Object(psc));
         metadata["annotations"] = json!(annotations);
-        let reasons = log_reason(&c.log_directory, "", "config.log_directory")
+        let reasons = log_reason(paths, &c.log_directory, "", "config.log_directory")
             .into_iter()
             .collect();
         Ok(SandboxPod {
@@ -232,6 +242,7 @@ impl SandboxPod {
             reasons,
             log_directory: c.log_directory.clone(),
             groups: sc.supplemental_groups.clone(),
+            paths: paths.clone(),
         })
     }
 
@@ -337,10 +348,9 @@ fn pod_security_context(
         }
         .into(),
     );
-    psc.insert(
-        "seccompProfile".into(),
-        seccomp(sc.seccomp.as_ref(), &sc.seccomp_profile_path, field)?,
-    );
+    if let Some(profile) = seccomp(sc.seccomp.as_ref(), &sc.seccomp_profile_path, field)? {
+        psc.insert("seccompProfile".into(), profile);
+    }
     if let Some(a) = apparmor(sc.apparmor.as_ref(), "", field)? {
         psc.insert("appArmorProfile".into(), a);
     }

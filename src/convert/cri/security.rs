@@ -36,17 +36,22 @@ fn deprecated(path: &str, field: &str) -> Result<Option<Value>, CriError> {
     }))
 }
 
-/// `seccompProfile`; absent (and no deprecated path) is containerd's default, unconfined.
+/// `seccompProfile`, or `None` for unconfined. The kubelet sends `Unconfined` for a Pod
+/// that names no profile (unless it runs with `--seccomp-default`), and containerd leaves
+/// a container without one unconfined: both are the Pod without `seccompProfile`, which
+/// is what Kubernetes admitted (baseline allows it; restricted does not). Showing them as
+/// an explicit `Unconfined` would refuse nearly every pod at baseline that the API server
+/// accepted, for no difference in what the container can do.
 pub(crate) fn seccomp(
     p: Option<&SecurityProfile>,
     path: &str,
     field: &str,
-) -> Result<Value, CriError> {
-    match p {
-        Some(p) => profile(p, &format!("{field}.seccomp")),
-        None => Ok(deprecated(path, &format!("{field}.seccomp_profile_path"))?
-            .unwrap_or_else(|| json!({"type": "Unconfined"}))),
-    }
+) -> Result<Option<Value>, CriError> {
+    let shown = match p {
+        Some(p) => Some(profile(p, &format!("{field}.seccomp"))?),
+        None => deprecated(path, &format!("{field}.seccomp_profile_path"))?,
+    };
+    Ok(shown.filter(|v| v["type"] != "Unconfined"))
 }
 
 /// `appArmorProfile`; absent is the runtime's default, shown as absent.
@@ -120,10 +125,9 @@ pub(crate) fn container_context(
         "Default"
     };
     out.insert("procMount".into(), proc_mount.into());
-    out.insert(
-        "seccompProfile".into(),
-        seccomp(sc.seccomp.as_ref(), &sc.seccomp_profile_path, field)?,
-    );
+    if let Some(profile) = seccomp(sc.seccomp.as_ref(), &sc.seccomp_profile_path, field)? {
+        out.insert("seccompProfile".into(), profile);
+    }
     if let Some(a) = apparmor(sc.apparmor.as_ref(), &sc.apparmor_profile, field)? {
         out.insert("appArmorProfile".into(), a);
     }

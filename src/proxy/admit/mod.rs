@@ -19,8 +19,11 @@ use crate::config::Conversion;
 use crate::convert::{nsresolve, pod, schema, writeback, ContainerRecord};
 use crate::review::{AdmissionRequest, Door, Operation, Refusal, UserInfo, Verdict};
 
+mod cri;
 mod rules;
 mod tasks;
+
+pub use cri::CriCall;
 
 const GET_CONTAINER: &str = "/containerd.services.containers.v1.Containers/Get";
 
@@ -32,6 +35,8 @@ pub enum Method {
     CreateTask,
     UpdateTask,
     Exec,
+    /// A CRI call (`proxy.cri: admit`).
+    Cri(CriCall),
 }
 
 impl Method {
@@ -113,6 +118,10 @@ impl Proxy {
         user: &UserInfo,
         message: Bytes,
     ) -> Result<Admitted, Status> {
+        if let Method::Cri(call) = method {
+            // CRI calls carry their namespace in the Pod's metadata, not in a header.
+            return self.admit_cri(call, user, &message).await;
+        }
         if namespace.is_empty() {
             // containerd refuses these too; refusing here keeps policies from seeing a
             // container without its namespace.
@@ -148,6 +157,7 @@ impl Proxy {
                 let req = ExecProcessRequest::decode(message).map_err(decode_error)?;
                 self.exec(namespace, user, req).await
             }
+            Method::Cri(call) => self.admit_cri(call, user, &message).await,
         }
     }
 
@@ -327,9 +337,14 @@ impl Proxy {
     }
 
     async fn decide(&self, review: &AdmissionRequest) -> Result<Verdict, Status> {
+        self.decide_at(Door::Proxy, review).await
+    }
+
+    /// [`Proxy::decide`] for the door `door` (the CRI calls are the `cri` door's).
+    async fn decide_at(&self, door: Door, review: &AdmissionRequest) -> Result<Verdict, Status> {
         // The core serving now; a reload during this call does not affect it.
         let decider = self.decider.load_full();
-        let verdict = decider.admit(Door::Proxy, review).await;
+        let verdict = decider.admit(door, review).await;
         tracing::info!(
             operation = review.operation.as_str(),
             kind = review.kind.kind,

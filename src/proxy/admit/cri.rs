@@ -1,0 +1,98 @@
+//! The CRI door, as far as it goes (`proxy.cri: admit`): `RunPodSandbox` and
+//! `CreateContainer` (runtime.v1 and v1alpha2) are read into the Pod the kubelet describes
+//! (`convert::cri`) and decided as a Pod CREATE at the `cri` door. A refusal is gRPC
+//! `PermissionDenied` in kube-apiserver's wording, which the kubelet shows as the sandbox's
+//! or the container's error.
+//!
+//! Not yet: the other calls that create or change containers (`Exec`, `ExecSync`,
+//! `Attach`, `PortForward`, `UpdateContainerResources`, `CheckpointContainer`) stay
+//! refused, and a policy's change to the Pod is not written back into the CRI request: it
+//! refuses the call, naming what it would have changed (fail closed).
+//!
+//! v1alpha2 messages are read with the v1 types: the two protos are wire-compatible for
+//! every field they share, and a field only v1alpha2 has would fail the unknown-field check.
+
+use bytes::Bytes;
+use k8s_cri::v1 as api;
+
+use super::{Admitted, Proxy};
+use crate::convert::cri;
+use crate::proxy::grpc::{Code, Status};
+use crate::review::{AdmissionRequest, Door, Operation, UserInfo};
+
+/// The CRI calls the door admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CriCall {
+    RunPodSandbox,
+    CreateContainer,
+}
+
+impl CriCall {
+    /// The admitted call a `RuntimeService` method names, if any.
+    pub fn from_method(method: &str) -> Option<Self> {
+        match method {
+            "RunPodSandbox" => Some(CriCall::RunPodSandbox),
+            "CreateContainer" => Some(CriCall::CreateContainer),
+            _ => None,
+        }
+    }
+}
+
+impl Proxy {
+    /// Decides one CRI call from its (unframed) request message.
+    pub(super) async fn admit_cri(
+        &self,
+        call: CriCall,
+        user: &UserInfo,
+        message: &Bytes,
+    ) -> Result<Admitted, Status> {
+        let pod = pod_of(call, message, &self.kubelet).map_err(|e| {
+            Status::new(Code::InvalidArgument, format!("portcullis: {call:?}: {e}"))
+        })?;
+        let review = AdmissionRequest::for_pod(Operation::Create, pod, user.clone());
+        let verdict = self.decide_at(Door::Cri, &review).await?;
+        match (verdict.mutated(), &review.object) {
+            (None, _) => Ok(Admitted::Unchanged),
+            (Some(after), Some(before)) => {
+                let changed: Vec<String> = json_patch::diff(before, after)
+                    .0
+                    .iter()
+                    .map(|op| op.path().to_string())
+                    .collect();
+                Err(Status::new(
+                    Code::PermissionDenied,
+                    format!(
+                        "portcullis: {call:?}: policies changed the Pod ({}), and the CRI door \
+                         does not write changes back into CRI requests yet, so the call is \
+                         refused; make the change in the Pod spec, or set the policy to warn",
+                        changed.join(", ")
+                    ),
+                ))
+            }
+            (Some(_), None) => Ok(Admitted::Unchanged),
+        }
+    }
+}
+
+/// The Pod a CRI call describes.
+fn pod_of(
+    call: CriCall,
+    message: &[u8],
+    paths: &cri::KubeletPaths,
+) -> Result<serde_json::Value, cri::CriError> {
+    match call {
+        CriCall::RunPodSandbox => {
+            let req: api::RunPodSandboxRequest = cri::decode(message)?;
+            let config = req.config.unwrap_or_default();
+            cri::sandbox_pod(&config, &req.runtime_handler, paths)
+        }
+        CriCall::CreateContainer => {
+            let req: api::CreateContainerRequest = cri::decode(message)?;
+            let sandbox = req.sandbox_config.unwrap_or_default();
+            let config = req.config.unwrap_or_default();
+            // The request names no runtime handler: the sandbox's was judged at
+            // RunPodSandbox.
+            cri::container_pod(&sandbox, &config, "", paths)
+        }
+    }
+}
