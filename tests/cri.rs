@@ -303,3 +303,32 @@ fn the_cri_door_admits_plain_pods_and_refuses_what_baseline_forbids() {
         );
     }
 }
+
+/// `PullImage` through the CRI door is judged by the image rules, in the namespace of the
+/// sandbox it is pulled for: `:latest` is refused before containerd looks for it; a tagged
+/// image goes on to containerd (which, offline, cannot fetch it: its own error, not ours).
+#[test]
+fn the_cri_door_judges_image_pulls_by_the_image_rules() {
+    let w = CriWorld::new("proxy:\n  cri: admit\nimages: {disallowLatest: true}\n");
+    for api in CriApi::ALL {
+        let c = w.client(Via::Proxy, api);
+        let at = format!("{api:?} through the admitting proxy");
+        let pod = pod_config(w.dir.path(), "puller", "team", &uid());
+        let refused = c
+            .pull_image("docker.io/library/busybox:latest", Some(&pod))
+            .err()
+            .unwrap_or_else(|| panic!("{at}: pulling :latest was not refused"));
+        assert_eq!(refused.code(), Code::PermissionDenied, "{at}: {refused:?}");
+        assert!(
+            refused.message().contains("images.disallowLatest"),
+            "{at}: {refused:?}"
+        );
+        let tagged = c.pull_image("registry.invalid/busybox:1.36", Some(&pod));
+        if let Err(status) = tagged {
+            assert!(
+                !status.message().contains("portcullis") && !status.message().contains("policy"),
+                "{at}: the proxy refused a tagged image: {status:?}"
+            );
+        }
+    }
+}

@@ -57,6 +57,9 @@ const CRI_RUNTIME_SERVICES: &[&str] = &[
     "runtime.v1alpha2.RuntimeService",
 ];
 
+/// CRI's image services, by API version.
+const CRI_IMAGE_SERVICES: &[&str] = &["runtime.v1.ImageService", "runtime.v1alpha2.ImageService"];
+
 /// containerd's sandbox API (1.7 and later) starts sandboxes through shims, like CRI.
 const SANDBOX_CONTROLLER: &str = "containerd.services.sandbox.v1.Controller";
 const SANDBOX_RELAYED: &[&str] = &["Status", "Wait", "Stop", "Shutdown", "Metrics", "Platform"];
@@ -77,8 +80,15 @@ pub fn route(paths: &[Vec<u8>], cri: CriMode) -> Route {
     if let Some(method) = Method::from_parts(service, method) {
         return Route::Admit(method);
     }
-    if cri == CriMode::Admit && CRI_RUNTIME_SERVICES.contains(&service) {
-        if let Some(call) = CriCall::from_method(method) {
+    if cri == CriMode::Admit {
+        let call = if CRI_RUNTIME_SERVICES.contains(&service) {
+            CriCall::from_method(method)
+        } else if CRI_IMAGE_SERVICES.contains(&service) {
+            CriCall::from_image_method(method)
+        } else {
+            None
+        };
+        if let Some(call) = call {
             return Route::Admit(Method::Cri(call));
         }
     }
@@ -242,6 +252,14 @@ mod tests {
             ] {
                 assert_eq!(at(method), Route::Relay, "{method}");
             }
+            let images = service.replace("RuntimeService", "ImageService");
+            assert_eq!(
+                super::route(
+                    &[format!("/{images}/PullImage").into_bytes()],
+                    CriMode::Admit
+                ),
+                Route::Admit(Method::Cri(CriCall::PullImage))
+            );
             for method in [
                 "UpdateContainerResources",
                 "ExecSync",

@@ -4,6 +4,9 @@
 //! `PermissionDenied` in kube-apiserver's wording, which the kubelet shows as the sandbox's
 //! or the container's error.
 //!
+//! `ImageService/PullImage` is judged by the image rules alone, in the namespace of the
+//! sandbox the image is pulled for.
+//!
 //! Not yet: the other calls that create or change containers (`Exec`, `ExecSync`,
 //! `Attach`, `PortForward`, `UpdateContainerResources`, `CheckpointContainer`) stay
 //! refused, and a policy's change to the Pod is not written back into the CRI request: it
@@ -17,6 +20,7 @@ use k8s_cri::v1 as api;
 
 use super::{Admitted, Proxy};
 use crate::convert::cri;
+use crate::core::Scope;
 use crate::proxy::grpc::{Code, Status};
 use crate::review::{AdmissionRequest, Door, Operation, UserInfo};
 
@@ -25,6 +29,8 @@ use crate::review::{AdmissionRequest, Door, Operation, UserInfo};
 pub enum CriCall {
     RunPodSandbox,
     CreateContainer,
+    /// `ImageService/PullImage`: the image rules, in the pod's namespace.
+    PullImage,
 }
 
 impl CriCall {
@@ -34,6 +40,19 @@ impl CriCall {
             "RunPodSandbox" => Some(CriCall::RunPodSandbox),
             "CreateContainer" => Some(CriCall::CreateContainer),
             _ => None,
+        }
+    }
+
+    /// The admitted call an `ImageService` method names, if any.
+    pub fn from_image_method(method: &str) -> Option<Self> {
+        (method == "PullImage").then_some(CriCall::PullImage)
+    }
+
+    /// The part of the chain that judges the call: a pull is about its image only.
+    fn scope(self) -> Scope {
+        match self {
+            CriCall::PullImage => Scope::Images,
+            CriCall::RunPodSandbox | CriCall::CreateContainer => Scope::All,
         }
     }
 }
@@ -50,7 +69,7 @@ impl Proxy {
             Status::new(Code::InvalidArgument, format!("portcullis: {call:?}: {e}"))
         })?;
         let review = AdmissionRequest::for_pod(Operation::Create, pod, user.clone());
-        let verdict = self.decide_at(Door::Cri, &review).await?;
+        let verdict = self.decide_at(Door::Cri, call.scope(), &review).await?;
         match (verdict.mutated(), &review.object) {
             (None, _) => Ok(Admitted::Unchanged),
             (Some(after), Some(before)) => {
@@ -94,5 +113,25 @@ fn pod_of(
             // RunPodSandbox.
             cri::container_pod(&sandbox, &config, "", paths)
         }
+        CriCall::PullImage => {
+            let req: api::PullImageRequest = cri::decode(message)?;
+            let image = req.image.map(|i| i.image).unwrap_or_default();
+            Ok(pull_pod(&image, req.sandbox_config.as_ref()))
+        }
     }
+}
+
+/// The Pod an image pull is for, as the image rules read it: the image as one container,
+/// in the namespace (and under the name) of the sandbox the kubelet pulls for. `crictl
+/// pull` names no sandbox.
+fn pull_pod(image: &str, sandbox: Option<&api::PodSandboxConfig>) -> serde_json::Value {
+    let meta = sandbox.and_then(|s| s.metadata.as_ref());
+    let namespace = meta.map(|m| m.namespace.as_str()).unwrap_or_default();
+    let name = meta.map(|m| m.name.as_str()).unwrap_or_default();
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"containers": [{"name": "pull", "image": image}]},
+    })
 }

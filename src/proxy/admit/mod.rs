@@ -17,6 +17,7 @@ use super::record;
 use super::{raw, Caller, Proxy};
 use crate::config::Conversion;
 use crate::convert::{nsresolve, pod, schema, writeback, ContainerRecord};
+use crate::core::Scope;
 use crate::review::{AdmissionRequest, Door, Operation, Refusal, UserInfo, Verdict};
 
 mod cri;
@@ -337,14 +338,20 @@ impl Proxy {
     }
 
     async fn decide(&self, review: &AdmissionRequest) -> Result<Verdict, Status> {
-        self.decide_at(Door::Proxy, review).await
+        self.decide_at(Door::Proxy, Scope::All, review).await
     }
 
-    /// [`Proxy::decide`] for the door `door` (the CRI calls are the `cri` door's).
-    async fn decide_at(&self, door: Door, review: &AdmissionRequest) -> Result<Verdict, Status> {
+    /// [`Proxy::decide`] for the door `door` (the CRI calls are the `cri` door's) and part
+    /// of the chain.
+    async fn decide_at(
+        &self,
+        door: Door,
+        scope: Scope,
+        review: &AdmissionRequest,
+    ) -> Result<Verdict, Status> {
         // The core serving now; a reload during this call does not affect it.
         let decider = self.decider.load_full();
-        let verdict = decider.admit(door, review).await;
+        let verdict = decider.admit_scoped(door, review, scope).await;
         tracing::info!(
             operation = review.operation.as_str(),
             kind = review.kind.kind,
