@@ -332,3 +332,43 @@ fn the_cri_door_judges_image_pulls_by_the_image_rules() {
         }
     }
 }
+
+/// The kubelet names a container's image by its ID; the door judges it by a name the
+/// image carries: the one the Pod asked for (`user_specified_image`, v1) or, without it,
+/// its digest reference. `:latest` asked for is refused; `:1.36` of the same image runs.
+#[test]
+fn the_cri_door_judges_a_containers_image_by_a_name_it_carries() {
+    let w = CriWorld::new(&format!(
+        "{ADMIT_BASELINE}images: {{disallowLatest: true}}\n"
+    ));
+    for api in CriApi::ALL {
+        let c = w.client(Via::Proxy, api);
+        plain_pod_runs(&w, &c, Via::Proxy);
+        if api != CriApi::V1 {
+            continue; // v1alpha2 has no user_specified_image: nothing asked for `:latest`.
+        }
+        let at = format!("{api:?} through the admitting proxy");
+        let pod = pod_config(w.dir.path(), "latest", "default", &uid());
+        let sandbox = w.expect(&format!("RunPodSandbox {at}"), c.run_pod(&pod));
+        let config = c.container_config(&pod, "latest", common::IMAGE_LATEST, &["true"]);
+        let config = w.expect(&format!("the container's config {at}"), config);
+        assert!(
+            config
+                .image
+                .as_ref()
+                .is_some_and(|i| i.image.starts_with("sha256:")),
+            "{at}: the harness names images by ID, as the kubelet: {config:?}"
+        );
+        let refused = c.create_container(&sandbox, &pod, config).err();
+        let refused = refused.unwrap_or_else(|| panic!("{at}: :latest was admitted"));
+        assert_eq!(refused.code(), Code::PermissionDenied, "{at}: {refused:?}");
+        assert!(
+            refused.message().contains("images.disallowLatest"),
+            "{at}: {refused:?}"
+        );
+        w.expect(
+            &format!("Stop/RemovePodSandbox {at}"),
+            c.stop_and_remove_pod(&sandbox),
+        );
+    }
+}

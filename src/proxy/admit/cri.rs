@@ -21,6 +21,7 @@ use k8s_cri::v1 as api;
 use super::{Admitted, Proxy};
 use crate::convert::cri;
 use crate::core::Scope;
+use crate::policy::reference::ImageRef;
 use crate::proxy::grpc::{Code, Status};
 use crate::review::{AdmissionRequest, Door, Operation, UserInfo};
 
@@ -65,9 +66,12 @@ impl Proxy {
         user: &UserInfo,
         message: &Bytes,
     ) -> Result<Admitted, Status> {
-        let pod = pod_of(call, message, &self.kubelet).map_err(|e| {
+        let mut pod = pod_of(call, message, &self.kubelet).map_err(|e| {
             Status::new(Code::InvalidArgument, format!("portcullis: {call:?}: {e}"))
         })?;
+        if call == CriCall::CreateContainer {
+            self.name_image(&mut pod).await?;
+        }
         let review = AdmissionRequest::for_pod(Operation::Create, pod, user.clone());
         let verdict = self.decide_at(Door::Cri, call.scope(), &review).await?;
         match (verdict.mutated(), &review.object) {
@@ -90,6 +94,85 @@ impl Proxy {
             }
             (Some(_), None) => Ok(Admitted::Unchanged),
         }
+    }
+}
+
+const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
+const USER_IMAGE: &str = "/metadata/annotations/portcullis.dev~1user-specified-image";
+
+impl Proxy {
+    /// The kubelet names a container's image by the ID `ImageStatus` gave it
+    /// (`sha256:…`), which no image rule can read. The container's image becomes a name
+    /// the image really has, asked of containerd: the name the Pod asked for when the
+    /// image carries it (the kubelet says so in `user_specified_image`, v1 only), else its
+    /// one tag, else its digest reference. A name the image does not carry is never
+    /// taken on the caller's word. The ID stays in `portcullis.dev/image-id`.
+    async fn name_image(&self, pod: &mut serde_json::Value) -> Result<(), Status> {
+        let pointer = "/spec/containers/0/image";
+        let Some(id) = pod.pointer(pointer).and_then(|v| v.as_str()) else {
+            return Ok(());
+        };
+        if !is_image_id(id) {
+            return Ok(());
+        }
+        let id = id.to_owned();
+        let request = api::ImageStatusRequest {
+            image: Some(api::ImageSpec {
+                image: id.clone(),
+                ..Default::default()
+            }),
+            verbose: false,
+        };
+        let status: api::ImageStatusResponse = self
+            .upstream
+            .unary(IMAGE_STATUS, "k8s.io", &request)
+            .await?;
+        let Some(image) = status.image else {
+            return Err(Status::new(
+                Code::NotFound,
+                format!("portcullis: CreateContainer: containerd knows no image {id:?}"),
+            ));
+        };
+        let claimed = pod.pointer(USER_IMAGE).and_then(|v| v.as_str());
+        let name = chosen_name(claimed, &image.repo_tags, &image.repo_digests).unwrap_or(&id);
+        let name = name.to_owned();
+        if let Some(slot) = pod.pointer_mut(pointer) {
+            *slot = name.into();
+        }
+        if let Some(annotations) = pod.pointer_mut("/metadata/annotations") {
+            annotations["portcullis.dev/image-id"] = id.into();
+        }
+        Ok(())
+    }
+}
+
+/// `sha256:` and 64 hex digits, or the 64 hex digits alone: an image ID, not a name.
+fn is_image_id(image: &str) -> bool {
+    let hex = image.strip_prefix("sha256:").unwrap_or(image);
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The name an image is judged by: `claimed` when the image carries it (compared
+/// normalised: the kubelet sends what the Pod wrote, `busybox:1.36`), else its one tag,
+/// else its first digest reference, else its first tag.
+fn chosen_name<'a>(
+    claimed: Option<&'a str>,
+    tags: &'a [String],
+    digests: &'a [String],
+) -> Option<&'a str> {
+    let same = |a: &str, b: &str| match (ImageRef::parse(a), ImageRef::parse(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some(claimed) = claimed.filter(|c| !c.is_empty()) {
+        let carried = tags.iter().chain(digests).find(|n| same(n, claimed));
+        if let Some(name) = carried {
+            return Some(name.as_str());
+        }
+    }
+    match tags {
+        [one] => Some(one.as_str()),
+        _ => digests.first().or(tags.first()).map(String::as_str),
     }
 }
 
@@ -134,4 +217,52 @@ fn pull_pod(image: &str, sandbox: Option<&api::PodSandboxConfig>) -> serde_json:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"containers": [{"name": "pull", "image": image}]},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_ids_are_told_from_names() {
+        let hex = "a".repeat(64);
+        assert!(is_image_id(&format!("sha256:{hex}")) && is_image_id(&hex));
+        for name in [
+            "busybox",
+            "busybox:1.36",
+            "sha256:abc",
+            &format!("x@sha256:{hex}"),
+        ] {
+            assert!(!is_image_id(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_image_is_judged_by_a_name_it_carries() {
+        let tags = vec![
+            "docker.io/library/busybox:1.36".to_owned(),
+            "docker.io/library/busybox:latest".to_owned(),
+        ];
+        let digests = vec!["docker.io/library/busybox@sha256:".to_owned() + &"b".repeat(64)];
+        // The Pod's own words, normalised, when the image carries them.
+        assert_eq!(
+            chosen_name(Some("busybox:latest"), &tags, &digests),
+            Some("docker.io/library/busybox:latest")
+        );
+        // A name it does not carry is not taken on the caller's word.
+        assert_eq!(
+            chosen_name(Some("trusted.example/app:1"), &tags, &digests),
+            Some(digests[0].as_str())
+        );
+        // No claim: its one tag, else its digest.
+        assert_eq!(
+            chosen_name(None, &tags[..1], &digests),
+            Some(tags[0].as_str())
+        );
+        assert_eq!(
+            chosen_name(None, &tags, &digests),
+            Some(digests[0].as_str())
+        );
+        assert_eq!(chosen_name(None, &[], &[]), None);
+    }
 }
