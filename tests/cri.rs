@@ -204,7 +204,7 @@ fn cri_calls_that_create_are_refused_by_the_proxy_by_default() {
 /// `proxy.cri: admit` under Pod Security `baseline`: the kubelet's plain pod is admitted
 /// and runs; a privileged container, a host-network sandbox, an added `SYS_ADMIN` and a
 /// hostPath mount of `/` are refused with Pod Security's message and never reach
-/// containerd; `ExecSync` (not admitted yet) stays refused.
+/// containerd; an exec into a container containerd does not know is not found.
 #[test]
 fn the_cri_door_admits_plain_pods_and_refuses_what_baseline_forbids() {
     let w = CriWorld::new(ADMIT_BASELINE);
@@ -293,10 +293,11 @@ fn the_cri_door_admits_plain_pods_and_refuses_what_baseline_forbids() {
             .collect();
         assert!(ids.is_empty(), "{at}: refused containers exist: {ids:?}");
 
-        // Calls the door does not admit yet stay refused.
+        // An exec names a container the door looks up; one containerd does not know is
+        // not found, before containerd is asked to run anything.
         let exec = c.exec_sync("no-such-container", &["true"], 5).err();
-        let exec = exec.unwrap_or_else(|| panic!("{at}: ExecSync was not refused"));
-        assert_eq!(exec.code(), Code::PermissionDenied, "{at}: {exec:?}");
+        let exec = exec.unwrap_or_else(|| panic!("{at}: ExecSync into nothing succeeded"));
+        assert_eq!(exec.code(), Code::NotFound, "{at}: {exec:?}");
         w.expect(
             &format!("Stop/RemovePodSandbox {at}"),
             c.stop_and_remove_pod(&sandbox),
@@ -365,6 +366,74 @@ fn the_cri_door_judges_a_containers_image_by_a_name_it_carries() {
         assert!(
             refused.message().contains("images.disallowLatest"),
             "{at}: {refused:?}"
+        );
+        w.expect(
+            &format!("Stop/RemovePodSandbox {at}"),
+            c.stop_and_remove_pod(&sandbox),
+        );
+    }
+}
+
+/// `ExecSync` is a CONNECT on `pods/exec` with the command, in the namespace and under
+/// the name the sandbox was admitted with: a ValidatingAdmissionPolicy refusing `cat`
+/// refuses that exec (kube-apiserver's wording) and lets `echo` run.
+#[test]
+fn the_cri_door_admits_execs_as_connect_on_pods_exec() {
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("no-cat.yaml"),
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: no-cat}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CONNECT], resources: [pods/exec]}]
+  validations:
+  - expression: "!object.command.exists(c, c == 'cat') && request.namespace == 'team' && request.name == 'execs'"
+    message: no cat here
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: no-cat}
+spec: {policyName: no-cat, validationActions: [Deny]}
+"#,
+    )
+    .unwrap();
+    let w = CriWorld::new(&format!(
+        "{ADMIT_BASELINE}policyDir: {}\n",
+        policies.path().display()
+    ));
+    for api in CriApi::ALL {
+        let c = w.client(Via::Proxy, api);
+        let at = format!("{api:?} through the admitting proxy");
+        let pod = pod_config(w.dir.path(), "execs", "team", &uid());
+        let sandbox = w.expect(&format!("RunPodSandbox {at}"), c.run_pod(&pod));
+        let config = c.container_config(&pod, "sleeper", IMAGE, &["sleep", "3600"]);
+        let config = w.expect(&format!("the container's config {at}"), config);
+        let id = w.expect(
+            &format!("CreateContainer {at}"),
+            c.create_container(&sandbox, &pod, config),
+        );
+        w.expect(&format!("StartContainer {at}"), c.start(&id));
+        let running = c.wait_state(&id, CONTAINER_RUNNING, Duration::from_secs(30));
+        w.expect(&format!("ContainerStatus {at}"), running);
+
+        let echo = w.expect(
+            &format!("ExecSync echo {at}"),
+            c.exec_sync(&id, &["echo", "hello-exec"], 10),
+        );
+        assert_eq!(
+            (echo.exit_code, String::from_utf8_lossy(&echo.stdout).trim()),
+            (0, "hello-exec"),
+            "{at}: {echo:?}"
+        );
+        let cat = c.exec_sync(&id, &["cat", "/etc/hostname"], 10).err();
+        let cat = cat.unwrap_or_else(|| panic!("{at}: `cat` was not refused"));
+        assert_eq!(cat.code(), Code::PermissionDenied, "{at}: {cat:?}");
+        assert!(
+            cat.message().contains("no cat here")
+                && cat.message().contains("ValidatingAdmissionPolicy 'no-cat'"),
+            "{at}: {cat:?}"
         );
         w.expect(
             &format!("Stop/RemovePodSandbox {at}"),

@@ -260,12 +260,16 @@ mod tests {
                 ),
                 Route::Admit(Method::Cri(CriCall::PullImage))
             );
+            for (method, call) in [
+                ("ExecSync", CriCall::ExecSync),
+                ("Exec", CriCall::Exec),
+                ("Attach", CriCall::Attach),
+                ("PortForward", CriCall::PortForward),
+            ] {
+                assert_eq!(at(method), Route::Admit(Method::Cri(call)), "{method}");
+            }
             for method in [
                 "UpdateContainerResources",
-                "ExecSync",
-                "Exec",
-                "Attach",
-                "PortForward",
                 "CheckpointContainer",
                 "UpdateRuntimeConfig",
                 "SomethingNew",

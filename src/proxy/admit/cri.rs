@@ -7,9 +7,11 @@
 //! `ImageService/PullImage` is judged by the image rules alone, in the namespace of the
 //! sandbox the image is pulled for.
 //!
-//! Not yet: the other calls that create or change containers (`Exec`, `ExecSync`,
-//! `Attach`, `PortForward`, `UpdateContainerResources`, `CheckpointContainer`) stay
-//! refused, and a policy's change to the Pod is not written back into the CRI request: it
+//! `Exec`, `ExecSync`, `Attach` and `PortForward` are CONNECTs on the pod's subresource
+//! (`cri_connect`).
+//!
+//! Not yet: the other calls that change containers (`UpdateContainerResources`,
+//! `CheckpointContainer`, `UpdateRuntimeConfig`) stay refused, and a policy's change to the Pod is not written back into the CRI request: it
 //! refuses the call, naming what it would have changed (fail closed).
 //!
 //! v1alpha2 messages are read with the v1 types: the two protos are wire-compatible for
@@ -18,6 +20,7 @@
 use bytes::Bytes;
 use k8s_cri::v1 as api;
 
+use super::cri_connect::Connect;
 use super::{Admitted, Proxy};
 use crate::convert::cri;
 use crate::core::Scope;
@@ -30,6 +33,11 @@ use crate::review::{AdmissionRequest, Door, Operation, UserInfo};
 pub enum CriCall {
     RunPodSandbox,
     CreateContainer,
+    /// `ExecSync`, `Exec`, `Attach`, `PortForward`: CONNECT on the pod's subresource.
+    ExecSync,
+    Exec,
+    Attach,
+    PortForward,
     /// `ImageService/PullImage`: the image rules, in the pod's namespace.
     PullImage,
 }
@@ -40,6 +48,10 @@ impl CriCall {
         match method {
             "RunPodSandbox" => Some(CriCall::RunPodSandbox),
             "CreateContainer" => Some(CriCall::CreateContainer),
+            "ExecSync" => Some(CriCall::ExecSync),
+            "Exec" => Some(CriCall::Exec),
+            "Attach" => Some(CriCall::Attach),
+            "PortForward" => Some(CriCall::PortForward),
             _ => None,
         }
     }
@@ -53,7 +65,7 @@ impl CriCall {
     fn scope(self) -> Scope {
         match self {
             CriCall::PullImage => Scope::Images,
-            CriCall::RunPodSandbox | CriCall::CreateContainer => Scope::All,
+            _ => Scope::All,
         }
     }
 }
@@ -66,13 +78,19 @@ impl Proxy {
         user: &UserInfo,
         message: &Bytes,
     ) -> Result<Admitted, Status> {
-        let mut pod = pod_of(call, message, &self.kubelet).map_err(|e| {
+        let invalid = |e: cri::CriError| {
             Status::new(Code::InvalidArgument, format!("portcullis: {call:?}: {e}"))
-        })?;
-        if call == CriCall::CreateContainer {
-            self.name_image(&mut pod).await?;
-        }
-        let review = AdmissionRequest::for_pod(Operation::Create, pod, user.clone());
+        };
+        let review = match Connect::read(call, message).map_err(invalid)? {
+            Some(connect) => self.connect_request(connect).await?.by(user.clone()),
+            None => {
+                let mut pod = pod_of(call, message, &self.kubelet).map_err(invalid)?;
+                if call == CriCall::CreateContainer {
+                    self.name_image(&mut pod).await?;
+                }
+                AdmissionRequest::for_pod(Operation::Create, pod, user.clone())
+            }
+        };
         let verdict = self.decide_at(Door::Cri, call.scope(), &review).await?;
         match (verdict.mutated(), &review.object) {
             (None, _) => Ok(Admitted::Unchanged),
@@ -200,6 +218,13 @@ fn pod_of(
             let req: api::PullImageRequest = cri::decode(message)?;
             let image = req.image.map(|i| i.image).unwrap_or_default();
             Ok(pull_pod(&image, req.sandbox_config.as_ref()))
+        }
+        // Read by `Connect`.
+        CriCall::ExecSync | CriCall::Exec | CriCall::Attach | CriCall::PortForward => {
+            Err(cri::CriError::Missing {
+                field: format!("{call:?}"),
+                why: "the call enters a pod; it has no Pod of its own",
+            })
         }
     }
 }

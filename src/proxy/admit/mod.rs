@@ -21,6 +21,7 @@ use crate::core::Scope;
 use crate::review::{AdmissionRequest, Door, Operation, Refusal, UserInfo, Verdict};
 
 mod cri;
+mod cri_connect;
 mod rules;
 mod tasks;
 
