@@ -441,3 +441,25 @@ spec: {policyName: no-cat, validationActions: [Deny]}
         );
     }
 }
+
+/// A CRI call names its pod's namespace, which chooses the Pod Security level and the
+/// exemptions: only the kubelet's uids (`proxy.criTrustedUids`, root by default) may make
+/// the admitted calls. Here root is not listed, and its RunPodSandbox is refused.
+#[test]
+fn the_cri_door_refuses_callers_it_does_not_trust_to_name_a_namespace() {
+    let w = CriWorld::new("proxy:\n  cri: admit\n  criTrustedUids: [4242]\n");
+    for api in CriApi::ALL {
+        let c = w.client(Via::Proxy, api);
+        let at = format!("{api:?} through the admitting proxy");
+        let pod = pod_config(w.dir.path(), "untrusted", "kube-system", &uid());
+        let refused = c.run_pod(&pod).err();
+        let refused = refused.unwrap_or_else(|| panic!("{at}: an untrusted caller's pod ran"));
+        assert_eq!(refused.code(), Code::PermissionDenied, "{at}: {refused:?}");
+        assert!(
+            refused.message().contains("proxy.criTrustedUids"),
+            "{at}: {refused:?}"
+        );
+        // Reads are not admitted calls: they pass.
+        w.expect(&format!("ListPodSandbox {at}"), c.list_pods());
+    }
+}

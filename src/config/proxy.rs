@@ -28,6 +28,8 @@ pub struct ProxyConfig {
     pub cri: CriMode,
     /// Where the kubelet keeps pod volumes and logs, for the CRI door.
     pub kubelet: KubeletDirs,
+    /// Socket peers (uids) whose CRI calls may name their pod's namespace: the kubelet's.
+    pub cri_trusted_uids: Vec<u32>,
     /// What `Tasks/Create` may choose beyond the stored container (docs/security.md).
     pub tasks: TaskRules,
 }
@@ -52,6 +54,8 @@ pub struct RawProxyConfig {
     pub cri: CriMode,
     #[serde(default)]
     pub kubelet: KubeletDirs,
+    #[serde(default = "default_cri_trusted_uids")]
+    pub cri_trusted_uids: Vec<u32>,
     #[serde(default)]
     pub tasks: TaskRules,
 }
@@ -69,6 +73,7 @@ impl RawProxyConfig {
             docker: self.docker,
             cri: self.cri,
             kubelet: self.kubelet,
+            cri_trusted_uids: self.cri_trusted_uids,
             tasks: self.tasks,
         })
     }
@@ -95,6 +100,11 @@ impl Default for KubeletDirs {
             pod_logs_dir: default_pod_logs_dir(),
         }
     }
+}
+
+/// root: the kubelet runs as root on a node.
+fn default_cri_trusted_uids() -> Vec<u32> {
+    vec![0]
 }
 
 fn default_kubelet_root() -> String {
@@ -177,6 +187,7 @@ impl Default for ProxyConfig {
             docker: None,
             cri: CriMode::default(),
             kubelet: KubeletDirs::default(),
+            cri_trusted_uids: default_cri_trusted_uids(),
             tasks: TaskRules::default(),
         }
     }
@@ -193,6 +204,7 @@ impl Default for RawProxyConfig {
             docker: None,
             cri: CriMode::default(),
             kubelet: KubeletDirs::default(),
+            cri_trusted_uids: default_cri_trusted_uids(),
             tasks: TaskRules::default(),
         }
     }

@@ -36,6 +36,7 @@ pub struct Proxy {
     cri: CriMode,
     /// The kubelet's directories, for the CRI door's reading of mounts and logs.
     kubelet: crate::convert::cri::KubeletPaths,
+    cri_trusted_uids: Vec<u32>,
     tasks: TaskRules,
 }
 
@@ -76,6 +77,7 @@ impl Proxy {
                 root_dir: p.kubelet.root_dir.clone(),
                 pod_logs_dir: p.kubelet.pod_logs_dir.clone(),
             },
+            cri_trusted_uids: p.cri_trusted_uids.clone(),
             tasks: p.tasks.clone(),
         }
     }

@@ -78,6 +78,7 @@ impl Proxy {
         user: &UserInfo,
         message: &Bytes,
     ) -> Result<Admitted, Status> {
+        self.check_cri_caller(call, user)?;
         let invalid = |e: cri::CriError| {
             Status::new(Code::InvalidArgument, format!("portcullis: {call:?}: {e}"))
         };
@@ -112,6 +113,30 @@ impl Proxy {
             }
             (Some(_), None) => Ok(Admitted::Unchanged),
         }
+    }
+}
+
+impl Proxy {
+    /// The CRI names a pod's namespace in the call, and the namespace chooses the Pod
+    /// Security level and the exemptions that apply: only the kubelet may name it. Calls
+    /// from any other peer of the socket are refused, naming `proxy.criTrustedUids`.
+    fn check_cri_caller(&self, call: CriCall, user: &UserInfo) -> Result<(), Status> {
+        let trusted = user
+            .uid
+            .parse::<u32>()
+            .is_ok_and(|uid| self.cri_trusted_uids.contains(&uid));
+        if trusted {
+            return Ok(());
+        }
+        Err(Status::new(
+            Code::PermissionDenied,
+            format!(
+                "portcullis: {call:?} from {:?} (uid {:?}) is refused: CRI calls name their \
+                 pod's namespace, which chooses its policies, so only the kubelet's uids \
+                 (proxy.criTrustedUids) may make them",
+                user.username, user.uid
+            ),
+        ))
     }
 }
 
