@@ -463,3 +463,65 @@ fn the_cri_door_refuses_callers_it_does_not_trust_to_name_a_namespace() {
         w.expect(&format!("ListPodSandbox {at}"), c.list_pods());
     }
 }
+
+/// A MutatingAdmissionPolicy's change to the Pod is written back into `CreateContainer`:
+/// the env var it adds is in the running container.
+#[test]
+fn the_cri_door_writes_a_mutating_policys_change_into_the_container() {
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("greeting.yaml"),
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: {name: greeting}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{spec: Object.spec{containers: object.spec.containers.map(c,
+          Object.spec.containers{name: c.name,
+            env: [Object.spec.containers.env{name: "GREETING", value: "hello-from-a-policy"}]})}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: greeting}
+spec: {policyName: greeting}
+"#,
+    )
+    .unwrap();
+    let w = CriWorld::new(&format!(
+        "{ADMIT_BASELINE}policyDir: {}\n",
+        policies.path().display()
+    ));
+    for api in CriApi::ALL {
+        let c = w.client(Via::Proxy, api);
+        let at = format!("{api:?} through the admitting proxy");
+        let name = format!("greeting-{api:?}").to_lowercase();
+        let pod = pod_config(w.dir.path(), &name, "default", &uid());
+        let sandbox = w.expect(&format!("RunPodSandbox {at}"), c.run_pod(&pod));
+        let command = ["sh", "-c", "echo greeting=$GREETING"];
+        let config = c.container_config(&pod, "main", IMAGE, &command);
+        let config = w.expect(&format!("the container's config {at}"), config);
+        let log = std::path::Path::new(&pod.log_directory).join(&config.log_path);
+        let id = w.expect(
+            &format!("CreateContainer {at}"),
+            c.create_container(&sandbox, &pod, config),
+        );
+        w.expect(&format!("StartContainer {at}"), c.start(&id));
+        let done = c.wait_state(&id, common::cri::CONTAINER_EXITED, Duration::from_secs(30));
+        w.expect(&format!("ContainerStatus {at}"), done);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            text.contains("greeting=hello-from-a-policy"),
+            "{at}: {text:?}\n{}",
+            w.logs()
+        );
+        w.expect(
+            &format!("Stop/RemovePodSandbox {at}"),
+            c.stop_and_remove_pod(&sandbox),
+        );
+    }
+}

@@ -10,9 +10,11 @@
 //! `Exec`, `ExecSync`, `Attach` and `PortForward` are CONNECTs on the pod's subresource
 //! (`cri_connect`).
 //!
+//! A policy's change to the Pod is written back into the request where the request has
+//! the field (`cri_writeback`); any other change refuses the call, naming it.
+//!
 //! Not yet: the other calls that change containers (`UpdateContainerResources`,
-//! `CheckpointContainer`, `UpdateRuntimeConfig`) stay refused, and a policy's change to the Pod is not written back into the CRI request: it
-//! refuses the call, naming what it would have changed (fail closed).
+//! `CheckpointContainer`, `UpdateRuntimeConfig`) stay refused.
 //!
 //! v1alpha2 messages are read with the v1 types: the two protos are wire-compatible for
 //! every field they share, and a field only v1alpha2 has would fail the unknown-field check.
@@ -21,6 +23,7 @@ use bytes::Bytes;
 use k8s_cri::v1 as api;
 
 use super::cri_connect::Connect;
+use super::cri_writeback::write_back;
 use super::{Admitted, Proxy};
 use crate::convert::cri;
 use crate::core::Scope;
@@ -95,23 +98,13 @@ impl Proxy {
         let verdict = self.decide_at(Door::Cri, call.scope(), &review).await?;
         match (verdict.mutated(), &review.object) {
             (None, _) => Ok(Admitted::Unchanged),
-            (Some(after), Some(before)) => {
-                let changed: Vec<String> = json_patch::diff(before, after)
-                    .0
-                    .iter()
-                    .map(|op| op.path().to_string())
-                    .collect();
-                Err(Status::new(
-                    Code::PermissionDenied,
-                    format!(
-                        "portcullis: {call:?}: policies changed the Pod ({}), and the CRI door \
-                         does not write changes back into CRI requests yet, so the call is \
-                         refused; make the change in the Pod spec, or set the policy to warn",
-                        changed.join(", ")
-                    ),
-                ))
-            }
-            (Some(_), None) => Ok(Admitted::Unchanged),
+            (Some(after), Some(before)) => write_back(call, message, before, after)
+                .map(Admitted::Rewritten)
+                .map_err(|why| Status::new(Code::PermissionDenied, format!("portcullis: {why}"))),
+            (Some(_), None) => Err(Status::new(
+                Code::PermissionDenied,
+                format!("portcullis: {call:?}: policies changed an object the call does not carry"),
+            )),
         }
     }
 }
