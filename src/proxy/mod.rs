@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use tokio::net::UnixListener;
 
-use crate::config::{Config, Conversion, CriMode, TaskRules};
+use crate::config::{Config, Conversion, CriMode, KubeletDirs, TaskRules};
 use crate::convert::PodOptions;
 use crate::net::peer::PeerCred;
 use crate::reload::LiveDecider;
@@ -35,7 +35,7 @@ pub struct Proxy {
     docker: Option<docker::Docker>,
     cri: CriMode,
     /// The kubelet's directories, for the CRI door's reading of mounts and logs.
-    kubelet: crate::convert::cri::KubeletPaths,
+    kubelet: KubeletDirs,
     cri_trusted_uids: Vec<u32>,
     tasks: TaskRules,
 }
@@ -73,10 +73,7 @@ impl Proxy {
             pod: PodOptions::new(config),
             docker: p.docker.as_deref().map(docker::Docker::new),
             cri: p.cri,
-            kubelet: crate::convert::cri::KubeletPaths {
-                root_dir: p.kubelet.root_dir.clone(),
-                pod_logs_dir: p.kubelet.pod_logs_dir.clone(),
-            },
+            kubelet: p.kubelet.clone(),
             cri_trusted_uids: p.cri_trusted_uids.clone(),
             tasks: p.tasks.clone(),
         }

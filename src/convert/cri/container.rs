@@ -7,7 +7,8 @@ use serde_json::{json, Map, Value};
 
 use super::sandbox::{log_reason, maps_host_root, SandboxPod};
 use super::security::container_context;
-use super::{CriError, KubeletPaths};
+use super::CriError;
+use crate::config::KubeletDirs;
 use crate::convert::pod::{DEVICES_ANNOTATION, PRIVILEGED_REASONS_ANNOTATION};
 use crate::convert::quantity;
 
@@ -29,11 +30,11 @@ const DEFAULT_DEVICES: [&str; 9] = [
 /// A mount of the kubelet's own for this Pod: `Some(None)`: its file (etc-hosts,
 /// termination log), not shown; `Some(Some((name, volume source)))`: one of its volumes.
 fn kubelet_volume(
-    paths: &KubeletPaths,
+    paths: &KubeletDirs,
     host_path: &str,
     uid: &str,
 ) -> Option<Option<(String, Value)>> {
-    let pods = paths.pods();
+    let pods = super::kubelet_pods(paths);
     if uid.is_empty() || uid.contains('/') || uid == ".." {
         return None;
     }
@@ -67,7 +68,7 @@ fn kubelet_volume(
 
 /// The Pod's volumes and the container's mounts, plus host power with no Pod field.
 fn mounts(
-    paths: &KubeletPaths,
+    paths: &KubeletDirs,
     mounts: &[Mount],
     uid: &str,
     privileged: bool,

@@ -69,6 +69,8 @@ mod tests;
 use k8s_cri::v1::{ContainerConfig, PodSandboxConfig};
 use serde_json::Value;
 
+use crate::config::KubeletDirs;
+
 /// A CRI request that cannot be shown as a Pod, or must not be.
 #[derive(Debug, thiserror::Error)]
 pub enum CriError {
@@ -101,33 +103,14 @@ impl CriError {
     }
 }
 
-/// Where the kubelet keeps what it hands containers (`--root-dir`) and their logs
-/// (`podLogsDir`): mounts from there are the Pod's own volumes, logs outside there are
-/// written where the runtime should not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KubeletPaths {
-    pub root_dir: String,
-    pub pod_logs_dir: String,
+/// `<rootDir>/pods/`: under it, the kubelet's directory of each Pod (`<uid>/volumes/…`).
+fn kubelet_pods(dirs: &KubeletDirs) -> String {
+    format!("{}/pods/", dirs.root_dir.trim_end_matches('/'))
 }
 
-impl Default for KubeletPaths {
-    /// The kubelet's defaults.
-    fn default() -> Self {
-        Self {
-            root_dir: "/var/lib/kubelet".into(),
-            pod_logs_dir: "/var/log/pods".into(),
-        }
-    }
-}
-
-impl KubeletPaths {
-    fn pods(&self) -> String {
-        format!("{}/pods/", self.root_dir.trim_end_matches('/'))
-    }
-
-    fn logs(&self) -> String {
-        format!("{}/", self.pod_logs_dir.trim_end_matches('/'))
-    }
+/// `<podLogsDir>/`: under it, one directory of logs per Pod.
+fn pod_logs(dirs: &KubeletDirs) -> String {
+    format!("{}/", dirs.pod_logs_dir.trim_end_matches('/'))
 }
 
 /// Decodes a CRI message, refusing bytes that carry fields this build's CRI protos do not
@@ -160,7 +143,7 @@ pub fn decode<M: prost::Message + Default>(bytes: &[u8]) -> Result<M, CriError> 
 pub fn sandbox_pod(
     config: &PodSandboxConfig,
     runtime_handler: &str,
-    paths: &KubeletPaths,
+    paths: &KubeletDirs,
 ) -> Result<Value, CriError> {
     let mut pod = sandbox::SandboxPod::read(config, runtime_handler, paths)?;
     if let Some(placeholder) = pod.placeholder() {
@@ -179,7 +162,7 @@ pub fn container_pod(
     sandbox: &PodSandboxConfig,
     container: &ContainerConfig,
     runtime_handler: &str,
-    paths: &KubeletPaths,
+    paths: &KubeletDirs,
 ) -> Result<Value, CriError> {
     let mut pod = sandbox::SandboxPod::read(sandbox, runtime_handler, paths)?;
     container::add(&mut pod, container)?;

@@ -8,7 +8,8 @@ use k8s_cri::v1::{
 use serde_json::{json, Map, Value};
 
 use super::security::{apparmor, seccomp, selinux};
-use super::{CriError, KubeletPaths};
+use super::CriError;
+use crate::config::KubeletDirs;
 use crate::convert::pod::{ANNOTATION_PREFIX, PRIVILEGED_REASONS_ANNOTATION};
 
 /// The kubelet's default `podLogsDir`.
@@ -118,7 +119,7 @@ pub(crate) struct SandboxPod {
     pub(crate) log_directory: String,
     /// `linux.security_context.supplemental_groups`.
     pub(crate) groups: Vec<i64>,
-    pub(crate) paths: KubeletPaths,
+    pub(crate) paths: KubeletDirs,
 }
 
 fn sorted(m: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
@@ -127,12 +128,12 @@ fn sorted(m: &std::collections::HashMap<String, String>) -> BTreeMap<String, Str
 
 /// A host path of the node's logs of this Pod, or a reason.
 pub(crate) fn log_reason(
-    paths: &KubeletPaths,
+    paths: &KubeletDirs,
     directory: &str,
     path: &str,
     field: &str,
 ) -> Option<String> {
-    let logs = paths.logs();
+    let logs = super::pod_logs(paths);
     let dir_ok = directory.is_empty()
         || directory
             .strip_prefix(logs.as_str())
@@ -175,7 +176,7 @@ impl SandboxPod {
     pub(crate) fn read(
         c: &PodSandboxConfig,
         runtime_handler: &str,
-        paths: &KubeletPaths,
+        paths: &KubeletDirs,
     ) -> Result<Self, CriError> {
         let meta = c.metadata.clone().unwrap_or_default();
         for (v, f) in [(&meta.name, "name"), (&meta.namespace, "namespace")] {

@@ -8,7 +8,7 @@ use crate::policy::pss::{evaluate, LevelVersion};
 
 /// The conversions with the kubelet's default directories.
 fn sandbox_pod(c: &PodSandboxConfig, handler: &str) -> Result<Value, CriError> {
-    super::sandbox_pod(c, handler, &KubeletPaths::default())
+    super::sandbox_pod(c, handler, &KubeletDirs::default())
 }
 
 fn container_pod(
@@ -16,7 +16,7 @@ fn container_pod(
     c: &ContainerConfig,
     handler: &str,
 ) -> Result<Value, CriError> {
-    super::container_pod(s, c, handler, &KubeletPaths::default())
+    super::container_pod(s, c, handler, &KubeletDirs::default())
 }
 
 /// A sandbox as the kubelet sends it for `default/web` (no host namespaces, userns NODE).
