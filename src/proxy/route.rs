@@ -139,6 +139,7 @@ fn refuse(message: String) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::admit::{Enter, PodCall};
 
     fn at(path: &str, cri: CriMode) -> Route {
         route(&[path.as_bytes().to_vec()], cri)
@@ -238,11 +239,11 @@ mod tests {
             let at = |method: &str| at(&format!("/{service}/{method}"), CriMode::Admit);
             assert_eq!(
                 at("RunPodSandbox"),
-                Route::Admit(Method::Cri(CriCall::RunPodSandbox))
+                Route::Admit(Method::Cri(CriCall::Pod(PodCall::RunPodSandbox)))
             );
             assert_eq!(
                 at("CreateContainer"),
-                Route::Admit(Method::Cri(CriCall::CreateContainer))
+                Route::Admit(Method::Cri(CriCall::Pod(PodCall::CreateContainer)))
             );
             for method in [
                 "StartContainer",
@@ -258,15 +259,19 @@ mod tests {
                     &[format!("/{images}/PullImage").into_bytes()],
                     CriMode::Admit
                 ),
-                Route::Admit(Method::Cri(CriCall::PullImage))
+                Route::Admit(Method::Cri(CriCall::Pod(PodCall::PullImage)))
             );
             for (method, call) in [
-                ("ExecSync", CriCall::ExecSync),
-                ("Exec", CriCall::Exec),
-                ("Attach", CriCall::Attach),
-                ("PortForward", CriCall::PortForward),
+                ("ExecSync", Enter::ExecSync),
+                ("Exec", Enter::Exec),
+                ("Attach", Enter::Attach),
+                ("PortForward", Enter::PortForward),
             ] {
-                assert_eq!(at(method), Route::Admit(Method::Cri(call)), "{method}");
+                assert_eq!(
+                    at(method),
+                    Route::Admit(Method::Cri(CriCall::Enter(call))),
+                    "{method}"
+                );
             }
             for method in [
                 "UpdateContainerResources",

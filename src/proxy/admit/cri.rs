@@ -25,6 +25,7 @@ use k8s_cri::v1 as api;
 use super::cri_connect::Connect;
 use super::cri_writeback::write_back;
 use super::{Admitted, Proxy};
+use crate::config::KubeletDirs;
 use crate::convert::cri;
 use crate::core::Scope;
 use crate::policy::reference::ImageRef;
@@ -34,41 +35,64 @@ use crate::review::{AdmissionRequest, Door, Operation, UserInfo};
 /// The CRI calls the door admits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CriCall {
+    /// A call that describes a Pod: decided as its CREATE.
+    Pod(PodCall),
+    /// A call into a running pod: CONNECT on the pod's subresource (`cri_connect`).
+    Enter(Enter),
+}
+
+/// The calls that describe a Pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodCall {
     RunPodSandbox,
     CreateContainer,
-    /// `ExecSync`, `Exec`, `Attach`, `PortForward`: CONNECT on the pod's subresource.
+    /// `ImageService/PullImage`: the image rules, in the pod's namespace.
+    PullImage,
+}
+
+/// The calls that enter a running pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enter {
     ExecSync,
     Exec,
     Attach,
     PortForward,
-    /// `ImageService/PullImage`: the image rules, in the pod's namespace.
-    PullImage,
+}
+
+impl std::fmt::Display for CriCall {
+    /// The CRI method's name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CriCall::Pod(call) => write!(f, "{call:?}"),
+            CriCall::Enter(call) => write!(f, "{call:?}"),
+        }
+    }
 }
 
 impl CriCall {
     /// The admitted call a `RuntimeService` method names, if any.
     pub fn from_method(method: &str) -> Option<Self> {
         match method {
-            "RunPodSandbox" => Some(CriCall::RunPodSandbox),
-            "CreateContainer" => Some(CriCall::CreateContainer),
-            "ExecSync" => Some(CriCall::ExecSync),
-            "Exec" => Some(CriCall::Exec),
-            "Attach" => Some(CriCall::Attach),
-            "PortForward" => Some(CriCall::PortForward),
+            "RunPodSandbox" => Some(CriCall::Pod(PodCall::RunPodSandbox)),
+            "CreateContainer" => Some(CriCall::Pod(PodCall::CreateContainer)),
+            "ExecSync" => Some(CriCall::Enter(Enter::ExecSync)),
+            "Exec" => Some(CriCall::Enter(Enter::Exec)),
+            "Attach" => Some(CriCall::Enter(Enter::Attach)),
+            "PortForward" => Some(CriCall::Enter(Enter::PortForward)),
             _ => None,
         }
     }
 
     /// The admitted call an `ImageService` method names, if any.
     pub fn from_image_method(method: &str) -> Option<Self> {
-        (method == "PullImage").then_some(CriCall::PullImage)
+        (method == "PullImage").then_some(CriCall::Pod(PodCall::PullImage))
     }
 
     /// The part of the chain that judges the call: a pull is about its image only.
     fn scope(self) -> Scope {
         match self {
-            CriCall::PullImage => Scope::Images,
-            _ => Scope::All,
+            CriCall::Pod(PodCall::PullImage) => Scope::Images,
+            CriCall::Pod(_) | CriCall::Enter(_) => Scope::All,
         }
     }
 }
@@ -83,13 +107,16 @@ impl Proxy {
     ) -> Result<Admitted, Status> {
         self.check_cri_caller(call, user)?;
         let invalid = |e: cri::CriError| {
-            Status::new(Code::InvalidArgument, format!("portcullis: {call:?}: {e}"))
+            Status::new(Code::InvalidArgument, format!("portcullis: {call}: {e}"))
         };
-        let review = match Connect::read(call, message).map_err(invalid)? {
-            Some(connect) => self.connect_request(connect).await?.by(user.clone()),
-            None => {
-                let mut pod = pod_of(call, message, &self.kubelet).map_err(invalid)?;
-                if call == CriCall::CreateContainer {
+        let review = match call {
+            CriCall::Enter(enter) => {
+                let connect = Connect::read(enter, message).map_err(invalid)?;
+                self.connect_request(connect).await?.by(user.clone())
+            }
+            CriCall::Pod(pod_call) => {
+                let mut pod = pod_of(pod_call, message, &self.kubelet).map_err(invalid)?;
+                if pod_call == PodCall::CreateContainer {
                     self.name_image(&mut pod).await?;
                 }
                 AdmissionRequest::for_pod(Operation::Create, pod, user.clone())
@@ -103,7 +130,7 @@ impl Proxy {
                 .map_err(|why| Status::new(Code::PermissionDenied, format!("portcullis: {why}"))),
             (Some(_), None) => Err(Status::new(
                 Code::PermissionDenied,
-                format!("portcullis: {call:?}: policies changed an object the call does not carry"),
+                format!("portcullis: {call}: policies changed an object the call does not carry"),
             )),
         }
     }
@@ -124,7 +151,7 @@ impl Proxy {
         Err(Status::new(
             Code::PermissionDenied,
             format!(
-                "portcullis: {call:?} from {:?} (uid {:?}) is refused: CRI calls name their \
+                "portcullis: {call} from {:?} (uid {:?}) is refused: CRI calls name their \
                  pod's namespace, which chooses its policies, so only the kubelet's uids \
                  (proxy.criTrustedUids) may make them",
                 user.username, user.uid
@@ -214,17 +241,17 @@ fn chosen_name<'a>(
 
 /// The Pod a CRI call describes.
 fn pod_of(
-    call: CriCall,
+    call: PodCall,
     message: &[u8],
-    paths: &cri::KubeletPaths,
+    paths: &KubeletDirs,
 ) -> Result<serde_json::Value, cri::CriError> {
     match call {
-        CriCall::RunPodSandbox => {
+        PodCall::RunPodSandbox => {
             let req: api::RunPodSandboxRequest = cri::decode(message)?;
             let config = req.config.unwrap_or_default();
             cri::sandbox_pod(&config, &req.runtime_handler, paths)
         }
-        CriCall::CreateContainer => {
+        PodCall::CreateContainer => {
             let req: api::CreateContainerRequest = cri::decode(message)?;
             let sandbox = req.sandbox_config.unwrap_or_default();
             let config = req.config.unwrap_or_default();
@@ -232,17 +259,10 @@ fn pod_of(
             // RunPodSandbox.
             cri::container_pod(&sandbox, &config, "", paths)
         }
-        CriCall::PullImage => {
+        PodCall::PullImage => {
             let req: api::PullImageRequest = cri::decode(message)?;
             let image = req.image.map(|i| i.image).unwrap_or_default();
             Ok(pull_pod(&image, req.sandbox_config.as_ref()))
-        }
-        // Read by `Connect`.
-        CriCall::ExecSync | CriCall::Exec | CriCall::Attach | CriCall::PortForward => {
-            Err(cri::CriError::Missing {
-                field: format!("{call:?}"),
-                why: "the call enters a pod; it has no Pod of its own",
-            })
         }
     }
 }

@@ -10,7 +10,7 @@
 use k8s_cri::v1 as api;
 use serde_json::{json, Value};
 
-use super::Proxy;
+use super::{Enter, Proxy};
 use crate::convert::cri;
 use crate::proxy::grpc::{Code, Status};
 use crate::review::{AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation};
@@ -32,22 +32,18 @@ enum Target {
 }
 
 impl Connect {
-    /// The call in `message`; `None` for a call that does not enter a pod.
-    pub(super) fn read(
-        method: super::CriCall,
-        message: &[u8],
-    ) -> Result<Option<Self>, cri::CriError> {
-        use super::CriCall::*;
-        Ok(Some(match method {
-            ExecSync => {
+    /// The call in `message`.
+    pub(super) fn read(method: Enter, message: &[u8]) -> Result<Self, cri::CriError> {
+        Ok(match method {
+            Enter::ExecSync => {
                 let r: api::ExecSyncRequest = cri::decode(message)?;
                 exec(r.container_id, r.cmd, false, false)
             }
-            Exec => {
+            Enter::Exec => {
                 let r: api::ExecRequest = cri::decode(message)?;
                 exec(r.container_id, r.cmd, r.stdin, r.tty)
             }
-            Attach => {
+            Enter::Attach => {
                 let r: api::AttachRequest = cri::decode(message)?;
                 Connect {
                     subresource: "attach",
@@ -56,7 +52,7 @@ impl Connect {
                     target: Target::Container(r.container_id),
                 }
             }
-            PortForward => {
+            Enter::PortForward => {
                 let r: api::PortForwardRequest = cri::decode(message)?;
                 Connect {
                     subresource: "portforward",
@@ -65,8 +61,7 @@ impl Connect {
                     target: Target::Sandbox(r.pod_sandbox_id),
                 }
             }
-            RunPodSandbox | CreateContainer | PullImage => return Ok(None),
-        }))
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use k8s_cri::v1 as api;
 use prost::Message;
 use serde_json::Value;
 
-use super::CriCall;
+use super::{CriCall, PodCall};
 use crate::convert::cri;
 
 const SANDBOX_FIELDS: &[&str] = &["/spec/runtimeClassName"];
@@ -37,9 +37,9 @@ pub(super) fn write_back(
         .map(|op| op.path().to_string())
         .collect();
     let writable = match call {
-        CriCall::RunPodSandbox => SANDBOX_FIELDS,
-        CriCall::CreateContainer => CONTAINER_FIELDS,
-        _ => &[],
+        CriCall::Pod(PodCall::RunPodSandbox) => SANDBOX_FIELDS,
+        CriCall::Pod(PodCall::CreateContainer) => CONTAINER_FIELDS,
+        CriCall::Pod(PodCall::PullImage) | CriCall::Enter(_) => &[],
     };
     let unwritable: Vec<&String> = changed
         .iter()
@@ -48,7 +48,7 @@ pub(super) fn write_back(
     if !unwritable.is_empty() {
         let paths: Vec<&str> = unwritable.iter().map(|p| p.as_str()).collect();
         return Err(format!(
-            "policies changed {}, which the CRI door cannot write back into {call:?} \
+            "policies changed {}, which the CRI door cannot write back into {call} \
              (it writes {}); make the change in the Pod spec, or set the policy to warn",
             paths.join(", "),
             if writable.is_empty() {
@@ -60,19 +60,21 @@ pub(super) fn write_back(
     }
     let decoded = |e: cri::CriError| e.to_string();
     match call {
-        CriCall::RunPodSandbox => {
+        CriCall::Pod(PodCall::RunPodSandbox) => {
             let mut req: api::RunPodSandboxRequest = cri::decode(message).map_err(decoded)?;
             req.runtime_handler = text(&after["spec"]["runtimeClassName"], "runtimeClassName")?;
             Ok(req.encode_to_vec())
         }
-        CriCall::CreateContainer => {
+        CriCall::Pod(PodCall::CreateContainer) => {
             let mut req: api::CreateContainerRequest = cri::decode(message).map_err(decoded)?;
             let config = req.config.get_or_insert_with(Default::default);
             let at = |pod: &Value| pod["spec"]["containers"][0].clone();
             container(config, &at(before), &at(after))?;
             Ok(req.encode_to_vec())
         }
-        _ => Err(format!("{call:?} carries no Pod to change")),
+        CriCall::Pod(PodCall::PullImage) | CriCall::Enter(_) => {
+            Err(format!("{call} carries no Pod to change"))
+        }
     }
 }
 
@@ -192,7 +194,7 @@ mod tests {
             "env": [{"name": "A", "value": "1"}, {"name": "GREETING", "value": "hi"}]}),
         );
         let bytes = write_back(
-            CriCall::CreateContainer,
+            CriCall::Pod(PodCall::CreateContainer),
             &create(&[("A", "1")]),
             &before,
             &after,
@@ -219,7 +221,13 @@ mod tests {
         let mut after = before.clone();
         after["spec"]["containers"][0]["securityContext"] = json!({"privileged": false});
         after["metadata"]["labels"] = json!({"a": "b"});
-        let e = write_back(CriCall::CreateContainer, &create(&[]), &before, &after).unwrap_err();
+        let e = write_back(
+            CriCall::Pod(PodCall::CreateContainer),
+            &create(&[]),
+            &before,
+            &after,
+        )
+        .unwrap_err();
         assert!(
             e.contains("/spec/containers/0/securityContext") && e.contains("/metadata/labels"),
             "{e}"
@@ -227,7 +235,7 @@ mod tests {
         let mut from = pod(json!({"image": "x"}));
         from["spec"]["runtimeClassName"] = json!("kata");
         let e = write_back(
-            CriCall::RunPodSandbox,
+            CriCall::Pod(PodCall::RunPodSandbox),
             &[],
             &pod(json!({"image": "x"})),
             &pod(json!({"image": "y"})),
@@ -237,7 +245,13 @@ mod tests {
         let mut with_ref = before.clone();
         with_ref["spec"]["containers"][0]["env"] =
             json!([{"name": "T", "valueFrom": {"secretKeyRef": {}}}]);
-        let e = write_back(CriCall::CreateContainer, &create(&[]), &before, &with_ref).unwrap_err();
+        let e = write_back(
+            CriCall::Pod(PodCall::CreateContainer),
+            &create(&[]),
+            &before,
+            &with_ref,
+        )
+        .unwrap_err();
         assert!(e.contains("valueFrom"), "{e}");
         assert!(within("/spec/containers/0/env/1", "/spec/containers/0/env"));
         assert!(!within(
@@ -255,7 +269,8 @@ mod tests {
         .encode_to_vec();
         let before = json!({"spec": {"runtimeClassName": "legacy"}});
         let after = json!({"spec": {"runtimeClassName": "runc"}});
-        let bytes = write_back(CriCall::RunPodSandbox, &req, &before, &after).unwrap();
+        let bytes =
+            write_back(CriCall::Pod(PodCall::RunPodSandbox), &req, &before, &after).unwrap();
         let req = api::RunPodSandboxRequest::decode(bytes.as_slice()).unwrap();
         assert_eq!(req.runtime_handler, "runc");
     }

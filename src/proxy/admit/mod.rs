@@ -26,7 +26,7 @@ mod cri_writeback;
 mod rules;
 mod tasks;
 
-pub use cri::CriCall;
+pub use cri::{CriCall, Enter, PodCall};
 
 const GET_CONTAINER: &str = "/containerd.services.containers.v1.Containers/Get";
 
@@ -121,11 +121,8 @@ impl Proxy {
         user: &UserInfo,
         message: Bytes,
     ) -> Result<Admitted, Status> {
-        if let Method::Cri(call) = method {
-            // CRI calls carry their namespace in the Pod's metadata, not in a header.
-            return self.admit_cri(call, user, &message).await;
-        }
-        if namespace.is_empty() {
+        // CRI calls carry their namespace in the Pod's metadata, not in a header.
+        if namespace.is_empty() && !matches!(method, Method::Cri(_)) {
             // containerd refuses these too; refusing here keeps policies from seeing a
             // container without its namespace.
             return Err(Status::new(
