@@ -169,35 +169,27 @@ fn cri_calls_that_create_are_refused_by_the_proxy_by_default() {
         // RunPodSandbox is refused by the proxy itself, naming the setting that would
         // let it through; containerd never sees it.
         let pod = pod_config(w.dir.path(), "refused", "default", &uid());
-        let refused = match c.run_pod(&pod) {
-            Ok(id) => panic!("{at}: RunPodSandbox was not refused: {id}\n{}", w.logs()),
-            Err(status) => status,
-        };
-        assert_eq!(refused.code(), Code::PermissionDenied, "{at}: {refused:?}");
-        for part in ["portcullis", "RunPodSandbox", "proxy.cri"] {
-            assert!(refused.message().contains(part), "{at}: {refused:?}");
-        }
+        w.refused(
+            &format!("RunPodSandbox {at}"),
+            c.run_pod(&pod),
+            Code::PermissionDenied,
+            &["portcullis", "RunPodSandbox", "proxy.cri"],
+        );
         let direct = w.client(Via::Containerd, CriApi::V1);
         let pods = w.expect("ListPodSandbox direct", direct.list_pods());
         assert!(pods.is_empty(), "{at}: {pods:?}");
 
         // So are the other calls that make or enter containers, whatever they name.
-        let calls = [
-            ("StartContainer", c.start("no-such-container").err()),
-            (
-                "ExecSync",
-                c.exec_sync("no-such-container", &["true"], 5).err(),
-            ),
-        ];
-        for (call, status) in calls {
-            let status = status.unwrap_or_else(|| panic!("{at}: {call} was not refused"));
-            assert_eq!(
-                status.code(),
-                Code::PermissionDenied,
-                "{at}: {call}: {status:?}"
-            );
-            assert!(status.message().contains("proxy.cri"), "{at}: {status:?}");
-        }
+        let denied = Code::PermissionDenied;
+        let start = c.start("no-such-container");
+        w.refused(
+            &format!("StartContainer {at}"),
+            start,
+            denied,
+            &["proxy.cri"],
+        );
+        let exec = c.exec_sync("no-such-container", &["true"], 5);
+        w.refused(&format!("ExecSync {at}"), exec, denied, &["proxy.cri"]);
     }
 }
 
@@ -213,22 +205,9 @@ fn the_cri_door_admits_plain_pods_and_refuses_what_baseline_forbids() {
         plain_pod_runs(&w, &c, Via::Proxy);
         let at = format!("{api:?} through the admitting proxy");
         let refused = |what: &str, result: Result<String, tonic::Status>, check: &str| {
-            let status = match result {
-                Ok(id) => panic!("{at}: {what} was admitted: {id}\n{}", w.logs()),
-                Err(status) => status,
-            };
-            assert_eq!(
-                status.code(),
-                Code::PermissionDenied,
-                "{at}: {what}: {status:?}"
-            );
-            assert!(
-                status
-                    .message()
-                    .contains(r#"violates PodSecurity "baseline:latest""#)
-                    && status.message().contains(check),
-                "{at}: {what}: {status:?}"
-            );
+            let baseline = r#"violates PodSecurity "baseline:latest""#;
+            let what = format!("{what} {at}");
+            w.refused(&what, result, Code::PermissionDenied, &[baseline, check]);
         };
 
         // A sandbox on the host's network.
@@ -295,9 +274,13 @@ fn the_cri_door_admits_plain_pods_and_refuses_what_baseline_forbids() {
 
         // An exec names a container the door looks up; one containerd does not know is
         // not found, before containerd is asked to run anything.
-        let exec = c.exec_sync("no-such-container", &["true"], 5).err();
-        let exec = exec.unwrap_or_else(|| panic!("{at}: ExecSync into nothing succeeded"));
-        assert_eq!(exec.code(), Code::NotFound, "{at}: {exec:?}");
+        let exec = c.exec_sync("no-such-container", &["true"], 5);
+        w.refused(
+            &format!("ExecSync into nothing {at}"),
+            exec,
+            Code::NotFound,
+            &[],
+        );
         w.expect(
             &format!("Stop/RemovePodSandbox {at}"),
             c.stop_and_remove_pod(&sandbox),
@@ -315,14 +298,11 @@ fn the_cri_door_judges_image_pulls_by_the_image_rules() {
         let c = w.client(Via::Proxy, api);
         let at = format!("{api:?} through the admitting proxy");
         let pod = pod_config(w.dir.path(), "puller", "team", &uid());
-        let refused = c
-            .pull_image("docker.io/library/busybox:latest", Some(&pod))
-            .err()
-            .unwrap_or_else(|| panic!("{at}: pulling :latest was not refused"));
-        assert_eq!(refused.code(), Code::PermissionDenied, "{at}: {refused:?}");
-        assert!(
-            refused.message().contains("images.disallowLatest"),
-            "{at}: {refused:?}"
+        w.refused(
+            &format!("PullImage of :latest {at}"),
+            c.pull_image("docker.io/library/busybox:latest", Some(&pod)),
+            Code::PermissionDenied,
+            &["images.disallowLatest"],
         );
         let tagged = c.pull_image("registry.invalid/busybox:1.36", Some(&pod));
         if let Err(status) = tagged {
@@ -360,12 +340,11 @@ fn the_cri_door_judges_a_containers_image_by_a_name_it_carries() {
                 .is_some_and(|i| i.image.starts_with("sha256:")),
             "{at}: the harness names images by ID, as the kubelet: {config:?}"
         );
-        let refused = c.create_container(&sandbox, &pod, config).err();
-        let refused = refused.unwrap_or_else(|| panic!("{at}: :latest was admitted"));
-        assert_eq!(refused.code(), Code::PermissionDenied, "{at}: {refused:?}");
-        assert!(
-            refused.message().contains("images.disallowLatest"),
-            "{at}: {refused:?}"
+        w.refused(
+            &format!("CreateContainer of :latest {at}"),
+            c.create_container(&sandbox, &pod, config),
+            Code::PermissionDenied,
+            &["images.disallowLatest"],
         );
         w.expect(
             &format!("Stop/RemovePodSandbox {at}"),
@@ -427,13 +406,11 @@ spec: {policyName: no-cat, validationActions: [Deny]}
             (0, "hello-exec"),
             "{at}: {echo:?}"
         );
-        let cat = c.exec_sync(&id, &["cat", "/etc/hostname"], 10).err();
-        let cat = cat.unwrap_or_else(|| panic!("{at}: `cat` was not refused"));
-        assert_eq!(cat.code(), Code::PermissionDenied, "{at}: {cat:?}");
-        assert!(
-            cat.message().contains("no cat here")
-                && cat.message().contains("ValidatingAdmissionPolicy 'no-cat'"),
-            "{at}: {cat:?}"
+        w.refused(
+            &format!("ExecSync cat {at}"),
+            c.exec_sync(&id, &["cat", "/etc/hostname"], 10),
+            Code::PermissionDenied,
+            &["no cat here", "ValidatingAdmissionPolicy 'no-cat'"],
         );
         w.expect(
             &format!("Stop/RemovePodSandbox {at}"),
@@ -452,12 +429,11 @@ fn the_cri_door_refuses_callers_it_does_not_trust_to_name_a_namespace() {
         let c = w.client(Via::Proxy, api);
         let at = format!("{api:?} through the admitting proxy");
         let pod = pod_config(w.dir.path(), "untrusted", "kube-system", &uid());
-        let refused = c.run_pod(&pod).err();
-        let refused = refused.unwrap_or_else(|| panic!("{at}: an untrusted caller's pod ran"));
-        assert_eq!(refused.code(), Code::PermissionDenied, "{at}: {refused:?}");
-        assert!(
-            refused.message().contains("proxy.criTrustedUids"),
-            "{at}: {refused:?}"
+        w.refused(
+            &format!("an untrusted caller's RunPodSandbox {at}"),
+            c.run_pod(&pod),
+            Code::PermissionDenied,
+            &["proxy.criTrustedUids"],
         );
         // Reads are not admitted calls: they pass.
         w.expect(&format!("ListPodSandbox {at}"), c.list_pods());
@@ -468,33 +444,9 @@ fn the_cri_door_refuses_callers_it_does_not_trust_to_name_a_namespace() {
 /// the env var it adds is in the running container.
 #[test]
 fn the_cri_door_writes_a_mutating_policys_change_into_the_container() {
-    let policies = tempfile::tempdir().unwrap();
-    std::fs::write(
-        policies.path().join("greeting.yaml"),
-        r#"apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingAdmissionPolicy
-metadata: {name: greeting}
-spec:
-  matchConstraints:
-    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-  mutations:
-  - patchType: ApplyConfiguration
-    applyConfiguration:
-      expression: >
-        Object{spec: Object.spec{containers: object.spec.containers.map(c,
-          Object.spec.containers{name: c.name,
-            env: [Object.spec.containers.env{name: "GREETING", value: "hello-from-a-policy"}]})}}
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingAdmissionPolicyBinding
-metadata: {name: greeting}
-spec: {policyName: greeting}
-"#,
-    )
-    .unwrap();
     let w = CriWorld::new(&format!(
         "{ADMIT_BASELINE}policyDir: {}\n",
-        policies.path().display()
+        common::GREETING_POLICY
     ));
     for api in CriApi::ALL {
         let c = w.client(Via::Proxy, api);

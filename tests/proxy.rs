@@ -124,31 +124,7 @@ fn mutated_command_changes_what_the_container_prints() {
 
 #[test]
 fn a_mutating_admission_policy_sets_an_env_var_the_container_prints() {
-    let policies = tempfile::tempdir().unwrap();
-    std::fs::write(
-        policies.path().join("greeting.yaml"),
-        r#"apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingAdmissionPolicy
-metadata: {name: greeting}
-spec:
-  matchConstraints:
-    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-  mutations:
-  - patchType: ApplyConfiguration
-    applyConfiguration:
-      expression: >
-        Object{spec: Object.spec{containers: object.spec.containers.map(c,
-          Object.spec.containers{name: c.name,
-            env: [Object.spec.containers.env{name: "GREETING", value: "hello-from-a-policy"}]})}}
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingAdmissionPolicyBinding
-metadata: {name: greeting}
-spec: {policyName: greeting}
-"#,
-    )
-    .unwrap();
-    let w = World::new(&format!("policyDir: {}\n", policies.path().display()));
+    let w = World::new(&format!("policyDir: {}\n", common::GREETING_POLICY));
     let out = ok(w.ctr(&[
         "run",
         "--rm",

@@ -240,6 +240,31 @@ impl CriWorld {
         result
             .unwrap_or_else(|s| panic!("{what}: {:?}: {}\n{}", s.code(), s.message(), self.logs()))
     }
+
+    /// `result`'s refusal, which must have `code` and a message holding every one of
+    /// `parts`; else a panic with `what` and the logs.
+    #[track_caller]
+    pub fn refused<T: std::fmt::Debug>(
+        &self,
+        what: &str,
+        result: Result<T, Status>,
+        code: tonic::Code,
+        parts: &[&str],
+    ) -> Status {
+        let status = match result {
+            Ok(value) => panic!("{what} was not refused: {value:?}\n{}", self.logs()),
+            Err(status) => status,
+        };
+        assert_eq!(status.code(), code, "{what}: {status:?}\n{}", self.logs());
+        for part in parts {
+            assert!(
+                status.message().contains(part),
+                "{what}: no {part:?} in {status:?}\n{}",
+                self.logs()
+            );
+        }
+        status
+    }
 }
 
 impl Drop for CriWorld {

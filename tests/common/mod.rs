@@ -24,6 +24,13 @@ pub use prereq::prerequisites;
 pub use webhook::WebhookServer;
 
 pub const IMAGE: &str = "docker.io/library/busybox:1.36";
+/// A `policyDir` whose MutatingAdmissionPolicy gives every container the env var
+/// `GREETING=hello-from-a-policy`.
+pub const GREETING_POLICY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/policies/greeting"
+);
+
 pub const IMAGE_LATEST: &str = "docker.io/library/busybox:latest";
 
 /// Asserts that `tool` (a name in `prereq.rs`'s table) is installed.
