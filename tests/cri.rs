@@ -17,6 +17,9 @@ use tonic::Code;
 /// What these tests need on the machine, checked once by the harness (tests/common/prereq.rs).
 const PREREQUISITES: &[&str] = &["root", "containerd", "ctr", "runc", "busybox", "cni", "ip"];
 
+#[path = "cri/resize.rs"]
+mod resize;
+
 /// The proxy passing every CRI call on unchecked.
 const RELAY: &str = "proxy:\n  cri: relay\n";
 
@@ -138,9 +141,11 @@ fn exec_sync_and_a_privileged_container_pass_with_cri_relay() {
     }
 }
 
+/// `proxy.cri: refuse`: reads pass; the calls that make or enter containers are refused by
+/// the proxy itself, naming the setting.
 #[test]
-fn cri_calls_that_create_are_refused_by_the_proxy_by_default() {
-    let w = CriWorld::new("proxy: {}\n");
+fn cri_calls_that_create_are_refused_with_cri_refuse() {
+    let w = CriWorld::new("proxy:\n  cri: refuse\n");
     for api in CriApi::ALL {
         let c = w.client(Via::Proxy, api);
         let at = format!("{api:?} via the proxy");
@@ -190,6 +195,41 @@ fn cri_calls_that_create_are_refused_by_the_proxy_by_default() {
         );
         let exec = c.exec_sync("no-such-container", &["true"], 5);
         w.refused(&format!("ExecSync {at}"), exec, denied, &["proxy.cri"]);
+    }
+}
+
+/// With no `proxy.cri` at all the CRI door admits: a plain sandbox is admitted, a
+/// host-network one refused by Pod Security.
+#[test]
+fn the_cri_door_is_the_default() {
+    let w = CriWorld::new(
+        "proxy: {}\nnamespaces:\n  \"*\": {labels: {pod-security.kubernetes.io/enforce: baseline}}\n",
+    );
+    for api in CriApi::ALL {
+        let c = w.client(Via::Proxy, api);
+        let at = format!("{api:?} through the proxy's default config");
+        let name = format!("default-{api:?}").to_lowercase();
+        let pod = pod_config(w.dir.path(), &name, "default", &uid());
+        let sandbox = w.expect(&format!("RunPodSandbox {at}"), c.run_pod(&pod));
+        w.expect(
+            &format!("Stop/RemovePodSandbox {at}"),
+            c.stop_and_remove_pod(&sandbox),
+        );
+
+        let mut host = pod_config(w.dir.path(), &format!("{name}-host"), "default", &uid());
+        sandbox_security(&mut host)
+            .namespace_options
+            .get_or_insert_with(Default::default)
+            .network = k8s_cri::v1::NamespaceMode::Node as i32;
+        w.refused(
+            &format!("a hostNetwork RunPodSandbox {at}"),
+            c.run_pod(&host),
+            Code::PermissionDenied,
+            &[
+                r#"violates PodSecurity "baseline:latest""#,
+                "host namespaces",
+            ],
+        );
     }
 }
 

@@ -119,13 +119,16 @@ fn default_pod_logs_dir() -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum CriMode {
-    /// Refused: the proxy cannot see what they do.
-    #[default]
+    /// Refused, all of them: for hosts where nothing but the kubelet's own calls should
+    /// reach the CRI plugin and the CRI door is not wanted.
     Refuse,
     /// Passed on unchecked.
     Relay,
-    /// `RunPodSandbox` and `CreateContainer` admitted as Pods (the CRI door, in progress);
-    /// the other calls that create or change containers still refused.
+    /// The CRI door (the default): `RunPodSandbox`, `CreateContainer`, `PullImage` and
+    /// `UpdateContainerResources` admitted as Pods, execs, attaches and port forwards as
+    /// CONNECTs; the calls it cannot judge (`CheckpointContainer`, `UpdateRuntimeConfig`,
+    /// any new one) refused.
+    #[default]
     Admit,
 }
 

@@ -273,8 +273,12 @@ mod tests {
                     "{method}"
                 );
             }
+            assert_eq!(
+                at("UpdateContainerResources"),
+                Route::Admit(Method::Cri(CriCall::Resize))
+            );
             for method in [
-                "UpdateContainerResources",
+                "UpdatePodSandboxResources",
                 "CheckpointContainer",
                 "UpdateRuntimeConfig",
                 "SomethingNew",

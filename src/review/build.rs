@@ -77,6 +77,12 @@ impl AdmissionRequest {
         self
     }
 
+    /// The same request on `subresource` of the object (`exec`, `resize`, …).
+    pub fn subresource(mut self, subresource: &str) -> Self {
+        self.sub_resource = Some(subresource.to_owned());
+        self
+    }
+
     /// The same request with the object as it was (an UPDATE's `oldObject`).
     pub fn with_old_object(mut self, old: Option<Value>) -> Self {
         self.old_object = old;

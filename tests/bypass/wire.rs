@@ -67,9 +67,24 @@ fn status(o: &Outcome) -> String {
     }
 }
 
+/// A hostile kubelet's CRI calls: a privileged host-namespace sandbox, a container in it,
+/// execs and a resize into containers that do not exist. By default the CRI door judges
+/// them (Pod Security refuses the sandbox and the container; the others find nothing to
+/// act on); with `proxy.cri: refuse` the proxy refuses them all itself. Either way no
+/// sandbox or container exists afterwards.
 #[test]
-fn cri_calls_that_make_containers_are_refused_by_default() {
-    let g = Gate::with_cri("");
+fn cri_calls_that_make_containers_are_judged_by_default() {
+    hostile_cri_calls("", "PodSecurity");
+}
+
+#[test]
+fn cri_calls_that_make_containers_are_refused_with_cri_refuse() {
+    hostile_cri_calls("proxy:\n  cri: refuse\n", "proxy.cri");
+}
+
+/// `judged` is the word of the refusal of the calls that describe a pod.
+fn hostile_cri_calls(extra: &str, judged: &str) {
+    let g = Gate::with_cri(extra);
     let mut c = Corpus::new("CRI");
     let meta = pb::msg(&[
         pb::bytes(1, b"evil"),
@@ -125,16 +140,25 @@ fn cri_calls_that_make_containers_are_refused_by_default() {
             let o = run.outcomes.first().cloned();
             let st = o.as_ref().map(status).unwrap_or_default();
             let msg = o.as_ref().map(grpc_message).unwrap_or_default();
-            // The proxy's refusal is PERMISSION_DENIED (7); anything else came from
-            // containerd's CRI plugin, which the proxy let the call reach.
-            let result = if st == "7" { Err(msg.clone()) } else { Ok(()) };
+            // The proxy's refusal is PERMISSION_DENIED (7). At the CRI door a call into a
+            // container that does not exist fails at the door's own lookup (NOT_FOUND, 5):
+            // nothing to act on. Anything else came from containerd's CRI plugin acting
+            // on the call.
+            let into_nothing = !matches!(*method, "RunPodSandbox" | "CreateContainer");
+            let ok_status = st == "7" || (into_nothing && judged != "proxy.cri" && st == "5");
+            let result = if ok_status { Err(msg.clone()) } else { Ok(()) };
+            let words: &[&str] = if into_nothing && st == "5" {
+                &["no-such-container"]
+            } else {
+                &[judged]
+            };
             c.refused(
                 &path,
                 &result,
-                &["cri"],
+                words,
                 vec![(
                     format!("relayed to containerd's CRI plugin (grpc-status {st}: {msg:?})"),
-                    st != "7",
+                    !ok_status,
                 )],
             );
         }

@@ -177,7 +177,7 @@ fn device_reasons(c: &ContainerConfig, reasons: &mut Vec<String>) -> Vec<String>
     paths
 }
 
-fn resources(r: &LinuxContainerResources) -> Value {
+pub(crate) fn resources(r: &LinuxContainerResources) -> Value {
     let mut limits = Map::new();
     if r.memory_limit_in_bytes > 0 {
         limits.insert("memory".into(), r.memory_limit_in_bytes.to_string().into());

@@ -63,10 +63,11 @@
 mod container;
 mod sandbox;
 mod security;
+pub(crate) mod stored;
 #[cfg(test)]
 mod tests;
 
-use k8s_cri::v1::{ContainerConfig, PodSandboxConfig};
+use k8s_cri::v1::{ContainerConfig, LinuxContainerResources, PodSandboxConfig};
 use serde_json::Value;
 
 use crate::config::KubeletDirs;
@@ -167,4 +168,24 @@ pub fn container_pod(
     let mut pod = sandbox::SandboxPod::read(sandbox, runtime_handler, paths)?;
     container::add(&mut pod, container)?;
     Ok(pod.into_value())
+}
+
+/// The Pod of `UpdateContainerResources`: `pod` (the container's, from its stored configs)
+/// with its container's `resources` as `linux` would set them, read as `CreateContainer`'s
+/// are. A resource the view does not show (`oom_score_adj`, `cpuset_*`, `unified`) changes
+/// nothing here: limits, no host access.
+pub fn resized(pod: &Value, linux: &LinuxContainerResources) -> Value {
+    let mut pod = pod.clone();
+    if let Some(c) = pod
+        .pointer_mut("/spec/containers/0")
+        .and_then(Value::as_object_mut)
+    {
+        let resources = container::resources(linux);
+        if resources.as_object().is_some_and(|r| r.is_empty()) {
+            c.remove("resources");
+        } else {
+            c.insert("resources".into(), resources);
+        }
+    }
+    pod
 }

@@ -13,8 +13,10 @@
 //! A policy's change to the Pod is written back into the request where the request has
 //! the field (`cri_writeback`); any other change refuses the call, naming it.
 //!
-//! Not yet: the other calls that change containers (`UpdateContainerResources`,
-//! `CheckpointContainer`, `UpdateRuntimeConfig`) stay refused.
+//! `UpdateContainerResources` is an UPDATE of `pods/resize` (`cri_resize`).
+//!
+//! The other calls that change containers (`CheckpointContainer`, `UpdateRuntimeConfig`,
+//! and any the CRI adds, such as `UpdatePodSandboxResources`) stay refused.
 //!
 //! v1alpha2 messages are read with the v1 types: the two protos are wire-compatible for
 //! every field they share, and a field only v1alpha2 has would fail the unknown-field check.
@@ -39,6 +41,8 @@ pub enum CriCall {
     Pod(PodCall),
     /// A call into a running pod: CONNECT on the pod's subresource (`cri_connect`).
     Enter(Enter),
+    /// `UpdateContainerResources`: UPDATE of `pods/resize` (`cri_resize`).
+    Resize,
 }
 
 /// The calls that describe a Pod.
@@ -65,6 +69,7 @@ impl std::fmt::Display for CriCall {
         match self {
             CriCall::Pod(call) => write!(f, "{call:?}"),
             CriCall::Enter(call) => write!(f, "{call:?}"),
+            CriCall::Resize => f.write_str("UpdateContainerResources"),
         }
     }
 }
@@ -79,6 +84,7 @@ impl CriCall {
             "Exec" => Some(CriCall::Enter(Enter::Exec)),
             "Attach" => Some(CriCall::Enter(Enter::Attach)),
             "PortForward" => Some(CriCall::Enter(Enter::PortForward)),
+            "UpdateContainerResources" => Some(CriCall::Resize),
             _ => None,
         }
     }
@@ -92,7 +98,7 @@ impl CriCall {
     fn scope(self) -> Scope {
         match self {
             CriCall::Pod(PodCall::PullImage) => Scope::Images,
-            CriCall::Pod(_) | CriCall::Enter(_) => Scope::All,
+            CriCall::Pod(_) | CriCall::Enter(_) | CriCall::Resize => Scope::All,
         }
     }
 }
@@ -114,6 +120,7 @@ impl Proxy {
                 let connect = Connect::read(enter, message).map_err(invalid)?;
                 self.connect_request(connect).await?.by(user.clone())
             }
+            CriCall::Resize => self.resize_request(message, user).await?,
             CriCall::Pod(pod_call) => {
                 let mut pod = pod_of(pod_call, message, &self.kubelet).map_err(invalid)?;
                 if pod_call == PodCall::CreateContainer {
@@ -170,7 +177,7 @@ impl Proxy {
     /// image carries it (the kubelet says so in `user_specified_image`, v1 only), else its
     /// one tag, else its digest reference. A name the image does not carry is never
     /// taken on the caller's word. The ID stays in `portcullis.dev/image-id`.
-    async fn name_image(&self, pod: &mut serde_json::Value) -> Result<(), Status> {
+    pub(super) async fn name_image(&self, pod: &mut serde_json::Value) -> Result<(), Status> {
         let pointer = "/spec/containers/0/image";
         let Some(id) = pod.pointer(pointer).and_then(|v| v.as_str()) else {
             return Ok(());

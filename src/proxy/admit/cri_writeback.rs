@@ -39,7 +39,7 @@ pub(super) fn write_back(
     let writable = match call {
         CriCall::Pod(PodCall::RunPodSandbox) => SANDBOX_FIELDS,
         CriCall::Pod(PodCall::CreateContainer) => CONTAINER_FIELDS,
-        CriCall::Pod(PodCall::PullImage) | CriCall::Enter(_) => &[],
+        CriCall::Pod(PodCall::PullImage) | CriCall::Enter(_) | CriCall::Resize => &[],
     };
     let unwritable: Vec<&String> = changed
         .iter()
@@ -72,7 +72,7 @@ pub(super) fn write_back(
             container(config, &at(before), &at(after))?;
             Ok(req.encode_to_vec())
         }
-        CriCall::Pod(PodCall::PullImage) | CriCall::Enter(_) => {
+        CriCall::Pod(PodCall::PullImage) | CriCall::Enter(_) | CriCall::Resize => {
             Err(format!("{call} carries no Pod to change"))
         }
     }

@@ -22,6 +22,7 @@ use crate::review::{AdmissionRequest, Door, Operation, Refusal, UserInfo, Verdic
 
 mod cri;
 mod cri_connect;
+mod cri_resize;
 mod cri_writeback;
 mod rules;
 mod tasks;

@@ -206,6 +206,21 @@ impl CriClient {
             .map(drop)
     }
 
+    /// `UpdateContainerResources` of container `id` to `linux`.
+    pub fn update_resources(
+        &self,
+        id: &str,
+        linux: v1::LinuxContainerResources,
+    ) -> Result<(), Status> {
+        let req = v1::UpdateContainerResourcesRequest {
+            container_id: id.to_owned(),
+            linux: Some(linux),
+            ..Default::default()
+        };
+        runtime!(self, update_container_resources, UpdateContainerResourcesRequest => UpdateContainerResourcesResponse, req)
+            .map(drop)
+    }
+
     pub fn container_status(&self, id: &str) -> Result<v1::ContainerStatus, Status> {
         let req = v1::ContainerStatusRequest {
             container_id: id.to_owned(),
