@@ -3,6 +3,8 @@
 //! `runtime.v1alpha2` — directly and through `portcullis proxy` (harness:
 //! `tests/common/cri.rs`).
 
+#[path = "cri/clients.rs"]
+mod clients;
 mod common;
 
 use std::time::{Duration, Instant};
@@ -15,7 +17,20 @@ use common::IMAGE;
 use tonic::Code;
 
 /// What these tests need on the machine, checked once by the harness (tests/common/prereq.rs).
-const PREREQUISITES: &[&str] = &["root", "containerd", "ctr", "runc", "busybox", "cni", "ip"];
+const PREREQUISITES: &[&str] = &[
+    "root",
+    "containerd",
+    "ctr",
+    "runc",
+    "busybox",
+    "cni",
+    "ip",
+    "go",
+    "grpc-go",
+    "protobuf-go",
+    "python3-grpcio",
+    "grpcio-venv",
+];
 
 #[path = "cri/resize.rs"]
 mod resize;

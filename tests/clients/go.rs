@@ -1,7 +1,8 @@
 //! grpc-go, dialling by socket path as the kubelet and crictl do, through the proxy.
 //!
-//! `tests/fixtures/clients/go/main.go` is built once per run, offline, in GOPATH mode
-//! against Debian's grpc-go 1.33 (`golang-google-grpc-dev`). Its dial target is the bare
+//! `tests/fixtures/clients/go` (`main.go`; its `cri.go` serves `tests/cri/clients.rs`) is
+//! built once per run, offline, in GOPATH mode against Debian's grpc-go 1.33
+//! (`golang-google-grpc-dev`). Its dial target is the bare
 //! socket path, so every request carries that path as `:authority` — which an HTTP/2
 //! stack that checks authorities (hyper/h2) refuses with `RST_STREAM PROTOCOL_ERROR`.
 //!
@@ -11,29 +12,21 @@
 //! and Content/Write in client-streaming and bidi shapes with a ~15 MiB message.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::common::clients::grpc_go as client;
 use crate::common::{self, ok, text, unique, World, IMAGE};
 
 /// No webhook: these tests are about the wire, not admission.
 const CONFIG: &str = "proxy: {}\n";
 
 const MIB: usize = 1 << 20;
-
-/// The client binary, built once per test binary run.
-fn client() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let main = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clients/go/main.go");
-        common::go::build("grpc-go-client", &main, &["grpc-go", "protobuf-go"])
-    })
-}
 
 /// The sockets a test checks, the control first.
 fn sockets(w: &World) -> [(&'static str, &Path); 2] {

@@ -10,113 +10,17 @@
 //! version as `ctr` reads it, the CRI runtime name, an event the test caused, and a ~15 MiB
 //! blob's digest after a write and a read.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+use crate::common::clients::Python;
 use crate::common::{self, World};
 
 /// No webhook: the proxy relays everything, which is all these tests look at.
 const CONFIG: &str = "proxy: {}\n";
 /// What the script's content command writes: 15 MiB and change (see client.py).
 const BLOB_SIZE: u64 = (15 << 20) + 4321;
-
-/// A Python interpreter with grpcio importable.
-struct Python {
-    exe: PathBuf,
-    grpcio: String,
-}
-
-impl Python {
-    /// The venv's interpreter, with grpcio from the package registry.
-    fn registry() -> Self {
-        common::needs(&["grpcio-venv"]);
-        let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/clients-venv/bin/python");
-        let py = Self::new(exe);
-        assert!(
-            py.at_least(1, 57),
-            "{} has grpcio {}, not >= 1.57; run scripts/setup.sh",
-            py.exe.display(),
-            py.grpcio
-        );
-        py
-    }
-
-    /// Debian's interpreter, with Debian's python3-grpcio: the pre-1.57 `:authority`.
-    fn debian() -> Self {
-        common::needs(&["python3-grpcio"]);
-        let py = Self::new(PathBuf::from("/usr/bin/python3"));
-        assert!(
-            !py.at_least(1, 57),
-            "Debian's python3-grpcio is {}: this matrix expects the pre-1.57 one",
-            py.grpcio
-        );
-        py
-    }
-
-    fn new(exe: PathBuf) -> Self {
-        let out = Command::new(&exe)
-            .args(["-c", "import grpc; print(grpc.__version__)"])
-            .output();
-        let grpcio = match out {
-            Ok(out) if out.status.success() => common::text(&out).trim().to_owned(),
-            Ok(out) => panic!(
-                "{} cannot import grpc; run scripts/setup.sh (as root): {}",
-                exe.display(),
-                common::text(&out)
-            ),
-            Err(e) => panic!("{}: {e}; run scripts/setup.sh (as root)", exe.display()),
-        };
-        eprintln!("{}: grpcio {grpcio}", exe.display());
-        Self { exe, grpcio }
-    }
-
-    fn at_least(&self, major: u32, minor: u32) -> bool {
-        let mut parts = self
-            .grpcio
-            .split('.')
-            .map(|p| p.parse::<u32>().unwrap_or(0));
-        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
-    }
-
-    /// `client.py SOCKET ARGS…`, killed after a minute so a hung relay fails the test.
-    fn client(&self, socket: &Path, args: &[&str]) -> Command {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clients/python/client.py");
-        let mut cmd = Command::new("timeout");
-        cmd.arg("60")
-            .arg(&self.exe)
-            .arg(script)
-            .arg(socket)
-            .args(args);
-        cmd
-    }
-
-    /// Runs the script to its end: its JSON lines, or a panic with everything it said.
-    #[track_caller]
-    fn run(&self, socket: &Path, args: &[&str]) -> Vec<Value> {
-        let out = self.client(socket, args).output().unwrap();
-        self.answers(args, &out)
-    }
-
-    #[track_caller]
-    fn answers(&self, args: &[&str], out: &Output) -> Vec<Value> {
-        assert!(
-            out.status.success(),
-            "grpcio {} `{}` failed ({}):\n{}",
-            self.grpcio,
-            args.join(" "),
-            out.status,
-            common::text(out)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
-    }
-}
 
 /// containerd's version and revision as `ctr` reads them, straight from containerd.
 fn containerd_version(w: &World) -> (String, String) {

@@ -7,7 +7,8 @@ use std::process::Command;
 
 pub use super::prereq::GOPATH;
 
-/// Builds `main` into `target/tmp/NAME/NAME` and returns the binary. `sources` name the
+/// Builds `main` (a `main.go`, or a directory: its `package main` of several files) into
+/// `target/tmp/NAME/NAME` and returns the binary. `sources` name the
 /// GOPATH sources it needs (prerequisites of `prereq.rs`: `grpc-go`, `runtime-spec-go`, …);
 /// a missing one (or Go itself) fails with what to install. Callers keep the result in a
 /// `OnceLock`: one build per test binary run.
@@ -27,7 +28,7 @@ pub fn build(name: &str, main: &Path, sources: &[&str]) -> PathBuf {
         .arg("build")
         .arg("-o")
         .arg(&tmp)
-        .arg(main)
+        .args(go_files(main))
         .env("GO111MODULE", "off")
         .env("GOPATH", GOPATH)
         .env("GOCACHE", dir.join("gocache"))
@@ -48,4 +49,20 @@ pub fn build(name: &str, main: &Path, sources: &[&str]) -> PathBuf {
     std::fs::rename(&tmp, &bin)
         .unwrap_or_else(|e| panic!("renaming {} to {}: {e}", tmp.display(), bin.display()));
     bin
+}
+
+/// `main` itself, or the `.go` files in the directory `main` (GOPATH mode builds no
+/// directory named by an absolute path outside GOPATH, but takes its files).
+fn go_files(main: &Path) -> Vec<PathBuf> {
+    if !main.is_dir() {
+        return vec![main.to_owned()];
+    }
+    let entries =
+        std::fs::read_dir(main).unwrap_or_else(|e| panic!("reading {}: {e}", main.display()));
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "go"))
+        .collect();
+    files.sort();
+    files
 }

@@ -9,6 +9,7 @@
 // Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod clients;
 pub mod cri;
 pub mod go;
 pub mod prereq;
