@@ -100,6 +100,11 @@ impl Proxy {
             Err(status) => Err(status),
         };
         let elapsed = started.elapsed();
+        // CRI calls send no namespace header: their containers are the CRI plugin's.
+        let namespace = match method {
+            Method::Cri(_) if namespace.is_empty() => "k8s.io",
+            _ => namespace,
+        };
         match outcome {
             Ok(admitted) => {
                 tracing::debug!(?method, namespace, ?elapsed, "admitted");
