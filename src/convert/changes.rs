@@ -98,11 +98,13 @@ impl Field {
     }
 }
 
-fn escape(key: &str) -> String {
+/// A JSON pointer segment for `key` (RFC 6901: `~` → `~0`, `/` → `~1`).
+pub(super) fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-fn unescape(seg: &str) -> String {
+/// The key a JSON pointer segment names.
+pub(super) fn unescape(seg: &str) -> String {
     seg.replace("~1", "/").replace("~0", "~")
 }
 

@@ -81,6 +81,26 @@ impl Exact {
         };
         i64::try_from(v).ok()
     }
+
+    /// `self` when it is a whole number that fits an i64.
+    fn exact(self) -> Option<i64> {
+        if self.pow10 >= 0 {
+            return self.ceil_scaled(0);
+        }
+        let num = self.mantissa.checked_mul(1u128.checked_shl(self.pow2)?)?;
+        match 10u128.checked_pow(self.pow10.unsigned_abs()) {
+            Some(den) if num % den == 0 => i64::try_from(num / den).ok(),
+            Some(_) => None,
+            // 10^-pow10 is beyond u128 while num is below it: whole only when zero.
+            None => (num == 0).then_some(0),
+        }
+    }
+}
+
+/// A quantity that is a whole number of bytes: `None` for a malformed, negative or huge
+/// quantity, and for a fraction of a byte (`1500m`, `0.5`), which [`to_bytes`] rounds up.
+pub fn to_whole_bytes(q: &str) -> Option<i64> {
+    parse(q)?.exact()
 }
 
 /// A quantity in bytes, rounded up. `None` for a malformed, negative or huge quantity.
@@ -135,6 +155,13 @@ mod tests {
         assert_eq!(to_bytes("1E"), Some(1_000_000_000_000_000_000));
         assert_eq!(to_bytes("100m"), Some(1));
         assert_eq!(to_bytes("0"), Some(0));
+        assert_eq!(to_whole_bytes("128Mi"), Some(128 << 20));
+        assert_eq!(to_whole_bytes("1.5Gi"), Some(3 << 29));
+        assert_eq!(to_whole_bytes("1500m"), None);
+        assert_eq!(to_whole_bytes("2000m"), Some(2));
+        assert_eq!(to_whole_bytes("0.5"), None);
+        assert_eq!(to_whole_bytes("-1"), None);
+        assert_eq!(to_whole_bytes("0e-40"), Some(0));
     }
 
     #[test]

@@ -177,19 +177,43 @@ fn device_reasons(c: &ContainerConfig, reasons: &mut Vec<String>) -> Vec<String>
     paths
 }
 
+/// The kubelet's CFS period when it sets none (`pkg/kubelet/cm` `QuotaPeriod`).
+pub(super) const DEFAULT_CPU_PERIOD: i64 = 100_000;
+/// The kubelet's fewest CPU shares (`MinShares`): what it sends for no request.
+pub(super) const MIN_SHARES: i64 = 2;
+
+/// `limits.cpu` in millicores of a CFS quota: ⌈quota × 1000 / period⌉, period 0 being
+/// [`DEFAULT_CPU_PERIOD`]; `None` for no quota.
+pub(super) fn quota_millis(quota: i64, period: i64) -> Option<i64> {
+    if quota <= 0 {
+        return None;
+    }
+    let period = i128::from(if period > 0 {
+        period
+    } else {
+        DEFAULT_CPU_PERIOD
+    });
+    let millis = (i128::from(quota) * 1000 + period - 1) / period;
+    Some(i64::try_from(millis).unwrap_or(i64::MAX))
+}
+
+/// `requests.cpu` in millicores of CPU shares: ⌈shares × 1000 / 1024⌉, the exact inverse of
+/// the kubelet's `MilliCPUToShares` (⌊millicores × 1024 / 1000⌋, at least 2); `None` for
+/// the kubelet's minimum, which is what it sends for no request.
+pub(super) fn shares_millis(shares: i64) -> Option<i64> {
+    if shares <= MIN_SHARES {
+        return None;
+    }
+    let millis = (i128::from(shares) * 1000 + 1023) / 1024;
+    Some(i64::try_from(millis).unwrap_or(i64::MAX))
+}
+
 pub(crate) fn resources(r: &LinuxContainerResources) -> Value {
     let mut limits = Map::new();
     if r.memory_limit_in_bytes > 0 {
         limits.insert("memory".into(), r.memory_limit_in_bytes.to_string().into());
     }
-    if r.cpu_quota > 0 {
-        let period = if r.cpu_period > 0 {
-            r.cpu_period
-        } else {
-            100_000
-        };
-        let millis = (i128::from(r.cpu_quota) * 1000 + i128::from(period) - 1) / i128::from(period);
-        let millis = i64::try_from(millis).unwrap_or(i64::MAX);
+    if let Some(millis) = quota_millis(r.cpu_quota, r.cpu_period) {
         limits.insert("cpu".into(), quantity::format_millis(millis).into());
     }
     for h in &r.hugepage_limits {
@@ -201,9 +225,7 @@ pub(crate) fn resources(r: &LinuxContainerResources) -> Value {
     if !limits.is_empty() {
         out.insert("limits".into(), Value::Object(limits));
     }
-    if r.cpu_shares > 2 {
-        let millis = i128::from(r.cpu_shares) * 1000 / 1024;
-        let millis = i64::try_from(millis).unwrap_or(i64::MAX);
+    if let Some(millis) = shares_millis(r.cpu_shares) {
         out.insert(
             "requests".into(),
             json!({"cpu": quantity::format_millis(millis)}),

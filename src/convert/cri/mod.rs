@@ -54,18 +54,32 @@
 //! | `run_as_username` | `runAsUser`/`runAsNonRoot` absent: a name cannot be judged (the kubelet itself refuses a named user under `runAsNonRoot`) |
 //! | `masked_paths`, `readonly_paths` | both empty on an unprivileged container → `procMount: Unmasked`; else `Default` |
 //! | container `namespace_options` | OR'ed into the Pod's host flags, as for the sandbox; absent user namespace options → `hostUsers: true` |
-//! | `linux.resources` | `limits.cpu` = ⌈quota × 1000 / period⌉ m, `limits.memory` = bytes, `hugepages-<size>`; `requests.cpu` = shares × 1000 / 1024 m when shares > 2 (the kubelet's minimum); `oom_score_adj`, `cpuset_*`, `unified`, `memory_swap_limit_in_bytes` ignored: limits, no host access |
+//! | `linux.resources` | `limits.cpu` = ⌈quota × 1000 / period⌉ m, `limits.memory` = bytes, `hugepages-<size>`; `requests.cpu` = ⌈shares × 1000 / 1024⌉ m (the exact inverse of the kubelet's ⌊m × 1024 / 1000⌋) when shares > 2 (the kubelet's minimum); `oom_score_adj`, `cpuset_*`, `unified`, `memory_swap_limit_in_bytes` ignored: limits, no host access |
 //! | container `labels`, `annotations` | ignored: the kubelet's bookkeeping (hash, restart count, ports), except `cdi.k8s.io/*` above |
 //! | `log_path` | see `log_directory` |
-
-// Until the proxy's CRI door (wired on another branch) calls it.
+//!
+//! The way back, a policy's change to the Pod written into the request, is
+//! [`write_sandbox`] / [`write_container`] (`writeback.rs`, with its own table).
 
 mod container;
+#[cfg(test)]
+mod refusal_tests;
+#[cfg(test)]
+mod roundtrip_tests;
 mod sandbox;
 mod security;
 pub(crate) mod stored;
 #[cfg(test)]
 mod tests;
+mod writeback;
+#[cfg(test)]
+mod writeback_fixtures;
+mod writeback_resources;
+mod writeback_security;
+#[cfg(test)]
+mod writeback_tests;
+
+pub use writeback::{write_container, write_sandbox, WriteBackError};
 
 use k8s_cri::v1::{ContainerConfig, LinuxContainerResources, PodSandboxConfig};
 use serde_json::Value;
