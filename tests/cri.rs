@@ -6,6 +6,8 @@
 #[path = "cri/clients.rs"]
 mod clients;
 mod common;
+#[path = "cri/mutate.rs"]
+mod mutate;
 #[path = "cri/resize.rs"]
 mod resize;
 

@@ -125,6 +125,7 @@ impl Proxy {
                 let mut pod = pod_of(pod_call, message, &self.kubelet).map_err(invalid)?;
                 if pod_call == PodCall::CreateContainer {
                     self.name_image(&mut pod).await?;
+                    self.sandbox_class(message, &mut pod).await?;
                 }
                 AdmissionRequest::for_pod(Operation::Create, pod, user.clone())
             }
@@ -211,6 +212,39 @@ impl Proxy {
         }
         if let Some(annotations) = pod.pointer_mut("/metadata/annotations") {
             annotations["portcullis.dev/image-id"] = id.into();
+        }
+        Ok(())
+    }
+}
+
+impl Proxy {
+    /// A container runs with its sandbox's runtime handler, which `CreateContainer` does
+    /// not carry: the Pod shows the one containerd keeps for the sandbox (what
+    /// `RunPodSandbox` was admitted with, a policy's change included), so a policy that
+    /// sets the runtime class sees it set, and one that would change it is refused at
+    /// write-back (a running sandbox keeps its handler).
+    async fn sandbox_class(
+        &self,
+        message: &[u8],
+        pod: &mut serde_json::Value,
+    ) -> Result<(), Status> {
+        let req: api::CreateContainerRequest = cri::decode(message).map_err(|e| {
+            Status::new(
+                Code::InvalidArgument,
+                format!("portcullis: CreateContainer: {e}"),
+            )
+        })?;
+        // No such sandbox: containerd refuses the call itself once the policies had their
+        // say on what it asks for.
+        let handler = match self.sandbox_status(&req.pod_sandbox_id).await {
+            Ok(status) => status.runtime_handler,
+            Err(status) if status.code == Code::NotFound => return Ok(()),
+            Err(status) => return Err(status),
+        };
+        if !handler.is_empty() {
+            if let Some(spec) = pod.get_mut("spec").and_then(|s| s.as_object_mut()) {
+                spec.insert("runtimeClassName".into(), handler.into());
+            }
         }
         Ok(())
     }

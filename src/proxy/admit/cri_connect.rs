@@ -120,6 +120,13 @@ impl Proxy {
 
     /// The namespace and name sandbox `id` was admitted with.
     async fn sandbox_of(&self, id: &str) -> Result<(String, String), Status> {
+        let meta = self.sandbox_status(id).await?.metadata;
+        let meta = meta.ok_or_else(|| not_found("pod sandbox", id))?;
+        Ok((meta.namespace, meta.name))
+    }
+
+    /// containerd's status of sandbox `id` (not verbose).
+    pub(super) async fn sandbox_status(&self, id: &str) -> Result<api::PodSandboxStatus, Status> {
         let request = api::PodSandboxStatusRequest {
             pod_sandbox_id: id.to_owned(),
             verbose: false,
@@ -128,9 +135,7 @@ impl Proxy {
             .upstream
             .unary(SANDBOX_STATUS, "k8s.io", &request)
             .await?;
-        let meta = status.status.and_then(|s| s.metadata);
-        let meta = meta.ok_or_else(|| not_found("pod sandbox", id))?;
-        Ok((meta.namespace, meta.name))
+        status.status.ok_or_else(|| not_found("pod sandbox", id))
     }
 }
 
