@@ -4,13 +4,15 @@
 # protoc (for containerd's protos), and the third-party gRPC clients of the proxy's
 # compatibility matrix (grpc-go built offline in GOPATH mode, Debian's python3-grpcio) with
 # socat, the byte-relay floor of the proxy benchmark, and runtime-spec's Go types for
-# tests/gojson.rs (Go's own JSON decoder as the oracle).
+# tests/gojson.rs (Go's own JSON decoder as the oracle), and a registry for the image tests
+# (Debian's docker-registry, distribution 2.8, with skopeo to push and openssl for its test CA:
+# tests/common/registry.rs).
 # Idempotent; run as root.
 set -euo pipefail
 packages=(containerd runc docker.io podman busybox-static protobuf-compiler iproute2
   containernetworking-plugins
   golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-opencontainers-specs-dev
-  python3-grpcio python3-venv socat openssl)
+  python3-grpcio python3-venv socat openssl docker-registry skopeo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,8 +20,25 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "setup: installing ${missing[*]} needs root" >&2; exit 1; }
   echo "setup: installing ${missing[*]}" >&2
+  # docker-registry's postinst adds its system user with a GECOS field through chfn, which
+  # fails where PAM is not set up (containers: "chfn: PAM: Critical error"); the postinst
+  # skips adduser when the user exists, so make it first, without GECOS.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && ! getent passwd docker-registry >/dev/null; then
+    adduser --system --home /var/lib/docker-registry --no-create-home --group docker-registry >/dev/null
+  fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The tests start their own registries on random loopback ports with their own config; the
+  # packaged service (on :5000, with htpasswd auth) is of no use to them: stop and disable it
+  # when we are the ones installing it, so a registry someone runs on purpose is left alone.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/docker-registry ]; then
+      invoke-rc.d docker-registry stop >/dev/null 2>&1 || true
+      update-rc.d docker-registry disable >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 1; }
 

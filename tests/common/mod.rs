@@ -1,7 +1,7 @@
 //! The harness every real-component test shares: a private containerd (own root, state and
 //! socket under a temp dir), the proxy binary in front of it, dockerd pointed at the proxy,
-//! a local busybox image, the real `ctr` and `docker` clients, and a webhook server the
-//! test controls.
+//! a local busybox image, the real `ctr` and `docker` clients, a webhook server the test
+//! controls, and a real registry to pull from (`registry.rs`).
 //!
 //! Missing components are a failure, not a skip: run `scripts/setup.sh` first. Each test
 //! binary names what it needs in `PREREQUISITES` (see `prereq.rs`); the harness checks
@@ -13,6 +13,7 @@ pub mod clients;
 pub mod cri;
 pub mod go;
 pub mod prereq;
+pub mod registry;
 pub mod webhook;
 
 use std::ffi::OsStr;
@@ -111,6 +112,18 @@ impl Proc {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id, while it has not been stopped.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process has exited on its own (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
     }
 
     pub fn stop(&mut self) {

@@ -94,6 +94,18 @@ const TABLE: &[Prerequisite] = &[
         provided_by: "package openssl",
         present: || on_path("openssl"),
     },
+    // tests/common/registry.rs: a private registry (distribution 2.8) that must run here,
+    // and skopeo, which pushes the local test image to it.
+    Prerequisite {
+        name: "docker-registry",
+        provided_by: "package docker-registry",
+        present: || succeeds("docker-registry", &["--version"]),
+    },
+    Prerequisite {
+        name: "skopeo",
+        provided_by: "package skopeo",
+        present: || succeeds("skopeo", &["--version"]),
+    },
     Prerequisite {
         name: "go",
         provided_by: "package golang-go",
