@@ -124,8 +124,16 @@ impl Proxy {
             CriCall::Pod(pod_call) => {
                 let mut pod = pod_of(pod_call, message, &self.kubelet).map_err(invalid)?;
                 if pod_call == PodCall::CreateContainer {
-                    self.name_image(&mut pod).await?;
-                    self.sandbox_class(message, &mut pod).await?;
+                    // Two lookups in containerd, at once.
+                    let (image, class) =
+                        tokio::join!(self.name_image(&pod), self.sandbox_class(message));
+                    if let Some(image) = image? {
+                        image.apply(&mut pod);
+                    }
+                    let spec = pod.get_mut("spec").and_then(|s| s.as_object_mut());
+                    if let (Some(class), Some(spec)) = (class?, spec) {
+                        spec.insert("runtimeClassName".into(), class.into());
+                    }
                 }
                 AdmissionRequest::for_pod(Operation::Create, pod, user.clone())
             }
@@ -178,13 +186,15 @@ impl Proxy {
     /// image carries it (the kubelet says so in `user_specified_image`, v1 only), else its
     /// one tag, else its digest reference. A name the image does not carry is never
     /// taken on the caller's word. The ID stays in `portcullis.dev/image-id`.
-    pub(super) async fn name_image(&self, pod: &mut serde_json::Value) -> Result<(), Status> {
-        let pointer = "/spec/containers/0/image";
-        let Some(id) = pod.pointer(pointer).and_then(|v| v.as_str()) else {
-            return Ok(());
+    pub(super) async fn name_image(
+        &self,
+        pod: &serde_json::Value,
+    ) -> Result<Option<ImageName>, Status> {
+        let Some(id) = pod.pointer(IMAGE).and_then(|v| v.as_str()) else {
+            return Ok(None);
         };
         if !is_image_id(id) {
-            return Ok(());
+            return Ok(None);
         }
         let id = id.to_owned();
         let request = api::ImageStatusRequest {
@@ -206,14 +216,30 @@ impl Proxy {
         };
         let claimed = pod.pointer(USER_IMAGE).and_then(|v| v.as_str());
         let name = chosen_name(claimed, &image.repo_tags, &image.repo_digests).unwrap_or(&id);
-        let name = name.to_owned();
-        if let Some(slot) = pod.pointer_mut(pointer) {
-            *slot = name.into();
+        Ok(Some(ImageName {
+            name: name.to_owned(),
+            id,
+        }))
+    }
+}
+
+const IMAGE: &str = "/spec/containers/0/image";
+
+/// The name a container's image is judged by, and the ID the kubelet named it by.
+pub(super) struct ImageName {
+    name: String,
+    id: String,
+}
+
+impl ImageName {
+    /// The container's image becomes the name; the ID stays in `portcullis.dev/image-id`.
+    pub(super) fn apply(self, pod: &mut serde_json::Value) {
+        if let Some(slot) = pod.pointer_mut(IMAGE) {
+            *slot = self.name.into();
         }
         if let Some(annotations) = pod.pointer_mut("/metadata/annotations") {
-            annotations["portcullis.dev/image-id"] = id.into();
+            annotations["portcullis.dev/image-id"] = self.id.into();
         }
-        Ok(())
     }
 }
 
@@ -223,11 +249,7 @@ impl Proxy {
     /// `RunPodSandbox` was admitted with, a policy's change included), so a policy that
     /// sets the runtime class sees it set, and one that would change it is refused at
     /// write-back (a running sandbox keeps its handler).
-    async fn sandbox_class(
-        &self,
-        message: &[u8],
-        pod: &mut serde_json::Value,
-    ) -> Result<(), Status> {
+    async fn sandbox_class(&self, message: &[u8]) -> Result<Option<String>, Status> {
         let req: api::CreateContainerRequest = cri::decode(message).map_err(|e| {
             Status::new(
                 Code::InvalidArgument,
@@ -236,17 +258,12 @@ impl Proxy {
         })?;
         // No such sandbox: containerd refuses the call itself once the policies had their
         // say on what it asks for.
-        let handler = match self.sandbox_status(&req.pod_sandbox_id).await {
-            Ok(status) => status.runtime_handler,
-            Err(status) if status.code == Code::NotFound => return Ok(()),
-            Err(status) => return Err(status),
-        };
-        if !handler.is_empty() {
-            if let Some(spec) = pod.get_mut("spec").and_then(|s| s.as_object_mut()) {
-                spec.insert("runtimeClassName".into(), handler.into());
-            }
+        match self.sandbox_status(&req.pod_sandbox_id).await {
+            Ok(status) if !status.runtime_handler.is_empty() => Ok(Some(status.runtime_handler)),
+            Ok(_) => Ok(None),
+            Err(status) if status.code == Code::NotFound => Ok(None),
+            Err(status) => Err(status),
         }
-        Ok(())
     }
 }
 

@@ -47,7 +47,9 @@ impl Proxy {
             &self.kubelet,
         )
         .map_err(|e| stored_refusal(&req.container_id, e))?;
-        self.name_image(&mut old).await?;
+        if let Some(image) = self.name_image(&old).await? {
+            image.apply(&mut old);
+        }
         let new = cri::resized(&old, &req.linux.unwrap_or_default());
         Ok(
             AdmissionRequest::for_pod(Operation::Update, new, user.clone())
