@@ -35,3 +35,4 @@ pub mod proxy;
 pub(crate) mod reload;
 pub mod review;
 pub mod serve;
+pub(crate) mod verify_image;
