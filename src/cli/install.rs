@@ -1,5 +1,6 @@
 //! `portcullis install hooks`: put the hook door in place — a hooks.d file for Podman and
 //! CRI-O, a containerd CRI base runtime spec, or the dockerd runtime entry for the wrapper.
+//! `portcullis install image-verifier`: containerd 2.x's image verifier.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::hook::install;
+use crate::verify_image::install as verifier;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,6 +21,22 @@ pub struct Args {
 enum What {
     /// The OCI hook (`--podman`, `--containerd-base-spec`) or the runc wrapper (`--docker`).
     Hooks(Hooks),
+    /// containerd 2.x's image verifier: writes the wrapper into --bin-dir and prints the
+    /// config.toml stanza that enables the plugin.
+    ImageVerifier(ImageVerifier),
+}
+
+#[derive(clap::Args)]
+struct ImageVerifier {
+    /// containerd's verifier `bin_dir`.
+    #[arg(long, default_value = verifier::BIN_DIR)]
+    bin_dir: PathBuf,
+    /// The config file the verifier reads.
+    #[arg(long, default_value = "/etc/portcullis/config.yaml")]
+    config: PathBuf,
+    /// The portcullis binary (default: this one).
+    #[arg(long)]
+    binary: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -48,11 +66,11 @@ struct Hooks {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let What::Hooks(h) = args.what;
-    let binary = match h.binary {
-        Some(b) => b,
-        None => std::env::current_exe().context("finding this binary (pass --binary)")?,
+    let h = match args.what {
+        What::Hooks(h) => h,
+        What::ImageVerifier(v) => return image_verifier(v),
     };
+    let binary = this_binary(h.binary)?;
     if h.podman {
         let file = h.dir.join(install::HOOKS_FILE);
         std::fs::create_dir_all(&h.dir).with_context(|| format!("{}", h.dir.display()))?;
@@ -79,5 +97,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("\n# {} (mode 755):\n{shim}", shim_path.display());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn this_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(b) => Ok(b),
+        None => std::env::current_exe().context("finding this binary (pass --binary)"),
+    }
+}
+
+fn image_verifier(v: ImageVerifier) -> anyhow::Result<ExitCode> {
+    let binary = this_binary(v.binary)?;
+    let file = v.bin_dir.join(verifier::WRAPPER);
+    std::fs::create_dir_all(&v.bin_dir).with_context(|| format!("{}", v.bin_dir.display()))?;
+    std::fs::write(&file, verifier::wrapper(&binary, &v.config))
+        .with_context(|| format!("{}", file.display()))?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))?;
+    eprintln!("wrote {}", file.display());
+    eprintln!("add to containerd's config.toml (containerd 2.x) and restart containerd:");
+    print!("{}", verifier::containerd_config(&v.bin_dir));
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod install;
 mod proxy;
 mod runc;
 mod serve;
+mod verify_image;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,9 @@ enum Command {
     Hook(hook::Args),
     /// runc wrapper: checks `create`/`run`, then execs the real runc with the same arguments.
     Runc(runc::Args),
+    /// containerd 2.x image verifier (`bin_dir` plugin): judges one pull by the image rules
+    /// and signature policies; the reason on stdout, exit 0 admits, 1 refuses.
+    VerifyImage(verify_image::Args),
     /// Install the hook door: `install hooks --podman | --containerd-base-spec | --docker`.
     Install(install::Args),
 }
@@ -64,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Hook(args) => hook::run(args),
         Command::Runc(args) => runc::run(args),
         Command::Install(args) => install::run(args),
+        Command::VerifyImage(args) => verify_image::run(args),
     };
     match result {
         Ok(code) => code,

@@ -36,6 +36,15 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// What a runtime door asks about: the whole chain, except `verify-image`, which asks
+    /// about an image being pulled and nothing else.
+    pub fn of(door: crate::review::Door) -> Scope {
+        match door {
+            crate::review::Door::VerifyImage => Scope::Images,
+            _ => Scope::All,
+        }
+    }
+
     pub(super) fn runs(self, stage: &Stage) -> bool {
         matches!(
             (self, stage),

@@ -15,7 +15,7 @@ impl Decider {
     /// (door, caller, verdict, every policy's result, latency) in the decision log and the
     /// metrics before returning it.
     pub async fn admit(&self, door: Door, request: &AdmissionRequest) -> Verdict {
-        self.admit_scoped(door, request, Scope::All).await
+        self.admit_scoped(door, request, Scope::of(door)).await
     }
 
     /// [`Decider::admit`] for part of the chain.

@@ -30,6 +30,23 @@ impl AdmissionRequest {
             .with_object(pod)
     }
 
+    /// The Pod an image pull is judged as (by the image rules, [`Scope::Images`]): the
+    /// image as its one container, named `pull` (there is no container yet), in
+    /// `namespace` under the pod name `name` when the puller says whose pull it is (the
+    /// kubelet's `sandbox_config`), empty when no one does (`crictl pull`, containerd's
+    /// image verifier).
+    ///
+    /// [`Scope::Images`]: crate::core::Scope::Images
+    pub fn for_pull(image: &str, namespace: &str, name: &str, user: UserInfo) -> Self {
+        let pod = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"containers": [{"name": "pull", "image": image}]},
+        });
+        Self::for_pod(Operation::Create, pod, user)
+    }
+
     /// A request about `object` of the kind its `apiVersion` and `kind` say (the resource
     /// named as Kubernetes names it), in the namespace of its metadata.
     pub fn for_object(operation: Operation, object: Value) -> Self {

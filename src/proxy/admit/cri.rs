@@ -122,20 +122,21 @@ impl Proxy {
             }
             CriCall::Resize => self.resize_request(message, user).await?,
             CriCall::Pod(pod_call) => {
-                let mut pod = pod_of(pod_call, message, &self.kubelet).map_err(invalid)?;
-                if pod_call == PodCall::CreateContainer {
+                let mut review =
+                    request_of(pod_call, message, &self.kubelet, user.clone()).map_err(invalid)?;
+                if let (PodCall::CreateContainer, Some(pod)) = (pod_call, review.object.as_mut()) {
                     // Two lookups in containerd, at once.
                     let (image, class) =
-                        tokio::join!(self.name_image(&pod), self.sandbox_class(message));
+                        tokio::join!(self.name_image(pod), self.sandbox_class(message));
                     if let Some(image) = image? {
-                        image.apply(&mut pod);
+                        image.apply(pod);
                     }
                     let spec = pod.get_mut("spec").and_then(|s| s.as_object_mut());
                     if let (Some(class), Some(spec)) = (class?, spec) {
                         spec.insert("runtimeClassName".into(), class.into());
                     }
                 }
-                AdmissionRequest::for_pod(Operation::Create, pod, user.clone())
+                review
             }
         };
         let verdict = self.decide_at(Door::Cri, call.scope(), &review).await?;
@@ -297,47 +298,43 @@ fn chosen_name<'a>(
     }
 }
 
-/// The Pod a CRI call describes.
-fn pod_of(
+/// The request a CRI call is judged as: the CREATE of the Pod it describes, or the pull
+/// of its image in the namespace (and under the pod name) of the sandbox it is pulled for.
+fn request_of(
     call: PodCall,
     message: &[u8],
     paths: &KubeletDirs,
-) -> Result<serde_json::Value, cri::CriError> {
-    match call {
+    user: UserInfo,
+) -> Result<AdmissionRequest, cri::CriError> {
+    let pod = match call {
         PodCall::RunPodSandbox => {
             let req: api::RunPodSandboxRequest = cri::decode(message)?;
             let config = req.config.unwrap_or_default();
-            cri::sandbox_pod(&config, &req.runtime_handler, paths)
+            cri::sandbox_pod(&config, &req.runtime_handler, paths)?
         }
         PodCall::CreateContainer => {
             let req: api::CreateContainerRequest = cri::decode(message)?;
             let sandbox = req.sandbox_config.unwrap_or_default();
             let config = req.config.unwrap_or_default();
-            // The request names no runtime handler: the sandbox's was judged at
-            // RunPodSandbox.
-            cri::container_pod(&sandbox, &config, "", paths)
+            // The request names no runtime handler: the sandbox's is looked up.
+            cri::container_pod(&sandbox, &config, "", paths)?
         }
         PodCall::PullImage => {
             let req: api::PullImageRequest = cri::decode(message)?;
             let image = req.image.map(|i| i.image).unwrap_or_default();
-            Ok(pull_pod(&image, req.sandbox_config.as_ref()))
+            let meta = req
+                .sandbox_config
+                .and_then(|s| s.metadata)
+                .unwrap_or_default();
+            return Ok(AdmissionRequest::for_pull(
+                &image,
+                &meta.namespace,
+                &meta.name,
+                user,
+            ));
         }
-    }
-}
-
-/// The Pod an image pull is for, as the image rules read it: the image as one container,
-/// in the namespace (and under the name) of the sandbox the kubelet pulls for. `crictl
-/// pull` names no sandbox.
-fn pull_pod(image: &str, sandbox: Option<&api::PodSandboxConfig>) -> serde_json::Value {
-    let meta = sandbox.and_then(|s| s.metadata.as_ref());
-    let namespace = meta.map(|m| m.namespace.as_str()).unwrap_or_default();
-    let name = meta.map(|m| m.name.as_str()).unwrap_or_default();
-    serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"containers": [{"name": "pull", "image": image}]},
-    })
+    };
+    Ok(AdmissionRequest::for_pod(Operation::Create, pod, user))
 }
 
 #[cfg(test)]
