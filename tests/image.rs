@@ -7,6 +7,8 @@
 //! round-trips the bytes a signature is made of.
 
 mod common;
+#[path = "image/verify_image.rs"]
+mod verify_image;
 
 /// What these tests need on the machine, checked once by the harness (tests/common/prereq.rs).
 const PREREQUISITES: &[&str] = &[

@@ -14,6 +14,7 @@ pub mod cri;
 pub mod go;
 pub mod prereq;
 pub mod registry;
+pub mod verifier;
 pub mod webhook;
 
 use std::ffi::OsStr;
@@ -347,6 +348,11 @@ impl Portcullis {
 
     pub fn log(&self) -> String {
         self.proc.log_text()
+    }
+
+    /// Stops the process (its socket stays, answering no one).
+    pub fn stop(&mut self) {
+        self.proc.stop();
     }
 }
 
