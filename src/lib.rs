@@ -18,6 +18,9 @@
 //!   the wire formats the integration tests check against real clients and Go's
 //!   `encoding/json` (tests/gojson.rs, tests/bypass, tests/serve.rs).
 //!
+//! - `signature`: image signature verification, which the doors that see images ask
+//!   (and the registry tests drive).
+//!
 //! The policies (`policy`) and the config reloader (`reload`) are reached only through the
 //! core and the doors.
 // Denied, not forbidden: the one getsockopt(SO_PEERGROUPS) in net::peer is allowed there.
@@ -35,4 +38,5 @@ pub mod proxy;
 pub(crate) mod reload;
 pub mod review;
 pub mod serve;
+pub mod signature;
 pub(crate) mod verify_image;

@@ -25,11 +25,12 @@ mod decision_log;
 pub mod duration;
 mod exemptions;
 mod hook;
+pub mod image_verification;
 pub mod images;
 mod listen;
 mod metrics;
 mod namespaces;
-mod policy_dir;
+pub mod policy_dir;
 mod proxy;
 mod runtime_class;
 mod serve;
@@ -48,6 +49,7 @@ pub use cache::CacheConfig;
 pub use decision_log::DecisionLogConfig;
 pub use exemptions::{BreakGlass, Exemptions};
 pub use hook::{EventsConfig, HookConfig};
+pub use image_verification::{ImageVerificationConfig, RawImageVerification};
 pub use images::{ImageRules, InvalidImageRules};
 pub use listen::{ListenMode, ListenModeError};
 pub use metrics::MetricsConfig;
@@ -72,6 +74,9 @@ pub struct Config {
     pub policy_dir: Option<PolicyDir>,
     /// Built-in image rules (docs/policies.md).
     pub images: ImageRules,
+    /// How image signatures are fetched from registries (docs/image-verification.md); the
+    /// trust policies are `policyDir` documents.
+    pub image_verification: ImageVerificationConfig,
     /// Built-in runtime-class rule (docs/policies.md).
     pub runtime_class: RuntimeClassRule,
     /// Global override of every policy's mode, for rollout.
@@ -114,6 +119,8 @@ pub struct RawConfig {
     pub policy_dir: Option<PathBuf>,
     #[serde(default)]
     pub images: ImageRules,
+    #[serde(default)]
+    pub image_verification: RawImageVerification,
     #[serde(default)]
     pub runtime_class: RuntimeClassRule,
     #[serde(default)]
@@ -222,6 +229,10 @@ impl Config {
             .map_err(|(i, e)| invalid(&format!("serve.listeners[{i}]"), e))?;
         webhook::validate_all(&raw.webhooks)
             .map_err(|(field, message)| invalid(&field, message))?;
+        let image_verification = raw
+            .image_verification
+            .typed()
+            .map_err(|(field, message)| invalid(&field, message))?;
         let policy_dir = match &raw.policy_dir {
             Some(dir) => Some(PolicyDir::read(dir).map_err(|e| invalid("policyDir", e))?),
             None => None,
@@ -231,6 +242,7 @@ impl Config {
             webhooks: raw.webhooks,
             policy_dir,
             images: raw.images,
+            image_verification,
             runtime_class: raw.runtime_class,
             mode: raw.mode,
             exemptions: raw.exemptions,

@@ -1,6 +1,8 @@
 //! `policyDir:` — read when the config is loaded: every policy document in the directory,
 //! as text. Compiling them (ValidatingAdmissionPolicy, MutatingAdmissionPolicy, bindings,
-//! params) is `policy::vap`, when the decision core is built.
+//! params) is `policy::vap`, when the decision core is built; Portcullis's own kinds
+//! (`ImageVerificationPolicy`) are `signature::trust`'s. Both split files into documents
+//! with [`yaml_documents`], and [`is_portcullis_kind`] says which reader a document is for.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +44,50 @@ impl PolicyDir {
     }
 }
 
+/// The API group of Portcullis's own `policyDir` kinds.
+pub const PORTCULLIS_API_GROUP: &str = "portcullis.dev";
+/// The kind of the image signature trust policy (docs/image-verification.md).
+pub const IMAGE_VERIFICATION_POLICY_KIND: &str = "ImageVerificationPolicy";
+
+/// sigstore policy-controller's API group (`ClusterImagePolicy`): its documents are
+/// refused with a pointer to `ImageVerificationPolicy`, never silently ignored.
+pub const SIGSTORE_POLICY_API_GROUP: &str = "policy.sigstore.dev";
+
+/// Whether a document is Portcullis's own (any kind of the `portcullis.dev` group, an
+/// `ImageVerificationPolicy` of any group, or a policy-controller document):
+/// `signature::trust` reads or refuses those, so that a misspelt kind or apiVersion is an
+/// error and never a params object of a ValidatingAdmissionPolicy.
+pub fn is_portcullis_kind(api_version: &str, kind: &str) -> bool {
+    let group = api_version.split('/').next();
+    group == Some(PORTCULLIS_API_GROUP)
+        || group == Some(SIGSTORE_POLICY_API_GROUP)
+        || kind == IMAGE_VERIFICATION_POLICY_KIND
+}
+
+/// The documents of a multi-document YAML text, each padded with the blank lines before
+/// it so that line numbers stay those of the file. A document starts at a `---` line.
+pub fn yaml_documents(text: &str) -> Vec<String> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    for (line_no, line) in text.split_inclusive('\n').enumerate() {
+        let is_marker =
+            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
+        if is_marker {
+            docs.push(std::mem::take(&mut current));
+            current = "\n".repeat(line_no);
+            // Content after the marker (`--- {a: 1}`) stays on its line and column.
+            current.push_str("   ");
+            current.push_str(&line[3..]);
+        } else if line.starts_with("...") && line[3..].trim().is_empty() {
+            current.push('\n');
+        } else {
+            current.push_str(line);
+        }
+    }
+    docs.push(current);
+    docs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +110,33 @@ mod tests {
         let missing = dir.path().join("missing");
         let e = PolicyDir::read(&missing).unwrap_err();
         assert!(e.starts_with(&missing.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn documents_keep_their_line_numbers() {
+        let docs = yaml_documents("a: 1\n---\nb: 2\n--- {c: 3}\n...\n");
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0], "a: 1\n");
+        assert_eq!(docs[1].lines().nth(2), Some("b: 2"));
+        assert_eq!(docs[2].lines().nth(3), Some("    {c: 3}"));
+    }
+
+    #[test]
+    fn portcullis_kinds() {
+        assert!(is_portcullis_kind(
+            "portcullis.dev/v1alpha1",
+            "ImageVerificationPolicy"
+        ));
+        assert!(is_portcullis_kind("portcullis.dev/v1", "Typo"));
+        assert!(is_portcullis_kind(
+            "example.com/v1",
+            "ImageVerificationPolicy"
+        ));
+        assert!(!is_portcullis_kind("example.com/v1", "Params"));
+        assert!(!is_portcullis_kind("portcullis.devx/v1", "Params"));
+        assert!(is_portcullis_kind(
+            "policy.sigstore.dev/v1beta1",
+            "ClusterImagePolicy"
+        ));
     }
 }

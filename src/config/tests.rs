@@ -163,3 +163,21 @@ fn webhook_names_must_be_unique() {
     let e = parse("webhooks: [{name: a, clientConfig: {}}]\n").unwrap_err();
     assert!(e.to_string().contains("webhooks[0].clientConfig: "), "{e}");
 }
+
+#[test]
+fn image_verification_is_checked_at_load_naming_the_field() {
+    let err = parse("imageVerification: {timeoutSeconds: 0}\n").unwrap_err();
+    let ConfigError::Invalid { field, message, .. } = &err else {
+        panic!("expected Invalid, got {err}");
+    };
+    assert_eq!(field, "imageVerification.timeoutSeconds");
+    assert!(message.contains("use 1 to 300"), "{message}");
+    let err = parse("imageVerification: {caFiles: /x}\n").unwrap_err();
+    assert!(err.to_string().contains("unknown field `caFiles`"), "{err}");
+    let fine = parse("imageVerification: {insecureRegistries: [localhost:5000]}\n").unwrap();
+    assert_eq!(
+        fine.image_verification.insecure_registries,
+        ["localhost:5000"]
+    );
+    assert_eq!(parse("").unwrap().image_verification.timeout.as_secs(), 10);
+}

@@ -39,7 +39,8 @@ impl LabelSelector {
         self.match_labels.is_empty() && self.match_expressions.is_empty()
     }
 
-    pub(super) fn validate(&self) -> Result<(), InvalidWebhook> {
+    /// Upstream's checks of a selector's shape; the error's field is relative to it.
+    pub fn validate(&self) -> Result<(), InvalidWebhook> {
         for k in self.match_labels.keys() {
             if k.is_empty() {
                 return Err(invalid("matchLabels", "label keys must not be empty"));

@@ -62,30 +62,6 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// The documents of a multi-document YAML text, each padded with the blank lines before
-/// it so that line numbers stay those of the file. A document starts at a `---` line.
-fn documents(text: &str) -> Vec<String> {
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    for (line_no, line) in text.split_inclusive('\n').enumerate() {
-        let is_marker =
-            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
-        if is_marker {
-            docs.push(std::mem::take(&mut current));
-            current = "\n".repeat(line_no);
-            // Content after the marker (`--- {a: 1}`) stays on its line and column.
-            current.push_str("   ");
-            current.push_str(&line[3..]);
-        } else if line.starts_with("...") && line[3..].trim().is_empty() {
-            current.push('\n');
-        } else {
-            current.push_str(line);
-        }
-    }
-    docs.push(current);
-    docs
-}
-
 /// Parses and checks every document. Must run on a thread with [`super::expr::STACK_BYTES`].
 pub(crate) fn load(docs: &[(PathBuf, String)]) -> Result<Loaded, LoadError> {
     let mut issues = Vec::new();
@@ -95,7 +71,7 @@ pub(crate) fn load(docs: &[(PathBuf, String)]) -> Result<Loaded, LoadError> {
             file,
             issues: &mut issues,
         };
-        for doc in documents(text) {
+        for doc in crate::config::policy_dir::yaml_documents(text) {
             found.document(&mut loader, file, &doc);
         }
     }
@@ -235,12 +211,15 @@ impl Found {
                 Ok(b) => self.raw_mutating_bindings.push((file.to_path_buf(), b)),
                 Err(e) => loader.issue(None, format!("{MUTATING_BINDING_KIND}: {e}")),
             }
-        } else {
+        } else if !crate::config::policy_dir::is_portcullis_kind(&header.api_version, &header.kind)
+        {
+            // Portcullis's own kinds are read (or refused) by their source, never params.
             self.param(loader, header, value);
         }
     }
 
-    /// Any other object is a params object, if it has the fields one needs.
+    /// Any other object (but Portcullis's own kinds) is a params object, if it has the
+    /// fields one needs.
     fn param(&mut self, loader: &mut Loader, header: Header, value: serde_json::Value) {
         if header.api_version.is_empty()
             || header.kind.is_empty()
