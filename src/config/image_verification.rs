@@ -38,6 +38,13 @@ pub struct RawImageVerification {
     /// Connect and read timeout of each registry request, 1..300; default 10.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// How long a verdict that admits an image is reused, in seconds; default 300.
+    #[serde(default)]
+    pub cache_allow_seconds: Option<u64>,
+    /// How long a refusal (or an unreadable registry) is reused, in seconds; default 30:
+    /// a kubelet's pull back-off asks again within it and costs no registry call.
+    #[serde(default)]
+    pub cache_deny_seconds: Option<u64>,
 }
 
 /// `imageVerification:` validated, its files read.
@@ -48,7 +55,16 @@ pub struct ImageVerificationConfig {
     pub insecure_registries: Vec<String>,
     pub docker_config: Option<DockerConfig>,
     pub timeout: Duration,
+    /// How long verdicts are reused: those that admit, and the others.
+    pub cache_allow: Duration,
+    pub cache_deny: Duration,
 }
+
+/// `cacheAllowSeconds` when unset.
+pub const DEFAULT_CACHE_ALLOW_SECONDS: u64 = 300;
+/// `cacheDenySeconds` when unset.
+pub const DEFAULT_CACHE_DENY_SECONDS: u64 = 30;
+const MAX_CACHE_SECONDS: u64 = 86_400;
 
 impl Default for ImageVerificationConfig {
     fn default() -> Self {
@@ -57,6 +73,8 @@ impl Default for ImageVerificationConfig {
             insecure_registries: Vec::new(),
             docker_config: None,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECONDS),
+            cache_allow: Duration::from_secs(DEFAULT_CACHE_ALLOW_SECONDS),
+            cache_deny: Duration::from_secs(DEFAULT_CACHE_DENY_SECONDS),
         }
     }
 }
@@ -121,6 +139,26 @@ impl RawImageVerification {
                 format!("{timeout} is out of range; use 1 to {MAX_TIMEOUT_SECONDS}"),
             ));
         }
+        let cache = |v: Option<u64>, default: u64, field: &str| {
+            let v = v.unwrap_or(default);
+            if v > MAX_CACHE_SECONDS {
+                return Err((
+                    format!("imageVerification.{field}"),
+                    format!("{v} is out of range; use 0 (no reuse) to {MAX_CACHE_SECONDS}"),
+                ));
+            }
+            Ok(Duration::from_secs(v))
+        };
+        let cache_allow = cache(
+            self.cache_allow_seconds,
+            DEFAULT_CACHE_ALLOW_SECONDS,
+            "cacheAllowSeconds",
+        )?;
+        let cache_deny = cache(
+            self.cache_deny_seconds,
+            DEFAULT_CACHE_DENY_SECONDS,
+            "cacheDenySeconds",
+        )?;
         let ca = match &self.ca_file {
             Some(path) => Some((path.clone(), read_ca_file(path)?)),
             None => None,
@@ -134,6 +172,8 @@ impl RawImageVerification {
             insecure_registries: self.insecure_registries.clone(),
             docker_config,
             timeout: Duration::from_secs(timeout),
+            cache_allow,
+            cache_deny,
         })
     }
 }

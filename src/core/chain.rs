@@ -31,7 +31,7 @@ pub enum Scope {
     Mutation,
     /// The validation phase only, of the object as it comes (`/validate`).
     Validation,
-    /// The image rules only (an ImageReview).
+    /// The image rules and signatures only (an ImageReview, a pull).
     Images,
 }
 
@@ -55,7 +55,9 @@ impl Scope {
                 )
                 | (
                     Scope::Validation,
-                    Stage::ValidatingPolicies(_) | Stage::ValidatingWebhooks(_)
+                    Stage::ImageSignatures(_)
+                        | Stage::ValidatingPolicies(_)
+                        | Stage::ValidatingWebhooks(_)
                 )
         )
     }
@@ -69,6 +71,8 @@ pub(super) enum Stage {
     MutatingWebhooks(Vec<Webhook>),
     /// Validation phase: in-process policies (Pod Security, image rules,
     /// ValidatingAdmissionPolicy), then the webhooks.
+    /// Validation phase, first: the images' signatures (`signatures`).
+    ImageSignatures(Arc<super::signatures::Signatures>),
     ValidatingPolicies(Vec<Arc<dyn ValidatingPolicy>>),
     ValidatingWebhooks(Vec<Webhook>),
 }
@@ -79,6 +83,7 @@ impl Stage {
             Stage::MutatingWebhooks(h) | Stage::ValidatingWebhooks(h) => h.is_empty(),
             Stage::ValidatingPolicies(p) => p.is_empty(),
             Stage::MutatingPolicies(p) => p.is_empty(),
+            Stage::ImageSignatures(_) => false,
         }
     }
 }

@@ -78,11 +78,15 @@ impl Decider {
         let pool = &self.blocking;
         if scope == Scope::Images {
             chain::judge(&self.images, &mut run, pool).await;
+            if let (Some(signatures), false) = (&self.signatures, run.is_refused()) {
+                signatures.judge(&mut run).await;
+            }
         }
         for stage in self.stages.iter().filter(|s| scope.runs(s)) {
             match stage {
                 Stage::MutatingPolicies(policies) => chain::change(policies, &mut run, pool).await,
                 Stage::MutatingWebhooks(hooks) => chain::mutate(hooks, &mut run).await,
+                Stage::ImageSignatures(signatures) => signatures.judge(&mut run).await,
                 Stage::ValidatingPolicies(policies) => chain::judge(policies, &mut run, pool).await,
                 Stage::ValidatingWebhooks(hooks) => chain::validate(hooks, &mut run).await,
             }

@@ -24,6 +24,7 @@ mod chain;
 mod client;
 mod decider;
 mod run;
+mod signatures;
 mod status;
 pub(crate) mod tls;
 mod tls_verify;
@@ -83,6 +84,8 @@ pub struct Decider {
     metrics: SharedMetrics,
     /// The image rules again, alone, for [`Scope::Images`].
     images: Vec<Arc<dyn crate::policy::ValidatingPolicy>>,
+    /// The images' signatures, for [`Scope::Images`] too; `None` without trust policies.
+    signatures: Option<Arc<signatures::Signatures>>,
     blocking: Blocking,
 }
 
@@ -101,12 +104,16 @@ impl Decider {
             }
         }
         let policies = registry::build(config).map_err(CoreError::Policy)?;
-        let stages = vec![
+        let signatures = signatures::Signatures::new(config)
+            .map_err(CoreError::Policy)?
+            .map(Arc::new);
+        let mut stages = vec![
             Stage::MutatingPolicies(policies.mutating),
             Stage::MutatingWebhooks(mutating),
-            Stage::ValidatingPolicies(policies.validating),
-            Stage::ValidatingWebhooks(validating),
         ];
+        stages.extend(signatures.clone().map(Stage::ImageSignatures));
+        stages.push(Stage::ValidatingPolicies(policies.validating));
+        stages.push(Stage::ValidatingWebhooks(validating));
         Ok(Self {
             stages,
             mode: config.mode,
@@ -120,6 +127,7 @@ impl Decider {
                 .map(|c| (cache::DecisionCache::new(c), c.clone())),
             metrics: Arc::new(Metrics::new()),
             images: policies.images,
+            signatures,
             blocking: Blocking::new(),
         })
     }

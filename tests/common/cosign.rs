@@ -1,0 +1,63 @@
+//! cosign signatures made for the tests with code independent of the verifier under test
+//! (RustCrypto's p256, not ring): a key pair, and `sign`, which pushes to a registry what
+//! `cosign sign --key` pushes — the simple-signing payload as the one layer of an OCI
+//! manifest tagged `sha256-<hex>.sig` in the image's repository, its base64 ECDSA P-256
+//! signature in the layer's `dev.cosignproject.cosign/signature` annotation.
+
+use base64::Engine as _;
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{DerSignature, SigningKey};
+use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+
+use super::registry::{sha256_digest, Registry};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A signing key; `seed` picks one deterministically.
+pub struct Key(SigningKey);
+
+impl Key {
+    pub fn new(seed: u8) -> Self {
+        let mut bytes = [7u8; 32];
+        bytes[0] = seed.max(1);
+        Self(SigningKey::from_slice(&bytes).expect("a valid P-256 scalar"))
+    }
+
+    /// The public key as `cosign.pub` holds it (PEM SubjectPublicKeyInfo).
+    pub fn public_pem(&self) -> String {
+        self.0
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("PEM")
+    }
+
+    /// Signs `repo@digest` in `registry` as `cosign sign --key` does.
+    pub fn sign(&self, registry: &Registry, repo: &str, digest: &str) {
+        let payload = format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"{}/{repo}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+            registry.host()
+        );
+        let signature: DerSignature = self.0.sign(payload.as_bytes());
+        let signature = base64::engine::general_purpose::STANDARD.encode(signature.as_bytes());
+        let config = br#"{"architecture":"","config":{},"created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let config_digest = registry.put_blob(repo, config);
+        let layer_digest = registry.put_blob(repo, payload.as_bytes());
+        assert_eq!(layer_digest, sha256_digest(payload.as_bytes()));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                "digest": layer_digest, "size": payload.len(),
+                "annotations": {"dev.cosignproject.cosign/signature": signature}}],
+        });
+        let tag = format!("{}.sig", digest.replace(':', "-"));
+        registry.put_manifest(
+            repo,
+            &tag,
+            &serde_json::to_vec(&manifest).unwrap(),
+            OCI_MANIFEST,
+        );
+    }
+}

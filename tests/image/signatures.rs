@@ -1,0 +1,130 @@
+//! Image signatures against a real registry: images pushed with skopeo, signed as
+//! `cosign sign --key` signs them (`tests/common/cosign.rs`, code independent of the
+//! verifier), and an `ImageVerificationPolicy` requiring one key. containerd's verifier
+//! (`portcullis verify-image`, run as containerd 2.x runs it) admits the signed image and
+//! refuses the unsigned one and the one signed by another key, with the reason; the
+//! registry going down is judged by the policy's `failurePolicy`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::cosign::Key;
+use crate::common::registry::{Registry, Transport};
+use crate::common::verifier::{self, descriptor};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The policy directory and the verifier's config for a registry at `host`.
+fn config(dir: &Path, host: &str, key: &Key, failure_policy: &str) -> String {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let pem: String = key
+        .public_pem()
+        .lines()
+        .map(|l| format!("        {l}\n"))
+        .collect();
+    std::fs::write(
+        policies.join("signed.yaml"),
+        format!(
+            "apiVersion: portcullis.dev/v1alpha1
+kind: ImageVerificationPolicy
+metadata: {{name: signed-apps}}
+spec:
+  images: [{{glob: '{host}/apps/**'}}]
+  failurePolicy: {failure_policy}
+  authorities:
+  - name: release-key
+    key:
+      data: |
+{pem}"
+        ),
+    )
+    .unwrap();
+    format!(
+        "policyDir: '{}'\nimageVerification: {{insecureRegistries: ['{host}'], timeoutSeconds: 2}}\n",
+        policies.display()
+    )
+}
+
+fn install(dir: &Path, config: &str) -> std::path::PathBuf {
+    let path = dir.join("verifier.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["install", "image-verifier", "--bin-dir"])
+        .arg(dir.join("bin"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    dir.join("bin/portcullis")
+}
+
+#[test]
+fn containerds_verifier_admits_only_images_signed_by_the_trusted_key() {
+    let registry = Registry::start(Transport::Http);
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = Key::new(1);
+    let other = Key::new(2);
+    let signed = registry.push_busybox_variant("apps/web:1", "signed");
+    let unsigned = registry.push_busybox_variant("apps/web:2", "unsigned");
+    let foreign = registry.push_busybox_variant("apps/web:3", "foreign");
+    trusted.sign(&registry, "apps/web", &signed);
+    other.sign(&registry, "apps/web", &foreign);
+    let bin = install(
+        dir.path(),
+        &config(dir.path(), &registry.host(), &trusted, "Fail"),
+    );
+    let pull = |tag: &str, digest: &str| {
+        let name = registry.reference(&format!("apps/web:{tag}"));
+        verifier::run(&bin, &name, &descriptor(digest, 500), TIMEOUT)
+    };
+
+    let ok = pull("1", &signed);
+    assert!(ok.ok(), "{ok:?}");
+    let refused = pull("2", &unsigned);
+    assert_eq!(refused.exit_code, Some(1), "{refused:?}");
+    for part in ["signed-apps", unsigned.as_str(), "is not signed"] {
+        assert!(refused.reason.contains(part), "no {part:?} in {refused:?}");
+    }
+    let wrong_key = pull("3", &foreign);
+    assert_eq!(wrong_key.exit_code, Some(1), "{wrong_key:?}");
+    for part in [
+        "no signature by authority \"release-key\"",
+        "does not verify with the key",
+    ] {
+        assert!(
+            wrong_key.reason.contains(part),
+            "no {part:?} in {wrong_key:?}"
+        );
+    }
+    // An image no policy is about is not asked about.
+    let elsewhere = verifier::run(
+        &bin,
+        &registry.reference("other/web:2"),
+        &descriptor(&unsigned, 500),
+        TIMEOUT,
+    );
+    assert!(elsewhere.ok(), "{elsewhere:?}");
+}
+
+#[test]
+fn an_unreachable_registry_is_judged_by_the_failure_policy() {
+    let registry = Registry::start(Transport::Http);
+    let host = registry.host();
+    let digest = registry.push_busybox_variant("apps/web:1", "gone");
+    drop(registry);
+    let name = format!("{host}/apps/web:1");
+    for (failure_policy, admitted) in [("Fail", false), ("Ignore", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = install(
+            dir.path(),
+            &config(dir.path(), &host, &Key::new(1), failure_policy),
+        );
+        let judged = verifier::run(&bin, &name, &descriptor(&digest, 500), TIMEOUT);
+        assert_eq!(judged.ok(), admitted, "{failure_policy}: {judged:?}");
+        if !admitted {
+            assert!(judged.reason.contains("signed-apps"), "{judged:?}");
+        }
+    }
+}
