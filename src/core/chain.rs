@@ -33,6 +33,8 @@ pub enum Scope {
     Validation,
     /// The image rules and signatures only (an ImageReview, a pull).
     Images,
+    /// The signatures only (an image record: containerd's `Images/Create`).
+    Signatures,
 }
 
 impl Scope {

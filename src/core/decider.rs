@@ -78,9 +78,12 @@ impl Decider {
         let pool = &self.blocking;
         if scope == Scope::Images {
             chain::judge(&self.images, &mut run, pool).await;
-            if let (Some(signatures), false) = (&self.signatures, run.is_refused()) {
-                signatures.judge(&mut run).await;
-            }
+        }
+        let signatures_alone = matches!(scope, Scope::Images | Scope::Signatures);
+        if let (Some(signatures), true, false) =
+            (&self.signatures, signatures_alone, run.is_refused())
+        {
+            signatures.judge(&mut run).await;
         }
         for stage in self.stages.iter().filter(|s| scope.runs(s)) {
             match stage {

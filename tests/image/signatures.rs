@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::common::cosign::Key;
 use crate::common::registry::{Registry, Transport};
 use crate::common::verifier::{self, descriptor};
+use crate::common::{ok, unique, World};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -127,4 +128,77 @@ fn an_unreachable_registry_is_judged_by_the_failure_policy() {
             assert!(judged.reason.contains("signed-apps"), "{judged:?}");
         }
     }
+}
+
+/// `ctr images pull` through the proxy records the image with `Images/Create`: in the
+/// namespace whose labels a policy selects, the unsigned image is refused there with the
+/// reason and never listed, the signed one is pulled and runs; in a namespace the policy
+/// does not select, the unsigned image is pulled (one tenant's rule is not another's).
+#[test]
+fn ctr_pull_through_the_proxy_records_only_signed_images_where_signatures_are_required() {
+    let registry = Registry::start(Transport::Http);
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::new(1);
+    let signed = registry.push_busybox_variant("apps/web:1", "signed-and-run");
+    registry.push_busybox_variant("apps/web:2", "unsigned");
+    key.sign(&registry, "apps/web", &signed);
+    let mut config = config(dir.path(), &registry.host(), &key, "Fail");
+    let policy = dir.path().join("policies/signed.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let text = text.replace(
+        "  failurePolicy: Fail\n",
+        "  failurePolicy: Fail\n  namespaceSelector: {matchLabels: {tier: prod}}\n",
+    );
+    std::fs::write(&policy, text).unwrap();
+    config.push_str("namespaces:\n  prod: {labels: {tier: prod}}\n");
+    let w = World::new(&config);
+    let pull = |ns: &str, tag: &str| {
+        w.ctr(&[
+            "-n",
+            ns,
+            "images",
+            "pull",
+            "--plain-http",
+            &registry.reference(&format!("apps/web:{tag}")),
+        ])
+    };
+
+    let refused = pull("prod", "2");
+    assert!(!refused.status.success(), "{}", text_of(&refused));
+    for part in ["signed-apps", "is not signed"] {
+        assert!(
+            text_of(&refused).contains(part),
+            "no {part:?}: {}\n{}",
+            text_of(&refused),
+            w.logs()
+        );
+    }
+    // Refused when the image was recorded: the layers had been fetched, the record not made.
+    assert!(
+        w.proxy.log().contains("refused method=CreateImage"),
+        "{}",
+        w.logs()
+    );
+    let listed = ok(w.ctr_direct(&["-n", "prod", "images", "ls", "-q"]));
+    assert!(!listed.contains("apps/web:2"), "{listed}");
+
+    ok(pull("prod", "1"));
+    let reference = registry.reference("apps/web:1");
+    let out = ok(w.ctr(&[
+        "-n",
+        "prod",
+        "run",
+        "--rm",
+        &reference,
+        &unique("signed"),
+        "echo",
+        "ran",
+    ]));
+    assert!(out.contains("ran"), "{out}");
+
+    ok(pull("default", "2"));
+}
+
+fn text_of(out: &std::process::Output) -> String {
+    crate::common::text(out)
 }

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use containerd_client::services::v1::{
-    Container, CreateContainerRequest, CreateTaskRequest, ExecProcessRequest, GetContainerRequest,
-    GetContainerResponse, UpdateContainerRequest, UpdateTaskRequest,
+    Container, CreateContainerRequest, CreateImageRequest, CreateTaskRequest, ExecProcessRequest,
+    GetContainerRequest, GetContainerResponse, UpdateContainerRequest, UpdateImageRequest,
+    UpdateTaskRequest,
 };
 use prost::Message;
 use serde_json::Value;
@@ -24,6 +25,7 @@ mod cri;
 mod cri_connect;
 mod cri_resize;
 mod cri_writeback;
+mod images;
 mod rules;
 mod tasks;
 
@@ -39,6 +41,9 @@ pub enum Method {
     CreateTask,
     UpdateTask,
     Exec,
+    /// `images.v1.Images/Create` and `/Update`: an image record (`images`).
+    CreateImage,
+    UpdateImage,
     /// A CRI call (`proxy.cri: admit`).
     Cri(CriCall),
 }
@@ -52,6 +57,8 @@ impl Method {
             ("containerd.services.tasks.v1.Tasks", "Create") => Method::CreateTask,
             ("containerd.services.tasks.v1.Tasks", "Update") => Method::UpdateTask,
             ("containerd.services.tasks.v1.Tasks", "Exec") => Method::Exec,
+            ("containerd.services.images.v1.Images", "Create") => Method::CreateImage,
+            ("containerd.services.images.v1.Images", "Update") => Method::UpdateImage,
             _ => return None,
         })
     }
@@ -162,6 +169,20 @@ impl Proxy {
             Method::Exec => {
                 let req = ExecProcessRequest::decode(message).map_err(decode_error)?;
                 self.exec(namespace, user, req).await
+            }
+            Method::CreateImage => {
+                let req = CreateImageRequest::decode(message).map_err(decode_error)?;
+                self.record_image(namespace, user, req.image, "Images/Create")
+                    .await
+            }
+            Method::UpdateImage => {
+                let req = UpdateImageRequest::decode(message).map_err(decode_error)?;
+                let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+                if !images::changes_target(&paths) {
+                    return Ok(Admitted::Unchanged);
+                }
+                self.record_image(namespace, user, req.image, "Images/Update")
+                    .await
             }
             Method::Cri(call) => self.admit_cri(call, user, &message).await,
         }
