@@ -55,7 +55,10 @@ impl DecisionCache {
         let mut request = request.clone();
         request.uid.clear();
         request.user_info.extra.remove(PID_KEY);
-        serde_json::to_vec(&request).ok()
+        let mut key = serde_json::to_vec(&request).ok()?;
+        // Not on the wire, but part of what is decided: the digests the runtime holds.
+        key.extend(serde_json::to_vec(&request.image_digests).ok()?);
+        Some(key)
     }
 
     pub fn get(&self, key: &[u8]) -> Option<Verdict> {

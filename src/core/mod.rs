@@ -154,6 +154,14 @@ impl Decider {
         self
     }
 
+    /// Whether image signatures are verified (trust policies are loaded): doors then look
+    /// up the digests the runtime holds ([`AdmissionRequest::image_digests`]).
+    ///
+    /// [`AdmissionRequest::image_digests`]: crate::review::AdmissionRequest::image_digests
+    pub fn verifies_signatures(&self) -> bool {
+        self.signatures.is_some()
+    }
+
     /// `breakGlass.label`.
     pub fn break_glass_label(&self) -> &str {
         &self.break_glass.label

@@ -32,6 +32,7 @@ const CACHE_ENTRIES: u64 = 10_000;
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     image: String,
+    digest: Option<String>,
     namespace_labels: BTreeMap<String, String>,
 }
 
@@ -77,26 +78,33 @@ impl Signatures {
 
     /// One image's verdict: the cached one, else one verification shared by every
     /// concurrent ask.
-    async fn verdict(&self, image: &ImageRef, labels: &BTreeMap<String, String>) -> Arc<Verdict> {
+    async fn verdict(
+        &self,
+        image: &ImageRef,
+        digest: Option<&str>,
+        labels: &BTreeMap<String, String>,
+    ) -> Arc<Verdict> {
         let key = Key {
             image: image.to_string(),
+            digest: digest.map(str::to_owned),
             namespace_labels: labels.clone(),
         };
         let verifier = &self.verifier;
         self.cache
             .get_with(key, async move {
-                Arc::new(verifier.verify(image, None, labels).await)
+                Arc::new(verifier.verify(image, digest, labels).await)
             })
             .await
     }
 
     /// Verifies the images of the request's Pod; the first refusal refuses the request.
     pub(super) async fn judge(&self, run: &mut Run<'_>) {
-        let images = {
+        let (images, held) = {
             let request = run.current();
-            pod_view(&request)
+            let images = pod_view(&request)
                 .map(|v| images(&v.pod))
-                .unwrap_or_default()
+                .unwrap_or_default();
+            (images, request.image_digests.clone())
         };
         let labels = run.namespace_labels.clone();
         for (container, image) in images {
@@ -115,7 +123,21 @@ impl Signatures {
                     return;
                 }
             };
-            let verdict = self.verdict(&parsed, &labels).await;
+            // The digest the runtime holds, when the door found it: what runs is what is
+            // verified. A name pinned to another digest is not what runs.
+            let digest = held.get(&container).map(String::as_str);
+            if let (Some(runs), Some(named)) = (digest, parsed.digest.as_deref()) {
+                if runs != named {
+                    let message = format!(
+                        "policy {NAME:?} denied the request: container {container:?}: image \
+                         {image:?} names {named}, but the runtime holds {runs} under that name"
+                    );
+                    run.record(NAME, Outcome::Denied, &message);
+                    run.refuse(Refusal::Denied, failure_status(403, "Forbidden", message));
+                    return;
+                }
+            }
+            let verdict = self.verdict(&parsed, digest, &labels).await;
             run.annotate(
                 format!("portcullis.dev/image-verification.{container}"),
                 verdict.summary.clone(),

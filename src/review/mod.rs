@@ -117,6 +117,12 @@ pub struct AdmissionRequest {
     pub dry_run: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<Value>,
+    /// What the door found the runtime holds for each container's image, by container
+    /// name: the manifest digest, for the signature check ("images already on the node").
+    /// Never on the wire: Kubernetes has no such field, and a caller must not be able to
+    /// name a digest other than the one the runtime holds.
+    #[serde(skip)]
+    pub image_digests: BTreeMap<String, String>,
 }
 
 impl AdmissionRequest {
@@ -143,6 +149,7 @@ impl AdmissionRequest {
             old_object: None,
             dry_run: Some(false),
             options: None,
+            image_digests: BTreeMap::new(),
         }
     }
 }

@@ -202,3 +202,61 @@ fn ctr_pull_through_the_proxy_records_only_signed_images_where_signatures_are_re
 fn text_of(out: &std::process::Output) -> String {
     crate::common::text(out)
 }
+
+/// An unsigned image recorded before the policy existed (pulled straight from containerd,
+/// past the proxy): a container of it is refused at `Containers/Create` in the namespace
+/// that requires signatures, judged by the digest containerd holds (not the one the tag
+/// now names in the registry, which is signed), and runs in the namespace that does not.
+#[test]
+fn an_image_already_on_the_node_is_verified_when_a_container_of_it_is_created() {
+    let registry = Registry::start(Transport::Http);
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::new(1);
+    registry.push_busybox_variant("apps/web:2", "old-unsigned");
+    let mut config = config(dir.path(), &registry.host(), &key, "Fail");
+    let policy = dir.path().join("policies/signed.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap().replace(
+        "  failurePolicy: Fail\n",
+        "  failurePolicy: Fail\n  namespaceSelector: {matchLabels: {tier: prod}}\n",
+    );
+    std::fs::write(&policy, text).unwrap();
+    config.push_str("namespaces:\n  prod: {labels: {tier: prod}}\n");
+    let w = World::new(&config);
+    let reference = registry.reference("apps/web:2");
+    for ns in ["prod", "default"] {
+        ok(w.ctr_direct(&["-n", ns, "images", "pull", "--plain-http", &reference]));
+    }
+    // The tag moves on in the registry to a signed image: what runs here is still the
+    // old one, and that is what must be verified (resolving the tag would admit it).
+    let moved = registry.push_busybox_variant("apps/web:2", "new-signed");
+    key.sign(&registry, "apps/web", &moved);
+    let run = |ns: &str| {
+        w.ctr(&[
+            "-n",
+            ns,
+            "run",
+            "--rm",
+            &reference,
+            &unique("old"),
+            "echo",
+            "ran",
+        ])
+    };
+    let refused = run("prod");
+    assert!(!refused.status.success(), "{}", text_of(&refused));
+    for part in ["signed-apps", "is not signed"] {
+        assert!(
+            text_of(&refused).contains(part),
+            "no {part:?}: {}\n{}",
+            text_of(&refused),
+            w.logs()
+        );
+    }
+    assert!(
+        w.containers("prod").is_empty(),
+        "{:?}",
+        w.containers("prod")
+    );
+    let out = ok(run("default"));
+    assert!(out.contains("ran"), "{out}");
+}

@@ -6,7 +6,10 @@
 //! update that leaves the target alone (`update_mask` without `target`) records nothing
 //! new and passes.
 
-use containerd_client::services::v1::Image;
+use std::collections::BTreeMap;
+
+use containerd_client::services::v1::{GetImageRequest, GetImageResponse, Image};
+use serde_json::Value;
 
 use super::{Admitted, Proxy};
 use crate::core::Scope;
@@ -33,6 +36,47 @@ impl Proxy {
         self.decide_at(Door::Proxy, Scope::Signatures, &review)
             .await?;
         Ok(Admitted::Unchanged)
+    }
+}
+
+const GET_IMAGE: &str = "/containerd.services.images.v1.Images/Get";
+
+impl Proxy {
+    /// The digests containerd holds, in namespace `ns`, under the image names of `pod`'s
+    /// containers (by container name): what the signature check verifies, so that an
+    /// image recorded before a policy required signatures is judged when a container of
+    /// it is created. Looked up only when signatures are verified; a name containerd does
+    /// not hold (dockerd keeps its images itself) has none, and its tag is resolved at
+    /// the registry instead.
+    pub(super) async fn held_digests(
+        &self,
+        ns: &str,
+        pod: &Value,
+    ) -> Result<BTreeMap<String, String>, Status> {
+        let mut held = BTreeMap::new();
+        if !self.decider.load().verifies_signatures() {
+            return Ok(held);
+        }
+        let containers = pod["spec"]["containers"].as_array().into_iter().flatten();
+        for c in containers {
+            let (Some(name), Some(image)) = (c["name"].as_str(), c["image"].as_str()) else {
+                continue;
+            };
+            let request = GetImageRequest {
+                name: image.to_owned(),
+            };
+            let got: Result<GetImageResponse, Status> =
+                self.upstream.unary(GET_IMAGE, ns, &request).await;
+            let digest = match got {
+                Ok(r) => r.image.and_then(|i| i.target).map(|t| t.digest),
+                Err(status) if status.code == Code::NotFound => None,
+                Err(status) => return Err(status),
+            };
+            if let Some(digest) = digest.filter(|d| !d.is_empty()) {
+                held.insert(name.to_owned(), digest);
+            }
+        }
+        Ok(held)
     }
 }
 

@@ -205,7 +205,8 @@ impl Proxy {
         let record = self.record(ns, container).await?;
         self.check_host(&what, &record)?;
         let view = self.view(&record, container)?;
-        let review = view.request(AdmissionRequest::pod(Operation::Create), user);
+        let mut review = view.request(AdmissionRequest::pod(Operation::Create), user);
+        review.image_digests = self.held_digests(ns, &view.object).await?;
         let verdict = self.decide(&review).await?;
         let Some(mutated) = verdict.mutated().cloned() else {
             return Ok(Admitted::Unchanged);
