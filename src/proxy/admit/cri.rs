@@ -124,15 +124,17 @@ impl Proxy {
             CriCall::Pod(pod_call) => {
                 let mut review =
                     request_of(pod_call, message, &self.kubelet, user.clone()).map_err(invalid)?;
-                if let (PodCall::CreateContainer, Some(pod)) = (pod_call, review.object.as_mut()) {
+                if let (PodCall::CreateContainer, Some(pod)) = (pod_call, review.object.as_ref()) {
                     // Two lookups in containerd, at once.
                     let (image, class) =
                         tokio::join!(self.name_image(pod), self.sandbox_class(message));
                     if let Some(image) = image? {
-                        image.apply(pod);
+                        image.apply_to(&mut review);
                     }
-                    let spec = pod.get_mut("spec").and_then(|s| s.as_object_mut());
-                    if let (Some(class), Some(spec)) = (class?, spec) {
+                    let spec = review.object.as_mut().and_then(|p| p.get_mut("spec"));
+                    if let (Some(class), Some(spec)) =
+                        (class?, spec.and_then(|s| s.as_object_mut()))
+                    {
                         spec.insert("runtimeClassName".into(), class.into());
                     }
                 }
@@ -217,22 +219,47 @@ impl Proxy {
         };
         let claimed = pod.pointer(USER_IMAGE).and_then(|v| v.as_str());
         let name = chosen_name(claimed, &image.repo_tags, &image.repo_digests).unwrap_or(&id);
+        let digest = held_digest(name, &image.repo_digests);
         Ok(Some(ImageName {
             name: name.to_owned(),
             id,
+            digest,
         }))
     }
 }
 
 const IMAGE: &str = "/spec/containers/0/image";
 
-/// The name a container's image is judged by, and the ID the kubelet named it by.
+/// The name a container's image is judged by, the ID the kubelet named it by, and the
+/// digest containerd holds for it in the name's repository (what signatures are checked
+/// against).
 pub(super) struct ImageName {
     name: String,
     id: String,
+    digest: Option<String>,
 }
 
 impl ImageName {
+    /// The container's image becomes the name; the ID stays in `portcullis.dev/image-id`;
+    /// the digest goes to the request's `image_digests`.
+    pub(super) fn apply_to(self, review: &mut AdmissionRequest) {
+        if let (Some(digest), Some(container)) = (
+            &self.digest,
+            review
+                .object
+                .as_ref()
+                .and_then(|p| p.pointer("/spec/containers/0/name"))
+                .and_then(|n| n.as_str()),
+        ) {
+            review
+                .image_digests
+                .insert(container.to_owned(), digest.clone());
+        }
+        if let Some(pod) = review.object.as_mut() {
+            self.apply(pod);
+        }
+    }
+
     /// The container's image becomes the name; the ID stays in `portcullis.dev/image-id`.
     pub(super) fn apply(self, pod: &mut serde_json::Value) {
         if let Some(slot) = pod.pointer_mut(IMAGE) {
@@ -266,6 +293,16 @@ impl Proxy {
             Err(status) => Err(status),
         }
     }
+}
+
+/// The digest of `repo_digests` (`repository@sha256:…`, what containerd recorded at the
+/// pull) in `name`'s repository.
+fn held_digest(name: &str, repo_digests: &[String]) -> Option<String> {
+    let repository = ImageRef::parse(name).ok()?.name();
+    repo_digests.iter().find_map(|r| {
+        let held = ImageRef::parse(r).ok()?;
+        (held.name() == repository).then(|| held.digest.clone())?
+    })
 }
 
 /// `sha256:` and 64 hex digits, or the 64 hex digits alone: an image ID, not a name.
@@ -340,6 +377,22 @@ fn request_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_held_digest_is_the_one_recorded_in_the_names_repository() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let digests = vec![
+            format!("docker.io/library/busybox@{a}"),
+            format!("registry.example/apps/web@{b}"),
+        ];
+        assert_eq!(
+            held_digest("registry.example/apps/web:2", &digests),
+            Some(b.clone())
+        );
+        assert_eq!(held_digest("busybox:1.36", &digests), Some(a));
+        assert_eq!(held_digest("registry.example/other:1", &digests), None);
+    }
 
     #[test]
     fn image_ids_are_told_from_names() {
