@@ -8,7 +8,8 @@
 //! `imageVerification.cacheAllowSeconds` and the others for `cacheDenySeconds`, and
 //! concurrent asks for one image share one verification (moka's `get_with`), so a
 //! kubelet pulling a refused image in its back-off loop costs one registry verification
-//! per `cacheDenySeconds`. A reload builds a new core, and with it an empty cache: a
+//! per `cacheDenySeconds` (`portcullis_image_verifications_total` counts them,
+//! `portcullis_image_verification_cache_lookups_total` the hits). A reload builds a new core, and with it an empty cache: a
 //! verdict never outlives the trust policies it was made under.
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use moka::future::Cache;
 use super::run::Run;
 use super::status::failure_status;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::review::pod_view::pod_view;
 use crate::review::{Outcome, Refusal};
 use crate::signature::{Decision, ImageRef, Verdict, Verifier};
@@ -83,6 +85,7 @@ impl Signatures {
         image: &ImageRef,
         digest: Option<&str>,
         labels: &BTreeMap<String, String>,
+        metrics: &Metrics,
     ) -> Arc<Verdict> {
         let key = Key {
             image: image.to_string(),
@@ -90,11 +93,23 @@ impl Signatures {
             namespace_labels: labels.clone(),
         };
         let verifier = &self.verifier;
-        self.cache
-            .get_with(key, async move {
-                Arc::new(verifier.verify(image, digest, labels).await)
+        let entry = self
+            .cache
+            .entry(key)
+            .or_insert_with(async move {
+                let started = Instant::now();
+                let verdict = verifier.verify(image, digest, labels).await;
+                let result = match verdict.decision {
+                    Decision::Allowed => "allowed",
+                    Decision::Warn(_) => "warned",
+                    Decision::Refused(_) => "refused",
+                };
+                metrics.image_verified(result, started.elapsed());
+                Arc::new(verdict)
             })
-            .await
+            .await;
+        metrics.image_verification_lookup(!entry.is_fresh());
+        entry.into_value()
     }
 
     /// Verifies the images of the request's Pod; the first refusal refuses the request.
@@ -137,7 +152,7 @@ impl Signatures {
                     return;
                 }
             }
-            let verdict = self.verdict(&parsed, digest, &labels).await;
+            let verdict = self.verdict(&parsed, digest, &labels, run.metrics).await;
             run.annotate(
                 format!("portcullis.dev/image-verification.{container}"),
                 verdict.summary.clone(),

@@ -260,3 +260,45 @@ fn an_image_already_on_the_node_is_verified_when_a_container_of_it_is_created() 
     let out = ok(run("default"));
     assert!(out.contains("ran"), "{out}");
 }
+
+/// A refused image asked about again and again — a kubelet's pull back-off, many pulls at
+/// once — through the daemon costs one registry verification: concurrent asks share it,
+/// later ones find it in the cache (`cacheDenySeconds`).
+#[test]
+fn a_refused_image_asked_again_and_again_costs_one_registry_verification() {
+    let registry = Registry::start(Transport::Http);
+    let dir = tempfile::tempdir().unwrap();
+    let unsigned = registry.push_busybox_variant("apps/web:2", "asked-often");
+    let policy = config(dir.path(), &registry.host(), &Key::new(1), "Fail");
+    let serve = crate::common::Serve::serve(dir.path(), &policy, &[]);
+    let bin = install(
+        dir.path(),
+        &format!("hook:\n  daemonSocket: '{}'\n", serve.socket.display()),
+    );
+    let name = registry.reference("apps/web:2");
+    let sig = format!("/v2/apps/web/manifests/{}.sig", unsigned.replace(':', "-"));
+    let asked = || registry.log().matches(&sig).count();
+
+    let first = verifier::run(&bin, &name, &descriptor(&unsigned, 500), TIMEOUT);
+    assert_eq!(first.exit_code, Some(1), "{first:?}\n{}", serve.log());
+    let per_verification = asked();
+    assert!(per_verification >= 1, "{}", registry.log());
+
+    let together: Vec<_> = (0..10)
+        .map(|_| {
+            let (bin, name, unsigned) = (bin.clone(), name.clone(), unsigned.clone());
+            std::thread::spawn(move || {
+                verifier::run(&bin, &name, &descriptor(&unsigned, 500), TIMEOUT)
+            })
+        })
+        .collect();
+    for judged in together {
+        let judged = judged.join().unwrap();
+        assert_eq!(judged.exit_code, Some(1), "{judged:?}");
+    }
+    for _ in 0..10 {
+        let judged = verifier::run(&bin, &name, &descriptor(&unsigned, 500), TIMEOUT);
+        assert_eq!(judged.exit_code, Some(1), "{judged:?}");
+    }
+    assert_eq!(asked(), per_verification, "{}", registry.log());
+}
