@@ -5,61 +5,14 @@
 //! refuses the unsigned one and the one signed by another key, with the reason; the
 //! registry going down is judged by the policy's `failurePolicy`.
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::common::cosign::Key;
+use crate::common::cosign::{policy_config as config, Key};
 use crate::common::registry::{Registry, Transport};
-use crate::common::verifier::{self, descriptor};
+use crate::common::verifier::{self, descriptor, install};
 use crate::common::{ok, unique, World};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The policy directory and the verifier's config for a registry at `host`.
-fn config(dir: &Path, host: &str, key: &Key, failure_policy: &str) -> String {
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    let pem: String = key
-        .public_pem()
-        .lines()
-        .map(|l| format!("        {l}\n"))
-        .collect();
-    std::fs::write(
-        policies.join("signed.yaml"),
-        format!(
-            "apiVersion: portcullis.dev/v1alpha1
-kind: ImageVerificationPolicy
-metadata: {{name: signed-apps}}
-spec:
-  images: [{{glob: '{host}/apps/**'}}]
-  failurePolicy: {failure_policy}
-  authorities:
-  - name: release-key
-    key:
-      data: |
-{pem}"
-        ),
-    )
-    .unwrap();
-    format!(
-        "policyDir: '{}'\nimageVerification: {{insecureRegistries: ['{host}'], timeoutSeconds: 2}}\n",
-        policies.display()
-    )
-}
-
-fn install(dir: &Path, config: &str) -> std::path::PathBuf {
-    let path = dir.join("verifier.yaml");
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["install", "image-verifier", "--bin-dir"])
-        .arg(dir.join("bin"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    dir.join("bin/portcullis")
-}
 
 #[test]
 fn containerds_verifier_admits_only_images_signed_by_the_trusted_key() {
