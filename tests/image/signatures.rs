@@ -255,3 +255,37 @@ fn a_refused_image_asked_again_and_again_costs_one_registry_verification() {
     }
     assert_eq!(asked(), per_verification, "{}", registry.log());
 }
+
+/// Over TLS the registry is trusted through `imageVerification.caFile`: the signed image is
+/// admitted; without the CA the registry cannot be read, and `failurePolicy: Fail`
+/// refuses, naming the policy.
+#[test]
+fn a_tls_registry_is_trusted_through_the_configured_ca() {
+    let registry = Registry::start(Transport::Tls);
+    let key = Key::new(1);
+    let signed = registry.push_busybox_variant("apps/web:1", "tls-signed");
+    key.sign(&registry, "apps/web", &signed);
+    let ca = registry.ca_pem().expect("a TLS registry has a CA");
+    let name = registry.reference("apps/web:1");
+    for (with_ca, admitted) in [(true, true), (false, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = config(dir.path(), &registry.host(), &key, "Fail");
+        let insecure = format!("insecureRegistries: ['{}']", registry.host());
+        let trust = if with_ca {
+            format!("caFile: '{}'", ca.display())
+        } else {
+            "insecureRegistries: []".to_owned()
+        };
+        let config = plain.replace(&insecure, &trust);
+        let bin = install(dir.path(), &config);
+        let judged = verifier::run(&bin, &name, &descriptor(&signed, 500), TIMEOUT);
+        assert_eq!(
+            judged.ok(),
+            admitted,
+            "caFile {with_ca}: {judged:?}\n{config}"
+        );
+        if !admitted {
+            assert!(judged.reason.contains("signed-apps"), "{judged:?}");
+        }
+    }
+}
