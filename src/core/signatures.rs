@@ -23,8 +23,8 @@ use super::status::failure_status;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::review::pod_view::pod_view;
-use crate::review::{Outcome, Refusal};
-use crate::signature::{Decision, ImageRef, Verdict, Verifier};
+use crate::review::{Outcome as Said, Refusal};
+use crate::signature::{Decision, ImageRef, Outcome, Verdict, Verifier};
 
 /// The name signatures go by in the trail, the metrics and refusals.
 pub const NAME: &str = "image-signatures";
@@ -130,7 +130,7 @@ impl Signatures {
                         "policy {NAME:?} could not judge the request: container {container:?}: \
                          image {image:?} is not a reference: {e}"
                     );
-                    run.record(NAME, Outcome::Failed, &message);
+                    run.record(NAME, Said::Failed, &message);
                     run.refuse(
                         Refusal::Failed,
                         failure_status(500, "InternalError", message),
@@ -147,7 +147,7 @@ impl Signatures {
                         "policy {NAME:?} denied the request: container {container:?}: image \
                          {image:?} names {named}, but the runtime holds {runs} under that name"
                     );
-                    run.record(NAME, Outcome::Denied, &message);
+                    run.record(NAME, Said::Denied, &message);
                     run.refuse(Refusal::Denied, failure_status(403, "Forbidden", message));
                     return;
                 }
@@ -157,20 +157,64 @@ impl Signatures {
                 format!("portcullis.dev/image-verification.{container}"),
                 verdict.summary.clone(),
             );
+            run.image_verification
+                .insert(container.clone(), report(&verdict));
             match &verdict.decision {
-                Decision::Allowed => run.record(NAME, Outcome::Allowed, &verdict.summary),
+                Decision::Allowed => run.record(NAME, Said::Allowed, &verdict.summary),
                 Decision::Warn(warning) => {
-                    run.record(NAME, Outcome::Allowed, &verdict.summary);
+                    run.record(NAME, Said::Allowed, &verdict.summary);
                     run.verdict.warnings.push(warning.clone());
                 }
                 Decision::Refused(reason) => {
                     let message = format!("policy {NAME:?} denied the request: {reason}");
-                    run.record(NAME, Outcome::Denied, &message);
+                    run.record(NAME, Said::Denied, &message);
                     run.refuse(Refusal::Denied, failure_status(403, "Forbidden", message));
                     return;
                 }
             }
         }
+    }
+}
+
+/// A verdict as the policies after the check see it (`imageVerification.<container>`).
+fn report(v: &Verdict) -> serde_json::Value {
+    let decision = match v.decision {
+        Decision::Allowed => "Allowed",
+        Decision::Warn(_) => "Warn",
+        Decision::Refused(_) => "Refused",
+    };
+    let reports: Vec<serde_json::Value> = v
+        .reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "policy": r.policy,
+                "mode": format!("{:?}", r.mode).to_lowercase(),
+                "outcome": outcome(r.outcome),
+                "authority": r.authority,
+                "keyId": r.key_id,
+                "signature": r.signature,
+                "rekorLogIndex": r.rekor_log_index,
+                "detail": r.detail,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "image": v.image,
+        "digest": v.digest,
+        "decision": decision,
+        "summary": v.summary,
+        "reports": reports,
+    })
+}
+
+fn outcome(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Verified => "Verified",
+        Outcome::AllowListed => "AllowListed",
+        Outcome::NotVerified => "NotVerified",
+        Outcome::Unverifiable { ignored: true } => "UnverifiableIgnored",
+        Outcome::Unverifiable { ignored: false } => "Unverifiable",
     }
 }
 

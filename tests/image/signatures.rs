@@ -289,3 +289,64 @@ fn a_tls_registry_is_trusted_through_the_configured_ca() {
         }
     }
 }
+
+/// The signature check's report is a CEL variable (`imageVerification`, by container) for
+/// the policies after it, as Ratify's `policy.rego` decides on its report: with the trust
+/// policy in `mode: audit`, a ValidatingAdmissionPolicy admits a container of the image
+/// the release key signed and refuses the unsigned one, with its own message.
+#[test]
+fn a_cel_policy_decides_on_the_verification_report() {
+    let registry = Registry::start(Transport::Http);
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::new(1);
+    let signed = registry.push_busybox_variant("apps/web:1", "cel-signed");
+    registry.push_busybox_variant("apps/web:2", "cel-unsigned");
+    key.sign(&registry, "apps/web", &signed);
+    let config = config(dir.path(), &registry.host(), &key, "Fail");
+    let policy = dir.path().join("policies/signed.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap().replace(
+        "  failurePolicy: Fail\n",
+        "  failurePolicy: Fail\n  mode: audit\n",
+    );
+    std::fs::write(&policy, text).unwrap();
+    std::fs::write(
+        dir.path().join("policies/release-signed.yaml"),
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: release-signed}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+  validations:
+  - expression: "imageVerification.all(c, imageVerification[c].reports.exists(r, r.authority == 'release-key' && r.outcome == 'Verified'))"
+    message: not signed by the release key
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: release-signed}
+spec: {policyName: release-signed, validationActions: [Deny]}
+"#,
+    )
+    .unwrap();
+    let w = World::new(&config);
+    let run = |tag: &str| {
+        let reference = registry.reference(&format!("apps/web:{tag}"));
+        ok(w.ctr(&["images", "pull", "--plain-http", &reference]));
+        w.ctr(&["run", "--rm", &reference, &unique("cel"), "echo", "ran"])
+    };
+    let out = run("1");
+    assert!(
+        out.status.success() && text_of(&out).contains("ran"),
+        "{}",
+        text_of(&out)
+    );
+    let refused = run("2");
+    assert!(!refused.status.success(), "{}", text_of(&refused));
+    for part in ["release-signed", "not signed by the release key"] {
+        assert!(
+            text_of(&refused).contains(part),
+            "no {part:?}: {}",
+            text_of(&refused)
+        );
+    }
+}
