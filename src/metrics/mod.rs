@@ -134,21 +134,6 @@ impl Metrics {
             m.cache_lookups.clone(),
         );
         r.register(
-            "image_verifications",
-            "Image signature verifications made (cache misses), by result (allowed, warned, refused)",
-            m.image_verifications.clone(),
-        );
-        r.register(
-            "image_verification_duration_seconds",
-            "Time of image signature verifications, registry round trips included, by result",
-            m.image_verification_seconds.clone(),
-        );
-        r.register(
-            "image_verification_cache_lookups",
-            "Image signature verdict cache lookups, by result (hit, miss)",
-            m.image_verification_lookups.clone(),
-        );
-        r.register(
             "config_reloads",
             "Config and policy reloads, by result (success, failure)",
             m.reloads.clone(),
@@ -163,6 +148,7 @@ impl Metrics {
             "Generation of the config and policies serving now (1 at start, +1 per reload)",
             m.generation.clone(),
         );
+        m.register_image_verification();
         m.reload_ok.set(1);
         m.generation.set(1);
         m
@@ -223,6 +209,25 @@ impl Metrics {
         self.cache_lookups
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    fn register_image_verification(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "image_verifications",
+            "Image signature verifications made (cache misses), by result (allowed, warned, refused)",
+            self.image_verifications.clone(),
+        );
+        r.register(
+            "image_verification_duration_seconds",
+            "Time of image signature verifications, registry round trips included, by result",
+            self.image_verification_seconds.clone(),
+        );
+        r.register(
+            "image_verification_cache_lookups",
+            "Image signature verdict cache lookups, by result (hit, miss)",
+            self.image_verification_lookups.clone(),
+        );
     }
 
     /// One image signature verification (a cache miss) and how long it took.
