@@ -22,6 +22,7 @@ const PREREQUISITES: &[&str] = &[
     "docker-registry",
     "skopeo",
     "openssl",
+    "python3-bcrypt",
 ];
 
 use common::registry::{sha256_digest, Registry, Transport};

@@ -132,6 +132,21 @@ const TABLE: &[Prerequisite] = &[
         present: || succeeds("/usr/bin/python3", &["-c", "import grpc"]),
     },
     Prerequisite {
+        name: "python3-bcrypt",
+        provided_by: "python3 whose crypt module makes bcrypt hashes (glibc; Debian's python3)",
+        present: || {
+            succeeds(
+                "python3",
+                &[
+                    "-W",
+                    "ignore",
+                    "-c",
+                    "import crypt; assert crypt.crypt('x', crypt.mksalt(crypt.METHOD_BLOWFISH)).startswith('$2')",
+                ],
+            )
+        },
+    },
+    Prerequisite {
         name: "grpcio-venv",
         provided_by: "grpcio >= 1.57 from PyPI in target/clients-venv",
         present: || succeeds(CLIENTS_VENV_PYTHON, &["-c", "import grpc"]),

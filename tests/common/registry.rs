@@ -69,6 +69,8 @@ pub struct Registry {
     endpoint: Endpoint,
     /// The test CA (TLS only): PEM, and a directory holding it as `ca.crt` for skopeo.
     ca: Option<(PathBuf, PathBuf)>,
+    /// The user and password of an `htpasswd`-protected registry.
+    creds: Option<(String, String)>,
     proc: Proc,
     dir: tempfile::TempDir,
 }
@@ -78,12 +80,27 @@ struct Endpoint {
     transport: Transport,
     port: u16,
     tls: rustls::ClientConfig,
+    /// `Authorization` sent with every request of the harness, if the registry wants one.
+    basic: Option<String>,
 }
 
 impl Registry {
     /// Starts a registry on a free loopback port and waits until `GET /v2/` answers 200.
     pub fn start(transport: Transport) -> Self {
+        Self::start_with(transport, None)
+    }
+
+    /// [`Registry::start`] with HTTP Basic authentication (distribution's `htpasswd`
+    /// auth, a bcrypt entry for `user`): every call must carry the credentials.
+    pub fn start_with_auth(transport: Transport, user: &str, password: &str) -> Self {
+        Self::start_with(transport, Some((user.to_owned(), password.to_owned())))
+    }
+
+    fn start_with(transport: Transport, creds: Option<(String, String)>) -> Self {
         needs(&["docker-registry", "skopeo", "openssl"]);
+        if creds.is_some() {
+            needs(&["python3-bcrypt"]);
+        }
         let dir = tempfile::Builder::new()
             .prefix("portcullis-registry-")
             .tempdir()
@@ -96,15 +113,27 @@ impl Registry {
             }
         };
         let tls = client_tls(ca.as_ref().map(|(pem, _)| pem.as_path()));
+        let htpasswd = creds.as_ref().map(|(user, password)| {
+            let path = dir.path().join("htpasswd");
+            std::fs::write(&path, format!("{user}:{}\n", bcrypt(password))).unwrap();
+            path
+        });
+        let basic = creds.as_ref().map(|(user, password)| {
+            use base64::Engine as _;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            format!("Basic {token}")
+        });
         // A free port may be taken between our probe and the registry's bind: try again.
         for attempt in 0..3 {
             let port = super::free_port();
-            let config = write_config(dir.path(), port, server.as_ref());
+            let config = write_config(dir.path(), port, server.as_ref(), htpasswd.as_deref());
             let mut proc = spawn(&config, dir.path().join(format!("registry-{attempt}.log")));
             let endpoint = Endpoint {
                 transport,
                 port,
                 tls: tls.clone(),
+                basic: basic.clone(),
             };
             match endpoint.wait_ready(&mut proc) {
                 Ok(()) => {
@@ -114,6 +143,7 @@ impl Registry {
                     return Self {
                         endpoint,
                         ca,
+                        creds,
                         proc,
                         dir,
                     };
@@ -211,16 +241,15 @@ impl Registry {
     pub fn skopeo_copy(&self, source: &str, repo_tag: &str) -> String {
         let digestfile = self.dir().join(format!("digest-{}", super::unique("push")));
         let mut cmd = Command::new("skopeo");
-        cmd.args([
-            "--insecure-policy",
-            "copy",
-            "--preserve-digests",
-            "--dest-no-creds",
-        ])
-        .arg("--digestfile")
-        .arg(&digestfile)
-        // skopeo unpacks archives in TMPDIR: keep that in the registry's directory.
-        .env("TMPDIR", self.dir());
+        cmd.args(["--insecure-policy", "copy", "--preserve-digests"]);
+        match &self.creds {
+            None => cmd.arg("--dest-no-creds"),
+            Some((user, password)) => cmd.arg(format!("--dest-creds={user}:{password}")),
+        };
+        cmd.arg("--digestfile")
+            .arg(&digestfile)
+            // skopeo unpacks archives in TMPDIR: keep that in the registry's directory.
+            .env("TMPDIR", self.dir());
         match &self.ca {
             None => cmd.arg("--dest-tls-verify=false"),
             Some((_, cert_dir)) => cmd.arg("--dest-cert-dir").arg(cert_dir),
@@ -424,6 +453,13 @@ impl Endpoint {
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
+        if let Some(basic) = self.basic.as_ref().filter(|_| {
+            !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+        }) {
+            req = req.header("Authorization", basic);
+        }
         let req = req
             .body(Full::new(Bytes::copy_from_slice(body)))
             .map_err(|e| format!("{method} {url}: {e}"))?;
@@ -454,6 +490,24 @@ impl Endpoint {
     }
 }
 
+/// A bcrypt hash of `password`, as distribution's `htpasswd` auth reads it (glibc's
+/// crypt through Python; no bcrypt crate in the tests).
+fn bcrypt(password: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+            password,
+        ])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(hash.starts_with("$2"), "no bcrypt hash: {}", text(&out));
+    hash
+}
+
 /// `sha256:HEX` of `data`, the OCI digest.
 pub fn sha256_digest(data: &[u8]) -> String {
     use sha2::Digest as _;
@@ -463,8 +517,22 @@ pub fn sha256_digest(data: &[u8]) -> String {
 }
 
 /// Writes `dir/config-PORT.yml`: listen on 127.0.0.1:PORT (TLS with `server` = (cert,
-/// key) when given), store under `dir/storage`, deletes enabled, no auth.
-fn write_config(dir: &Path, port: u16, server: Option<&(PathBuf, PathBuf)>) -> PathBuf {
+/// key) when given), store under `dir/storage`, deletes enabled, HTTP Basic auth against
+/// `htpasswd` when given, else none.
+fn write_config(
+    dir: &Path,
+    port: u16,
+    server: Option<&(PathBuf, PathBuf)>,
+    htpasswd: Option<&Path>,
+) -> PathBuf {
+    let auth = htpasswd
+        .map(|path| {
+            format!(
+                "auth:\n  htpasswd:\n    realm: portcullis-test\n    path: {}\n",
+                path.display()
+            )
+        })
+        .unwrap_or_default();
     let tls = server
         .map(|(cert, key)| {
             format!(
@@ -479,7 +547,7 @@ fn write_config(dir: &Path, port: u16, server: Option<&(PathBuf, PathBuf)>) -> P
          log:\n  level: info\n  formatter: text\n\
          storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
          \x20 maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: portcullis-test-registry\n{tls}",
+         http:\n  addr: 127.0.0.1:{port}\n  secret: portcullis-test-registry\n{tls}{auth}",
         storage = dir.join("storage").display(),
     );
     let path = dir.join(format!("config-{port}.yml"));

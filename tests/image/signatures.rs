@@ -350,3 +350,45 @@ spec: {policyName: release-signed, validationActions: [Deny]}
         );
     }
 }
+
+/// A registry that wants credentials (TLS, HTTP Basic): the verifier reads them from the
+/// Docker `config.json` named by `imageVerification.dockerConfig` and verifies the signed
+/// image; without them, or with a wrong password, the registry cannot be read and
+/// `failurePolicy: Fail` refuses, naming the policy.
+#[test]
+fn credentials_come_from_the_docker_config() {
+    use base64::Engine as _;
+    let registry = Registry::start_with_auth(Transport::Tls, "puller", "s3cret-pw");
+    let key = Key::new(1);
+    let signed = registry.push_busybox_variant("apps/web:1", "auth-signed");
+    key.sign(&registry, "apps/web", &signed);
+    let ca = registry.ca_pem().expect("a TLS registry has a CA");
+    let name = registry.reference("apps/web:1");
+    for (password, admitted) in [
+        (Some("s3cret-pw"), true),
+        (None, false),
+        (Some("wrong"), false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = config(dir.path(), &registry.host(), &key, "Fail");
+        let mut trust = format!("caFile: '{}'", ca.display());
+        if let Some(password) = password {
+            let auth =
+                base64::engine::general_purpose::STANDARD.encode(format!("puller:{password}"));
+            let docker = dir.path().join("docker-config.json");
+            std::fs::write(
+                &docker,
+                serde_json::json!({"auths": {registry.host(): {"auth": auth}}}).to_string(),
+            )
+            .unwrap();
+            trust.push_str(&format!(", dockerConfig: '{}'", docker.display()));
+        }
+        let insecure = format!("insecureRegistries: ['{}']", registry.host());
+        let bin = install(dir.path(), &plain.replace(&insecure, &trust));
+        let judged = verifier::run(&bin, &name, &descriptor(&signed, 500), TIMEOUT);
+        assert_eq!(judged.ok(), admitted, "password {password:?}: {judged:?}");
+        if !admitted {
+            assert!(judged.reason.contains("signed-apps"), "{judged:?}");
+        }
+    }
+}
