@@ -392,3 +392,70 @@ fn credentials_come_from_the_docker_config() {
         }
     }
 }
+
+/// `serve` answers kube-apiserver's ImagePolicyWebhook (ImageReview) and its Pod webhooks
+/// with the same check: the tag is resolved to its digest at the registry, the signed one
+/// is allowed and the unsigned one refused with the reason; the digest verified is in the
+/// answer's audit annotations.
+#[test]
+fn serve_verifies_the_images_of_image_reviews_and_pod_admission_reviews() {
+    let registry = Registry::start(Transport::Http);
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::new(1);
+    let signed = registry.push_busybox_variant("apps/web:1", "serve-signed");
+    registry.push_busybox_variant("apps/web:2", "serve-unsigned");
+    key.sign(&registry, "apps/web", &signed);
+    let port = crate::common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let serve = crate::common::Serve::serve(
+        dir.path(),
+        &config(dir.path(), &registry.host(), &key, "Fail"),
+        &["--listen", &listen],
+    );
+    let post = |path: &str, body: &serde_json::Value| {
+        let (status, body) = crate::common::http(port, "POST", path, body.to_string().as_bytes());
+        assert!(status.contains("200"), "{status}\n{body}\n{}", serve.log());
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let image_review = |tag: &str| {
+        serde_json::json!({"apiVersion": "imagepolicy.k8s.io/v1alpha1", "kind": "ImageReview",
+            "spec": {"containers": [{"image": registry.reference(&format!("apps/web:{tag}"))}],
+                "namespace": "default"}})
+    };
+    let allowed = post("/image_policy", &image_review("1"));
+    assert_eq!(allowed["status"]["allowed"], true, "{allowed}");
+    assert!(
+        allowed.to_string().contains(&signed),
+        "the verified digest: {allowed}"
+    );
+    let refused = post("/image_policy", &image_review("2"));
+    assert_eq!(refused["status"]["allowed"], false, "{refused}");
+    assert!(
+        refused["status"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is not signed"),
+        "{refused}"
+    );
+
+    let pod_review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "0b4a7a8e-6f3c-4c5e-9d43-2f7f4d1a7e10",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "default", "operation": "CREATE", "userInfo": {"username": "alice"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+                "spec": {"containers": [{"name": "web", "image": registry.reference("apps/web:2")}]}}
+        }
+    });
+    let answer = post("/validate", &pod_review);
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    assert!(
+        answer["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("image-signatures"),
+        "{answer}"
+    );
+}
