@@ -47,7 +47,7 @@ spec:
     )
 }
 
-fn install(dir: &Path, config: &str) -> std::path::PathBuf {
+pub fn install(dir: &Path, config: &str) -> std::path::PathBuf {
     let path = dir.join("verifier.yaml");
     std::fs::write(&path, config).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))

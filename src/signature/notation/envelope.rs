@@ -150,8 +150,10 @@ fn protected_header(h: &BTreeMap<String, Value>) -> Result<(Alg, i64, Option<i64
         return Err(format!("its cty is not {PAYLOAD_CTY}"));
     }
     let crit: Vec<&str> = match h.get("crit") {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => return Err("its protected header has no crit list".into()),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            a.iter().filter_map(Value::as_str).collect()
+        }
+        _ => return Err("its protected header has no crit list of strings".into()),
     };
     for entry in &crit {
         if !matches!(*entry, SCHEME | EXPIRY) {

@@ -164,6 +164,11 @@ fn headers_outside_the_specification_are_refused() {
     assert!(
         with("crit", serde_json::json!([])).contains("crit must list io.cncf.notary.signingScheme")
     );
+    assert!(with(
+        "crit",
+        serde_json::json!(["io.cncf.notary.signingScheme", 1])
+    )
+    .contains("no crit list of strings"));
     assert!(with("cty", "application/json".into()).contains("cty is not"));
     assert!(with("alg", "ES512".into()).contains("ES512 (P-521), which is not supported"));
     assert!(with("alg", "PS256".into()).contains("does not fit its leaf key"));
