@@ -10,6 +10,8 @@ mod common;
 mod mutate;
 #[path = "cri/resize.rs"]
 mod resize;
+#[path = "cri/signatures.rs"]
+mod signatures;
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,9 @@ const PREREQUISITES: &[&str] = &[
     "protobuf-go",
     "python3-grpcio",
     "grpcio-venv",
+    "docker-registry",
+    "skopeo",
+    "openssl",
 ];
 
 /// The proxy passing every CRI call on unchecked.

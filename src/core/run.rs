@@ -25,6 +25,8 @@ pub(super) struct Run<'a> {
     pub metrics: &'a Metrics,
     /// A webhook without `cache: true` was called: the verdict must not be cached.
     pub uncacheable: bool,
+    /// The signature check's reports, shown to the policies after it.
+    pub image_verification: BTreeMap<String, Value>,
 }
 
 impl<'a> Run<'a> {
@@ -43,16 +45,18 @@ impl<'a> Run<'a> {
             refused: None,
             metrics,
             uncacheable: false,
+            image_verification: BTreeMap::new(),
         }
     }
 
     /// The request as the next policy should see it.
     pub fn current(&self) -> Cow<'a, AdmissionRequest> {
-        if self.object == self.request.object {
+        if self.object == self.request.object && self.image_verification.is_empty() {
             Cow::Borrowed(self.request)
         } else {
             Cow::Owned(AdmissionRequest {
                 object: self.object.clone(),
+                image_verification: self.image_verification.clone(),
                 ..self.request.clone()
             })
         }

@@ -8,7 +8,8 @@
 //! `imageVerification.cacheAllowSeconds` and the others for `cacheDenySeconds`, and
 //! concurrent asks for one image share one verification (moka's `get_with`), so a
 //! kubelet pulling a refused image in its back-off loop costs one registry verification
-//! per `cacheDenySeconds`. A reload builds a new core, and with it an empty cache: a
+//! per `cacheDenySeconds` (`portcullis_image_verifications_total` counts them,
+//! `portcullis_image_verification_cache_lookups_total` the hits). A reload builds a new core, and with it an empty cache: a
 //! verdict never outlives the trust policies it was made under.
 
 use std::collections::BTreeMap;
@@ -20,9 +21,10 @@ use moka::future::Cache;
 use super::run::Run;
 use super::status::failure_status;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::review::pod_view::pod_view;
-use crate::review::{Outcome, Refusal};
-use crate::signature::{Decision, ImageRef, Verdict, Verifier};
+use crate::review::{Outcome as Said, Refusal};
+use crate::signature::{Decision, ImageRef, Outcome, Verdict, Verifier};
 
 /// The name signatures go by in the trail, the metrics and refusals.
 pub const NAME: &str = "image-signatures";
@@ -83,6 +85,7 @@ impl Signatures {
         image: &ImageRef,
         digest: Option<&str>,
         labels: &BTreeMap<String, String>,
+        metrics: &Metrics,
     ) -> Arc<Verdict> {
         let key = Key {
             image: image.to_string(),
@@ -90,11 +93,23 @@ impl Signatures {
             namespace_labels: labels.clone(),
         };
         let verifier = &self.verifier;
-        self.cache
-            .get_with(key, async move {
-                Arc::new(verifier.verify(image, digest, labels).await)
+        let entry = self
+            .cache
+            .entry(key)
+            .or_insert_with(async move {
+                let started = Instant::now();
+                let verdict = verifier.verify(image, digest, labels).await;
+                let result = match verdict.decision {
+                    Decision::Allowed => "allowed",
+                    Decision::Warn(_) => "warned",
+                    Decision::Refused(_) => "refused",
+                };
+                metrics.image_verified(result, started.elapsed());
+                Arc::new(verdict)
             })
-            .await
+            .await;
+        metrics.image_verification_lookup(!entry.is_fresh());
+        entry.into_value()
     }
 
     /// Verifies the images of the request's Pod; the first refusal refuses the request.
@@ -115,7 +130,7 @@ impl Signatures {
                         "policy {NAME:?} could not judge the request: container {container:?}: \
                          image {image:?} is not a reference: {e}"
                     );
-                    run.record(NAME, Outcome::Failed, &message);
+                    run.record(NAME, Said::Failed, &message);
                     run.refuse(
                         Refusal::Failed,
                         failure_status(500, "InternalError", message),
@@ -132,30 +147,75 @@ impl Signatures {
                         "policy {NAME:?} denied the request: container {container:?}: image \
                          {image:?} names {named}, but the runtime holds {runs} under that name"
                     );
-                    run.record(NAME, Outcome::Denied, &message);
+                    run.record(NAME, Said::Denied, &message);
                     run.refuse(Refusal::Denied, failure_status(403, "Forbidden", message));
                     return;
                 }
             }
-            let verdict = self.verdict(&parsed, digest, &labels).await;
+            let verdict = self.verdict(&parsed, digest, &labels, run.metrics).await;
             run.annotate(
                 format!("portcullis.dev/image-verification.{container}"),
                 verdict.summary.clone(),
             );
+            run.image_verification
+                .insert(container.clone(), report(&verdict));
             match &verdict.decision {
-                Decision::Allowed => run.record(NAME, Outcome::Allowed, &verdict.summary),
+                Decision::Allowed => run.record(NAME, Said::Allowed, &verdict.summary),
                 Decision::Warn(warning) => {
-                    run.record(NAME, Outcome::Allowed, &verdict.summary);
+                    run.record(NAME, Said::Allowed, &verdict.summary);
                     run.verdict.warnings.push(warning.clone());
                 }
                 Decision::Refused(reason) => {
                     let message = format!("policy {NAME:?} denied the request: {reason}");
-                    run.record(NAME, Outcome::Denied, &message);
+                    run.record(NAME, Said::Denied, &message);
                     run.refuse(Refusal::Denied, failure_status(403, "Forbidden", message));
                     return;
                 }
             }
         }
+    }
+}
+
+/// A verdict as the policies after the check see it (`imageVerification.<container>`).
+fn report(v: &Verdict) -> serde_json::Value {
+    let decision = match v.decision {
+        Decision::Allowed => "Allowed",
+        Decision::Warn(_) => "Warn",
+        Decision::Refused(_) => "Refused",
+    };
+    let reports: Vec<serde_json::Value> = v
+        .reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "policy": r.policy,
+                "mode": format!("{:?}", r.mode).to_lowercase(),
+                "outcome": outcome(r.outcome),
+                "authority": r.authority,
+                "keyId": r.key_id,
+                "signature": r.signature,
+                "rekorLogIndex": r.rekor_log_index,
+                "signer": r.signer,
+                "detail": r.detail,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "image": v.image,
+        "digest": v.digest,
+        "decision": decision,
+        "summary": v.summary,
+        "reports": reports,
+    })
+}
+
+fn outcome(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Verified => "Verified",
+        Outcome::AllowListed => "AllowListed",
+        Outcome::NotVerified => "NotVerified",
+        Outcome::Unverifiable { ignored: true } => "UnverifiableIgnored",
+        Outcome::Unverifiable { ignored: false } => "Unverifiable",
     }
 }
 

@@ -66,6 +66,9 @@ pub struct Metrics {
     webhook_calls: Family<WebhookLabels, Counter>,
     webhook_seconds: Family<WebhookLabels, Histogram>,
     cache_lookups: Family<ResultLabels, Counter>,
+    image_verifications: Family<ResultLabels, Counter>,
+    image_verification_seconds: Family<ResultLabels, Histogram>,
+    image_verification_lookups: Family<ResultLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     reload_ok: Gauge,
     generation: Gauge,
@@ -92,6 +95,9 @@ impl Metrics {
             webhook_calls: Family::default(),
             webhook_seconds: Family::new_with_constructor(latency_histogram),
             cache_lookups: Family::default(),
+            image_verifications: Family::default(),
+            image_verification_seconds: Family::new_with_constructor(latency_histogram),
+            image_verification_lookups: Family::default(),
             reloads: Family::default(),
             reload_ok: Gauge::default(),
             generation: Gauge::default(),
@@ -142,6 +148,7 @@ impl Metrics {
             "Generation of the config and policies serving now (1 at start, +1 per reload)",
             m.generation.clone(),
         );
+        m.register_image_verification();
         m.reload_ok.set(1);
         m.generation.set(1);
         m
@@ -200,6 +207,42 @@ impl Metrics {
     pub fn cache_lookup(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.cache_lookups
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    fn register_image_verification(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "image_verifications",
+            "Image signature verifications made (cache misses), by result (allowed, warned, refused)",
+            self.image_verifications.clone(),
+        );
+        r.register(
+            "image_verification_duration_seconds",
+            "Time of image signature verifications, registry round trips included, by result",
+            self.image_verification_seconds.clone(),
+        );
+        r.register(
+            "image_verification_cache_lookups",
+            "Image signature verdict cache lookups, by result (hit, miss)",
+            self.image_verification_lookups.clone(),
+        );
+    }
+
+    /// One image signature verification (a cache miss) and how long it took.
+    pub fn image_verified(&self, result: &'static str, took: Duration) {
+        let labels = ResultLabels { result };
+        self.image_verifications.get_or_create(&labels).inc();
+        self.image_verification_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// One lookup of an image's verdict in the signature cache.
+    pub fn image_verification_lookup(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.image_verification_lookups
             .get_or_create(&ResultLabels { result })
             .inc();
     }

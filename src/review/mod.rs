@@ -123,6 +123,11 @@ pub struct AdmissionRequest {
     /// name a digest other than the one the runtime holds.
     #[serde(skip)]
     pub image_digests: BTreeMap<String, String>,
+    /// The signature check's report on each container's image, by container name, for the
+    /// policies after it (CEL: the variable `imageVerification`). Set by the core, never on
+    /// the wire.
+    #[serde(skip)]
+    pub image_verification: BTreeMap<String, Value>,
 }
 
 impl AdmissionRequest {
@@ -150,6 +155,7 @@ impl AdmissionRequest {
             dry_run: Some(false),
             options: None,
             image_digests: BTreeMap::new(),
+            image_verification: BTreeMap::new(),
         }
     }
 }

@@ -61,3 +61,37 @@ impl Key {
         );
     }
 }
+
+/// A `policyDir` under `dir` whose `ImageVerificationPolicy` "signed-apps" requires
+/// `key`'s signature on `HOST/apps/**`, with `failure_policy`, and the config naming it
+/// (the registry at `host` spoken to in plain HTTP).
+pub fn policy_config(dir: &std::path::Path, host: &str, key: &Key, failure_policy: &str) -> String {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let pem: String = key
+        .public_pem()
+        .lines()
+        .map(|l| format!("        {l}\n"))
+        .collect();
+    std::fs::write(
+        policies.join("signed.yaml"),
+        format!(
+            "apiVersion: portcullis.dev/v1alpha1
+kind: ImageVerificationPolicy
+metadata: {{name: signed-apps}}
+spec:
+  images: [{{glob: '{host}/apps/**'}}]
+  failurePolicy: {failure_policy}
+  authorities:
+  - name: release-key
+    key:
+      data: |
+{pem}"
+        ),
+    )
+    .unwrap();
+    format!(
+        "policyDir: '{}'\nimageVerification: {{insecureRegistries: ['{host}'], timeoutSeconds: 2}}\n",
+        policies.display()
+    )
+}

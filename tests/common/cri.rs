@@ -133,6 +133,8 @@ pub fn plugin_config(dir: &Path) -> (String, Cni) {
          \x20 netns_mounts_under_state_dir = true\n\
          \x20 stream_server_address = \"127.0.0.1\"\n\
          \x20 stream_server_port = \"0\"\n\
+         [plugins.\"io.containerd.grpc.v1.cri\".registry]\n\
+         \x20 config_path = \"{d}/certs.d\"\n\
          [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
          \x20 bin_dir = \"{CNI_BIN_DIR}\"\n\
          \x20 conf_dir = \"{d}/cni\"\n"

@@ -124,6 +124,29 @@ pub fn descriptor(digest: &str, size: u64) -> serde_json::Value {
     })
 }
 
+/// `portcullis install image-verifier` of `config` (YAML, written to `dir/verifier.yaml`)
+/// into `dir/bin`, checked to print containerd's stanza: the wrapper containerd would run.
+pub fn install(dir: &Path, config: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let config_path = dir.join("verifier.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let bin_dir = dir.join("bin");
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["install", "image-verifier", "--bin-dir"])
+        .arg(&bin_dir)
+        .arg("--config")
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stanza = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stanza.contains("io.containerd.image-verifier.v1.bindir") && stanza.contains("bin_dir"),
+        "{stanza}"
+    );
+    bin_dir.join("portcullis")
+}
+
 /// Processes still in group `pgid` (none once containerd killed it).
 pub fn group_alive(pgid: i32) -> bool {
     Command::new("pgrep")

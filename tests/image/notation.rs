@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::common::notation::Signer;
 use crate::common::registry::{Registry, Transport};
-use crate::common::verifier::{self, descriptor};
+use crate::common::verifier::{self, descriptor, install};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,8 +57,7 @@ fn containerds_verifier_admits_only_images_with_a_notation_signature_under_the_t
     let size = |digest: &str| registry.manifest("apps/web", digest).0.len();
     trusted.sign(&registry, "apps/web", &signed, size(&signed));
     other.sign(&registry, "apps/web", &foreign, size(&foreign));
-    let bin =
-        crate::signatures::install(dir.path(), &config(dir.path(), &registry.host(), &trusted));
+    let bin = install(dir.path(), &config(dir.path(), &registry.host(), &trusted));
     let pull = |tag: &str, digest: &str| {
         let name = registry.reference(&format!("apps/web:{tag}"));
         verifier::run(

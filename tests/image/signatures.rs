@@ -5,61 +5,14 @@
 //! refuses the unsigned one and the one signed by another key, with the reason; the
 //! registry going down is judged by the policy's `failurePolicy`.
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::common::cosign::Key;
+use crate::common::cosign::{policy_config as config, Key};
 use crate::common::registry::{Registry, Transport};
-use crate::common::verifier::{self, descriptor};
+use crate::common::verifier::{self, descriptor, install};
 use crate::common::{ok, unique, World};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The policy directory and the verifier's config for a registry at `host`.
-fn config(dir: &Path, host: &str, key: &Key, failure_policy: &str) -> String {
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    let pem: String = key
-        .public_pem()
-        .lines()
-        .map(|l| format!("        {l}\n"))
-        .collect();
-    std::fs::write(
-        policies.join("signed.yaml"),
-        format!(
-            "apiVersion: portcullis.dev/v1alpha1
-kind: ImageVerificationPolicy
-metadata: {{name: signed-apps}}
-spec:
-  images: [{{glob: '{host}/apps/**'}}]
-  failurePolicy: {failure_policy}
-  authorities:
-  - name: release-key
-    key:
-      data: |
-{pem}"
-        ),
-    )
-    .unwrap();
-    format!(
-        "policyDir: '{}'\nimageVerification: {{insecureRegistries: ['{host}'], timeoutSeconds: 2}}\n",
-        policies.display()
-    )
-}
-
-pub fn install(dir: &Path, config: &str) -> std::path::PathBuf {
-    let path = dir.join("verifier.yaml");
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["install", "image-verifier", "--bin-dir"])
-        .arg(dir.join("bin"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    dir.join("bin/portcullis")
-}
 
 #[test]
 fn containerds_verifier_admits_only_images_signed_by_the_trusted_key() {
@@ -259,4 +212,141 @@ fn an_image_already_on_the_node_is_verified_when_a_container_of_it_is_created() 
     );
     let out = ok(run("default"));
     assert!(out.contains("ran"), "{out}");
+}
+
+/// A refused image asked about again and again — a kubelet's pull back-off, many pulls at
+/// once — through the daemon costs one registry verification: concurrent asks share it,
+/// later ones find it in the cache (`cacheDenySeconds`).
+#[test]
+fn a_refused_image_asked_again_and_again_costs_one_registry_verification() {
+    let registry = Registry::start(Transport::Http);
+    let dir = tempfile::tempdir().unwrap();
+    let unsigned = registry.push_busybox_variant("apps/web:2", "asked-often");
+    let policy = config(dir.path(), &registry.host(), &Key::new(1), "Fail");
+    let serve = crate::common::Serve::serve(dir.path(), &policy, &[]);
+    let bin = install(
+        dir.path(),
+        &format!("hook:\n  daemonSocket: '{}'\n", serve.socket.display()),
+    );
+    let name = registry.reference("apps/web:2");
+    let sig = format!("/v2/apps/web/manifests/{}.sig", unsigned.replace(':', "-"));
+    let asked = || registry.log().matches(&sig).count();
+
+    let first = verifier::run(&bin, &name, &descriptor(&unsigned, 500), TIMEOUT);
+    assert_eq!(first.exit_code, Some(1), "{first:?}\n{}", serve.log());
+    let per_verification = asked();
+    assert!(per_verification >= 1, "{}", registry.log());
+
+    let together: Vec<_> = (0..10)
+        .map(|_| {
+            let (bin, name, unsigned) = (bin.clone(), name.clone(), unsigned.clone());
+            std::thread::spawn(move || {
+                verifier::run(&bin, &name, &descriptor(&unsigned, 500), TIMEOUT)
+            })
+        })
+        .collect();
+    for judged in together {
+        let judged = judged.join().unwrap();
+        assert_eq!(judged.exit_code, Some(1), "{judged:?}");
+    }
+    for _ in 0..10 {
+        let judged = verifier::run(&bin, &name, &descriptor(&unsigned, 500), TIMEOUT);
+        assert_eq!(judged.exit_code, Some(1), "{judged:?}");
+    }
+    assert_eq!(asked(), per_verification, "{}", registry.log());
+}
+
+/// Over TLS the registry is trusted through `imageVerification.caFile`: the signed image is
+/// admitted; without the CA the registry cannot be read, and `failurePolicy: Fail`
+/// refuses, naming the policy.
+#[test]
+fn a_tls_registry_is_trusted_through_the_configured_ca() {
+    let registry = Registry::start(Transport::Tls);
+    let key = Key::new(1);
+    let signed = registry.push_busybox_variant("apps/web:1", "tls-signed");
+    key.sign(&registry, "apps/web", &signed);
+    let ca = registry.ca_pem().expect("a TLS registry has a CA");
+    let name = registry.reference("apps/web:1");
+    for (with_ca, admitted) in [(true, true), (false, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = config(dir.path(), &registry.host(), &key, "Fail");
+        let insecure = format!("insecureRegistries: ['{}']", registry.host());
+        let trust = if with_ca {
+            format!("caFile: '{}'", ca.display())
+        } else {
+            "insecureRegistries: []".to_owned()
+        };
+        let config = plain.replace(&insecure, &trust);
+        let bin = install(dir.path(), &config);
+        let judged = verifier::run(&bin, &name, &descriptor(&signed, 500), TIMEOUT);
+        assert_eq!(
+            judged.ok(),
+            admitted,
+            "caFile {with_ca}: {judged:?}\n{config}"
+        );
+        if !admitted {
+            assert!(judged.reason.contains("signed-apps"), "{judged:?}");
+        }
+    }
+}
+
+/// The signature check's report is a CEL variable (`imageVerification`, by container) for
+/// the policies after it, as Ratify's `policy.rego` decides on its report: with the trust
+/// policy in `mode: audit`, a ValidatingAdmissionPolicy admits a container of the image
+/// the release key signed and refuses the unsigned one, with its own message.
+#[test]
+fn a_cel_policy_decides_on_the_verification_report() {
+    let registry = Registry::start(Transport::Http);
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::new(1);
+    let signed = registry.push_busybox_variant("apps/web:1", "cel-signed");
+    registry.push_busybox_variant("apps/web:2", "cel-unsigned");
+    key.sign(&registry, "apps/web", &signed);
+    let config = config(dir.path(), &registry.host(), &key, "Fail");
+    let policy = dir.path().join("policies/signed.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap().replace(
+        "  failurePolicy: Fail\n",
+        "  failurePolicy: Fail\n  mode: audit\n",
+    );
+    std::fs::write(&policy, text).unwrap();
+    std::fs::write(
+        dir.path().join("policies/release-signed.yaml"),
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: release-signed}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+  validations:
+  - expression: "imageVerification.all(c, imageVerification[c].reports.exists(r, r.authority == 'release-key' && r.outcome == 'Verified'))"
+    message: not signed by the release key
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: release-signed}
+spec: {policyName: release-signed, validationActions: [Deny]}
+"#,
+    )
+    .unwrap();
+    let w = World::new(&config);
+    let run = |tag: &str| {
+        let reference = registry.reference(&format!("apps/web:{tag}"));
+        ok(w.ctr(&["images", "pull", "--plain-http", &reference]));
+        w.ctr(&["run", "--rm", &reference, &unique("cel"), "echo", "ran"])
+    };
+    let out = run("1");
+    assert!(
+        out.status.success() && text_of(&out).contains("ran"),
+        "{}",
+        text_of(&out)
+    );
+    let refused = run("2");
+    assert!(!refused.status.success(), "{}", text_of(&refused));
+    for part in ["release-signed", "not signed by the release key"] {
+        assert!(
+            text_of(&refused).contains(part),
+            "no {part:?}: {}",
+            text_of(&refused)
+        );
+    }
 }

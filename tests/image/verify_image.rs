@@ -4,11 +4,10 @@
 //! deciding through the daemon when one answers and in-process when not, and killed with
 //! its process group at containerd's timeout without leaving anything behind.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-use crate::common::verifier::{self, descriptor};
+use crate::common::verifier::{self, descriptor, install};
 use crate::common::Serve;
 
 const DIGEST: &str = "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";
@@ -16,27 +15,6 @@ const DIGEST: &str = "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c61
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 const POLICY: &str = "images: {allowedRegistries: ['127.0.0.1:5000']}\n";
-
-/// Installs the verifier for `config` (YAML) into a fresh `bin_dir`: the wrapper's path.
-fn install(dir: &Path, config: &str) -> PathBuf {
-    let config_path = dir.join("verifier.yaml");
-    std::fs::write(&config_path, config).unwrap();
-    let bin_dir = dir.join("bin");
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["install", "image-verifier", "--bin-dir"])
-        .arg(&bin_dir)
-        .arg("--config")
-        .arg(&config_path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let stanza = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stanza.contains("io.containerd.image-verifier.v1.bindir") && stanza.contains("bin_dir"),
-        "{stanza}"
-    );
-    bin_dir.join("portcullis")
-}
 
 fn pull(bin: &Path, name: &str) -> verifier::Judgement {
     verifier::run(bin, name, &descriptor(DIGEST, 1609), TIMEOUT)

@@ -173,7 +173,8 @@ fn message(c: Option<&Compiled>, ctx: &Context) -> Option<String> {
 }
 
 /// A scope below `root` holding the CEL variables every policy sees for one request
-/// (`object`, `oldObject`, `request`, `namespaceObject`). Built once per request: the
+/// (`object`, `oldObject`, `request`, `namespaceObject`, and Portcullis's
+/// `imageVerification`). Built once per request: the
 /// cel crate converts a variable's whole value when it is added, so adding the Pod once
 /// per binding would cost more than evaluating most policies. `request` is the
 /// AdmissionRequest without its objects.
@@ -201,5 +202,9 @@ pub(crate) fn request_scope<'a>(
     scope.add_variable_from_value("oldObject", value(request.old_object.as_ref())?);
     scope.add_variable_from_value("request", expr::json_to_cel(&req)?);
     scope.add_variable_from_value("namespaceObject", expr::json_to_cel(namespace_object)?);
+    // Portcullis's own: the image signature check's report by container name
+    // (docs/image-verification.md), empty when no trust policy is loaded.
+    let reports = serde_json::to_value(&request.image_verification).map_err(|e| e.to_string())?;
+    scope.add_variable_from_value("imageVerification", expr::json_to_cel(&reports)?);
     Ok(scope)
 }
