@@ -7,6 +7,8 @@
 //! round-trips the bytes a signature is made of.
 
 mod common;
+#[path = "image/notation.rs"]
+mod notation;
 #[path = "image/signatures.rs"]
 mod signatures;
 #[path = "image/verify_image.rs"]

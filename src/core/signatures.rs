@@ -195,6 +195,7 @@ fn report(v: &Verdict) -> serde_json::Value {
                 "keyId": r.key_id,
                 "signature": r.signature,
                 "rekorLogIndex": r.rekor_log_index,
+                "signer": r.signer,
                 "detail": r.detail,
             })
         })

@@ -20,6 +20,7 @@
 pub mod cosign;
 pub mod glob;
 pub mod key;
+pub mod notation;
 pub mod registry;
 pub mod rekor;
 pub mod trust;

@@ -1,5 +1,12 @@
-//! The I/O edge: fetching a tag's digest and an image's cosign signatures from its
-//! registry with oci-client, as `imageVerification:` says (docs/image-verification.md).
+//! The I/O edge: fetching a tag's digest and an image's cosign and Notation signatures
+//! from its registry with oci-client, as `imageVerification:` says
+//! (docs/image-verification.md).
+//!
+//! Notation signatures are the image's referrers of artifact type
+//! `application/vnd.cncf.notary.signature`: `GET /v2/<repo>/referrers/<digest>`, and when
+//! the registry answers 404 (distribution 2.8 has no referrers API) the referrers tag
+//! schema (`sha256-<hex>`, an image index of referrers), as oci-client's `pull_referrers`
+//! does. A missing referrers tag means no signatures.
 //!
 //! - HTTPS, verified against the system's roots plus `caFile`; plain HTTP only to the
 //!   registries listed in `insecureRegistries`.
@@ -27,6 +34,9 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use super::cosign::{manifest_layers, signature_tag, Fetched, Layer, Signatures};
+use super::notation::{
+    signature_manifest, NotationFetched, NotationSignatures, SIGNATURE_ARTIFACT_TYPE,
+};
 use crate::config::image_verification::DockerConfig;
 use crate::config::ImageVerificationConfig;
 use crate::policy::reference::ImageRef;
@@ -169,6 +179,94 @@ impl Registry {
             tag: shown,
             layers: Some(fetched),
         })
+    }
+
+    /// The Notation signatures of `image` at `digest`: each referrer of the signature
+    /// artifact type, its manifest and its envelope.
+    pub async fn notation_signatures(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+    ) -> Result<NotationSignatures, String> {
+        let subject = Reference::with_digest(
+            image.registry.clone(),
+            image.repository.clone(),
+            digest.to_string(),
+        );
+        let source = format!("{}/{}@{digest}", image.registry, image.repository);
+        let what = format!("listing the referrers of {source}");
+        let auth = self.auth(image);
+        self.client
+            .store_auth_if_needed(subject.resolve_registry(), &auth)
+            .await;
+        let listed = self
+            .client
+            .pull_referrers(&subject, Some(SIGNATURE_ARTIFACT_TYPE));
+        let index = match self.bounded(&what, listed).await {
+            Ok(index) => index,
+            Err(Failure::NotFound) => {
+                return Ok(NotationSignatures {
+                    source,
+                    signatures: Vec::new(),
+                })
+            }
+            Err(Failure::Other(e)) => return Err(e),
+        };
+        let entries: Vec<_> = (index.manifests.into_iter())
+            .filter(|m| m.artifact_type.as_deref() == Some(SIGNATURE_ARTIFACT_TYPE))
+            .collect();
+        if entries.len() > MAX_LAYERS {
+            return Err(format!(
+                "{what}: {} Notation signatures, more than the {MAX_LAYERS} Portcullis reads",
+                entries.len()
+            ));
+        }
+        let mut signatures = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let content = self.notation_signature(image, &entry.digest, &auth).await;
+            signatures.push(NotationFetched {
+                digest: entry.digest,
+                content,
+            });
+        }
+        Ok(NotationSignatures { source, signatures })
+    }
+
+    async fn notation_signature(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+        auth: &RegistryAuth,
+    ) -> Result<(super::notation::SignatureManifest, Vec<u8>), String> {
+        let reference = Reference::with_digest(
+            image.registry.clone(),
+            image.repository.clone(),
+            digest.to_string(),
+        );
+        let what = format!("reading {}/{}@{digest}", image.registry, image.repository);
+        let pulled =
+            self.client
+                .pull_manifest_raw(&reference, auth, &SIGNATURE_MANIFEST_TYPES[..1]);
+        let bytes = match self.bounded(&what, pulled).await {
+            Ok((bytes, _)) => bytes,
+            Err(Failure::NotFound) => {
+                return Err(format!("{what}: the registry has no such manifest"))
+            }
+            Err(Failure::Other(e)) => return Err(e),
+        };
+        if format!("sha256:{}", super::key::sha256_hex(&bytes)) != digest {
+            return Err(format!("{what}: the manifest does not have its digest"));
+        }
+        let manifest = signature_manifest(&bytes).map_err(|e| format!("{what}: {e}"))?;
+        let e = &manifest.envelope;
+        let layer = Layer {
+            media_type: e.media_type.clone(),
+            digest: e.digest.clone(),
+            size: e.size,
+            annotations: Default::default(),
+        };
+        let envelope = self.blob(&reference, &layer, &what).await?;
+        Ok((manifest, envelope))
     }
 
     async fn blob(

@@ -217,3 +217,181 @@ pub fn rekor_bundle(
     })
     .to_string()
 }
+
+// ------------------------------------------------------------------ Notation fixtures
+//
+// Certificates made with rcgen and JWS envelopes signed with RustCrypto (p256, rsa), as
+// notation sign writes them (Notary Project JWS envelope, notary.x509 scheme).
+
+/// A deterministic RNG for RSA-PSS salts in tests (not for real keys).
+struct TestRng(u64);
+
+impl rsa::rand_core::RngCore for TestRng {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for b in dest {
+            *b = self.next_u64() as u8;
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rsa::rand_core::CryptoRng for TestRng {}
+
+/// A Notation signing key: ES256 (P-256) or PS256 (RSA 2048).
+pub enum JwsKey {
+    Es256(p256::ecdsa::SigningKey),
+    Ps256(Box<rsa::RsaPrivateKey>),
+}
+
+impl JwsKey {
+    pub fn es256(seed: u8) -> JwsKey {
+        JwsKey::Es256(p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap())
+    }
+
+    pub fn ps256() -> JwsKey {
+        JwsKey::Ps256(Box::new(rsa::RsaPrivateKey::from_pkcs8_pem(RSA_A).unwrap()))
+    }
+
+    fn alg(&self) -> &'static str {
+        match self {
+            JwsKey::Es256(_) => "ES256",
+            JwsKey::Ps256(_) => "PS256",
+        }
+    }
+
+    /// The PKCS#8 PEM private key, for rcgen to certify its public half.
+    fn pkcs8_pem(&self) -> String {
+        use p256::pkcs8::EncodePrivateKey as _;
+        match self {
+            JwsKey::Es256(k) => k.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+            JwsKey::Ps256(_) => RSA_A.to_string(),
+        }
+    }
+
+    /// The JWS signature: ECDSA `r||s`, or RSASSA-PSS with SHA-256 (salt 32 bytes).
+    fn sign(&self, input: &[u8]) -> Vec<u8> {
+        match self {
+            JwsKey::Es256(k) => {
+                let s: p256::ecdsa::Signature = k.sign(input);
+                s.to_bytes().to_vec()
+            }
+            JwsKey::Ps256(k) => {
+                use rsa::signature::RandomizedSigner as _;
+                let key = rsa::pss::SigningKey::<rsa::sha2::Sha256>::new(k.as_ref().clone());
+                let s = key.sign_with_rng(&mut TestRng(0x9e37_79b9_7f4a_7c15), input);
+                Box::<[u8]>::from(s).to_vec()
+            }
+        }
+    }
+}
+
+/// A CA and a code-signing leaf it issued, as DER and PEM.
+pub struct Pki {
+    pub ca_pem: String,
+    pub leaf_der: Vec<u8>,
+    pub ca_der: Vec<u8>,
+    pub key: JwsKey,
+}
+
+/// The leaf's subject in tests.
+pub const LEAF_SUBJECT: &[(rcgen::DnType, &str)] = &[
+    (rcgen::DnType::CountryName, "US"),
+    (rcgen::DnType::OrganizationName, "Example"),
+    (rcgen::DnType::CommonName, "signer"),
+];
+
+/// A CA named `ca_name` and a leaf for `key` valid from `not_before` to `not_after`
+/// (years), with digitalSignature and code signing.
+pub fn pki(ca_name: &str, key: JwsKey, years: (i32, i32)) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa};
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name = DistinguishedName::new();
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name = DistinguishedName::new();
+    for (t, v) in LEAF_SUBJECT {
+        leaf.distinguished_name.push(t.clone(), *v);
+    }
+    leaf.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
+    leaf.not_before = rcgen::date_time_ymd(years.0, 1, 1);
+    leaf.not_after = rcgen::date_time_ymd(years.1, 1, 1);
+    let leaf_key = rcgen::KeyPair::from_pem(&key.pkcs8_pem()).unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        ca_der: ca_cert.der().to_vec(),
+        leaf_der: leaf_cert.der().to_vec(),
+        key,
+    }
+}
+
+/// The image manifest media type the test signatures name.
+pub const IMAGE_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A JWS envelope over `{"targetArtifact": {mediaType, digest, size: 1234}}` with this
+/// protected header (JSON) and chain.
+pub fn envelope(
+    pki: &Pki,
+    protected: &serde_json::Value,
+    digest: &str,
+    chain: &[&[u8]],
+) -> Vec<u8> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = serde_json::json!({"targetArtifact":
+        {"mediaType": IMAGE_MEDIA_TYPE, "digest": digest, "size": 1234}});
+    let protected = URL_SAFE_NO_PAD.encode(serde_json::to_vec(protected).unwrap());
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap());
+    let signature = pki.key.sign(format!("{protected}.{payload}").as_bytes());
+    let x5c: Vec<String> = chain.iter().map(|c| STANDARD.encode(c)).collect();
+    serde_json::to_vec(&serde_json::json!({
+        "payload": payload, "protected": protected,
+        "header": {"x5c": x5c, "io.cncf.notary.signingAgent": "test/1.0"},
+        "signature": URL_SAFE_NO_PAD.encode(signature),
+    }))
+    .unwrap()
+}
+
+/// The protected header `notation sign` writes (notary.x509).
+pub fn protected(pki: &Pki) -> serde_json::Value {
+    serde_json::json!({
+        "alg": pki.key.alg(),
+        "cty": "application/vnd.cncf.notary.payload.v1+json",
+        "crit": ["io.cncf.notary.signingScheme"],
+        "io.cncf.notary.signingScheme": "notary.x509",
+        "io.cncf.notary.signingTime": "2025-06-01T12:00:00+02:00",
+    })
+}
+
+/// The signature manifest `notation sign` pushes for `envelope` (subject: the image).
+pub fn notation_manifest(envelope: &[u8], digest: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.cncf.notary.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": sha256_digest(b"{}"), "size": 2},
+        "layers": [{"mediaType": "application/jose+json",
+            "digest": sha256_digest(envelope), "size": envelope.len()}],
+        "subject": {"mediaType": IMAGE_MEDIA_TYPE, "digest": digest, "size": 1234},
+        "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": "[]"},
+    }))
+    .unwrap()
+}

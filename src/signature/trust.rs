@@ -16,6 +16,11 @@
 //!   - name: release-key
 //!     key: {data: "-----BEGIN PUBLIC KEY-----…"}   # or {file: key.pub}
 //!     rekor: {key: {file: rekor.pub}}              # optional
+//!   - name: notary                                 # a Notation authority
+//!     notation:
+//!       trustStore: {certificates: {file: ca.pem}} # or {data: PEM}
+//!       trustedIdentities: ["x509.subject: C=US, O=Example, CN=signer"]  # or ["*"]
+//!       signatureVerification: {level: strict}     # strict | permissive | audit | skip
 //! ```
 //!
 //! The spec is closed (`deny_unknown_fields`): a misspelt key is an error with file and
@@ -33,6 +38,7 @@ use serde_saphyr::Spanned;
 use super::cosign::KeyAuthority;
 use super::glob::{Glob, InvalidGlob};
 use super::key::PublicKey;
+use super::notation::NotationAuthority;
 use crate::config::policy_dir::{
     is_portcullis_kind, yaml_documents, IMAGE_VERIFICATION_POLICY_KIND, PORTCULLIS_API_GROUP,
     SIGSTORE_POLICY_API_GROUP,
@@ -64,11 +70,35 @@ pub enum Allow {
     Digest(String),
 }
 
-/// A named authority; one kind today (a cosign key).
+/// A named authority: a cosign key, or a Notation trust store and identities.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authority {
     pub name: String,
-    pub key: KeyAuthority,
+    pub kind: AuthorityKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorityKind {
+    Key(KeyAuthority),
+    Notation(NotationAuthority),
+}
+
+impl Authority {
+    /// The cosign key, for a key authority.
+    pub fn key(&self) -> Option<&KeyAuthority> {
+        match &self.kind {
+            AuthorityKind::Key(k) => Some(k),
+            AuthorityKind::Notation(_) => None,
+        }
+    }
+
+    /// The Notation trust store and identities, for a notation authority.
+    pub fn notation(&self) -> Option<&NotationAuthority> {
+        match &self.kind {
+            AuthorityKind::Notation(n) => Some(n),
+            AuthorityKind::Key(_) => None,
+        }
+    }
 }
 
 impl TrustPolicy {
@@ -199,9 +229,30 @@ struct RawAuthority {
     key: Option<RawKey>,
     #[serde(default)]
     rekor: Option<RawRekor>,
-    /// Reserved: Notation trust stores and identities (issue #13), refused until then.
+    /// Notation trust store, identities and level.
     #[serde(default)]
-    notation: Option<Spanned<IgnoredAny>>,
+    notation: Option<Spanned<RawNotation>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawNotation {
+    trust_store: RawTrustStore,
+    trusted_identities: Vec<String>,
+    #[serde(default)]
+    signature_verification: Option<RawVerification>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrustStore {
+    certificates: RawKey,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerification {
+    level: String,
 }
 
 #[derive(Deserialize)]
@@ -425,20 +476,31 @@ impl Loader<'_> {
                 self.issue(line, m);
             }
             let what = format!("{what}: {field} ({})", a.name.value);
-            if let Some(notation) = &a.notation {
-                let m = format!(
-                    "{what}: notation authorities are not supported yet (issue #13); \
-                     use a cosign key authority"
-                );
-                self.issue(Some(notation.referenced.line()), m);
-                continue;
-            }
-            let Some(key) = &a.key else {
-                self.issue(
-                    line,
-                    format!("{what}: needs a key ({{data: PEM}} or {{file: PATH}})"),
-                );
-                continue;
+            let key = match (&a.key, &a.notation, &a.rekor) {
+                (None, Some(notation), None) => {
+                    let kind = self.notation(&what, notation);
+                    authorities.extend(kind.map(|n| Authority {
+                        name: a.name.value.clone(),
+                        kind: AuthorityKind::Notation(n),
+                    }));
+                    continue;
+                }
+                (Some(key), None, _) => key,
+                (None, None, _) => {
+                    let m = format!(
+                        "{what}: needs a key ({{data: PEM}} or {{file: PATH}}) or a notation \
+                         trust store"
+                    );
+                    self.issue(line, m);
+                    continue;
+                }
+                _ => {
+                    let m = format!(
+                        "{what}: set exactly one of key (with its optional rekor) and notation"
+                    );
+                    self.issue(line, m);
+                    continue;
+                }
             };
             let key = self.key(&what, "key", key);
             let rekor = match &a.rekor {
@@ -448,16 +510,40 @@ impl Loader<'_> {
             if let (Some(key), Some(rekor)) = (key, rekor) {
                 authorities.push(Authority {
                     name: a.name.value.clone(),
-                    key: KeyAuthority { key, rekor },
+                    kind: AuthorityKind::Key(KeyAuthority { key, rekor }),
                 });
             }
         }
         authorities
     }
 
-    /// A `{data}` or `{file}` key, read and checked.
-    fn key(&mut self, what: &str, field: &str, raw: &RawKey) -> Option<PublicKey> {
-        let (pem, line, source) = match (&raw.data, &raw.file) {
+    /// A `notation:` authority: its trust store read and its identities parsed.
+    fn notation(&mut self, what: &str, raw: &Spanned<RawNotation>) -> Option<NotationAuthority> {
+        let line = raw.referenced.line();
+        let raw = &raw.value;
+        let field = "notation.trustStore.certificates";
+        let (pem, _, _) = self.source(what, field, &raw.trust_store.certificates)?;
+        let level = raw
+            .signature_verification
+            .as_ref()
+            .map_or("strict", |v| v.level.as_str());
+        match NotationAuthority::new(&pem, &raw.trusted_identities, level) {
+            Ok(n) => Some(n),
+            Err((field, e)) => {
+                self.issue(Some(line), format!("{what}: notation.{field}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// The bytes of a `{data}` or `{file}` source, its line and which it was.
+    fn source(
+        &mut self,
+        what: &str,
+        field: &str,
+        raw: &RawKey,
+    ) -> Option<(Vec<u8>, u64, &'static str)> {
+        Some(match (&raw.data, &raw.file) {
             (Some(data), None) => (
                 data.value.as_bytes().to_vec(),
                 data.referenced.line(),
@@ -485,7 +571,12 @@ impl Loader<'_> {
                 );
                 return None;
             }
-        };
+        })
+    }
+
+    /// A `{data}` or `{file}` key, read and checked.
+    fn key(&mut self, what: &str, field: &str, raw: &RawKey) -> Option<PublicKey> {
+        let (pem, line, source) = self.source(what, field, raw)?;
         match PublicKey::from_pem(&pem) {
             Ok(key) => Some(key),
             Err(e) => {

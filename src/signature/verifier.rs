@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use super::cosign::Signatures;
 use super::glob;
+use super::notation::NotationSignatures;
 use super::registry::Registry;
-use super::trust::{self, TrustPolicy};
+use super::trust::{self, Authority, TrustPolicy};
 use super::verdict::{judge, Subject, Verdict};
 use crate::config::{Config, Mode};
 use crate::policy::reference::ImageRef;
@@ -87,14 +88,24 @@ impl Verifier {
             .into_iter()
             .filter(|p| p.applies(&names, namespace_labels))
             .collect();
+        // Signatures are fetched only for the policies that do not allow-list the image,
+        // and only of the kinds their authorities need.
+        let needs = |kind: fn(&Authority) -> bool| match &digest {
+            Ok(d) => applicable
+                .iter()
+                .any(|p| p.authorities.iter().any(kind) && p.allowed_by(&names, Some(d)).is_none()),
+            Err(_) => false,
+        };
+        let (wants_cosign, wants_notation) = (
+            needs(|a| a.key().is_some()),
+            needs(|a| a.notation().is_some()),
+        );
         let signatures: Option<Result<Signatures, String>> = match &digest {
-            Ok(d)
-                if applicable.iter().any(|p| {
-                    !p.authorities.is_empty() && p.allowed_by(&names, Some(d)).is_none()
-                }) =>
-            {
-                Some(self.registry.signatures(image, d).await)
-            }
+            Ok(d) if wants_cosign => Some(self.registry.signatures(image, d).await),
+            _ => None,
+        };
+        let notation: Option<Result<NotationSignatures, String>> = match &digest {
+            Ok(d) if wants_notation => Some(self.registry.notation_signatures(image, d).await),
             _ => None,
         };
         let shown = shown(image, digest.as_deref().ok());
@@ -105,9 +116,19 @@ impl Verifier {
             signatures: signatures
                 .as_ref()
                 .map(|s| s.as_ref().map_err(String::as_str)),
+            notation: notation
+                .as_ref()
+                .map(|s| s.as_ref().map_err(String::as_str)),
+            now: unix_now(),
         };
         judge(&applicable, &subject, self.mode_override)
     }
+}
+
+/// Now, in Unix seconds.
+fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// `registry/repository[:tag][@digest]`.

@@ -13,6 +13,7 @@ pub mod clients;
 pub mod cosign;
 pub mod cri;
 pub mod go;
+pub mod notation;
 pub mod prereq;
 pub mod registry;
 pub mod verifier;

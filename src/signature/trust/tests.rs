@@ -61,7 +61,7 @@ fn the_documented_example_loads() {
     assert_eq!(p.allow[1], Allow::Digest(DIGEST.into()));
     assert_eq!(p.authorities[0].name, "release-key");
     assert_eq!(
-        p.authorities[0].key.key,
+        p.authorities[0].key().unwrap().key,
         crate::signature::key::PublicKey::from_pem(signer.public_pem().as_bytes()).unwrap()
     );
     let prod = BTreeMap::from([("tier".to_string(), "prod".to_string())]);
@@ -108,7 +108,7 @@ fn key_files_are_read_relative_to_the_policy_file() {
     let text = policy("  images: [{glob: \"**\"}]\n  authorities:\n  - name: release-key\n    key: {file: keys/release.pub}\n");
     let policies = load(&[(PathBuf::from("/policies/signed.yaml"), text)], &read).unwrap();
     assert_eq!(
-        policies[0].authorities[0].key.key.kind(),
+        policies[0].authorities[0].key().unwrap().key.kind(),
         crate::signature::key::KeyKind::Rsa { bits: 2048 }
     );
     let text = policy("  images: [{glob: \"**\"}]\n  authorities:\n  - name: release-key\n    key: {file: /etc/missing.pub}\n");
@@ -162,12 +162,66 @@ fn bad_values_name_the_policy_the_field_and_the_fix() {
 }
 
 #[test]
-fn notation_authorities_are_reserved_and_refused_naming_the_file() {
-    let text = policy("  images: [{glob: \"**\"}]\n  authorities:\n  - name: notary\n    notation: {trustStore: ca:prod}\n");
+fn notation_authorities_load_their_trust_store_identities_and_level() {
+    use crate::signature::notation::{Identities, Level};
+    use crate::signature::testing::{pki, JwsKey};
+    let ca = pki("Test CA", JwsKey::es256(2), (2020, 2030));
+    let text = policy("  images: [{glob: \"**\"}]\n  authorities:\n  - name: notary\n    notation:\n      trustStore: {certificates: {file: certs/ca.pem}}\n      trustedIdentities: [\"x509.subject: C=US, O=Example, CN=signer\"]\n      signatureVerification: {level: permissive}\n  - name: any\n    notation:\n      trustStore: {certificates: {file: certs/ca.pem}}\n      trustedIdentities: [\"*\"]\n");
+    let pem = ca.ca_pem.clone();
+    let read = move |path: &Path| -> std::io::Result<Vec<u8>> {
+        assert_eq!(path, Path::new("/policies/certs/ca.pem"));
+        Ok(pem.clone().into_bytes())
+    };
+    let policies = load(&[(PathBuf::from("/policies/signed.yaml"), text)], &read).unwrap();
+    let a = policies[0].authorities[0].notation().unwrap();
+    assert_eq!(a.trust_store, vec![ca.ca_der.clone()]);
+    assert_eq!(a.level, Level::Permissive);
+    let dn = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        error_of(&text),
-        "/policies/signed.yaml:8: ImageVerificationPolicy \"signed-prod\": spec.authorities[0] (notary): notation authorities are not supported yet (issue #13); use a cosign key authority"
+        a.identities,
+        Identities::Subjects(vec![dn(&[("C", "US"), ("CN", "signer"), ("O", "Example")])])
     );
+    let any = policies[0].authorities[1].notation().unwrap();
+    assert_eq!(
+        (any.identities.clone(), any.level),
+        (Identities::Any, Level::Strict)
+    );
+    assert!(policies[0].authorities[0].key().is_none());
+}
+
+#[test]
+fn notation_authorities_are_parsed_strictly_naming_the_file_and_field() {
+    let head = "  images: [{glob: \"**\"}]\n  authorities:\n  - name: notary\n";
+    for (spec, wanted) in [
+        ("    notation: {trustStore: ca:prod}\n", "/policies/signed.yaml: ImageVerificationPolicy: error: line 8"),
+        ("    notation: {trustStore: {certificates: {data: nope}}, trustedIdentities: [\"*\"]}\n",
+         "/policies/signed.yaml:8: ImageVerificationPolicy \"signed-prod\": spec.authorities[0] (notary): notation.trustStore.certificates: no -----BEGIN CERTIFICATE----- block"),
+        ("    notation: {trustStore: {certificates: {file: ca.pem}}, trustedIdentities: [\"*\"]}\n",
+         "spec.authorities[0] (notary): notation.trustStore.certificates.file: /policies/ca.pem: no such file"),
+        ("    notation: {trustStore: {certificates: {file: ca.pem}}, trustedIdentitys: [\"*\"]}\n",
+         "unknown field `trustedIdentitys`"),
+        ("    key: {data: x}\n    notation: {trustStore: {certificates: {data: x}}, trustedIdentities: [\"*\"]}\n",
+         "spec.authorities[0] (notary): set exactly one of key (with its optional rekor) and notation"),
+    ] {
+        let e = error_of(&policy(&format!("{head}{spec}")));
+        assert!(e.contains(wanted), "{spec}\nwanted {wanted}\ngot    {e}");
+    }
+    let ca = crate::signature::testing::pki(
+        "Test CA",
+        crate::signature::testing::JwsKey::es256(2),
+        (2020, 2030),
+    );
+    let spec = format!(
+        "{head}    notation:\n      trustStore:\n        certificates:\n          data: |\n{}      trustedIdentities: [\"x509.subject: CN=a, CN=b\"]\n",
+        indent(&ca.ca_pem, 12)
+    );
+    let e = error_of(&policy(&spec));
+    assert!(e.contains("spec.authorities[0] (notary): notation.trustedIdentities: [0]: attribute CN is given twice"), "{e}");
 }
 
 #[test]

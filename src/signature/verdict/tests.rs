@@ -58,6 +58,8 @@ fn judge_with(policies: &[&TrustPolicy], signatures: Option<Result<&Signatures, 
         names: &names,
         digest: Ok(DIGEST),
         signatures,
+        notation: None,
+        now: 0,
     };
     judge(policies, &subject, None)
 }
@@ -94,7 +96,7 @@ fn a_valid_signature_allows_and_reports_who_signed() {
     let [r] = v.reports.as_slice() else { panic!() };
     assert_eq!(r.outcome, Outcome::Verified);
     assert_eq!(r.authority.as_deref(), Some("release-key"));
-    assert_eq!(r.key_id, Some(p.authorities[0].key.key.id()));
+    assert_eq!(r.key_id, Some(p.authorities[0].key().unwrap().key.id()));
     assert_eq!(
         r.signature,
         Some(s.layers.as_ref().unwrap()[1].layer.digest.clone())
@@ -103,7 +105,7 @@ fn a_valid_signature_allows_and_reports_who_signed() {
         v.summary,
         format!(
             "verified (enforce): ImageVerificationPolicy \"signed-prod\": {IMAGE} is signed by authority \"release-key\" (key {}, signature {})",
-            p.authorities[0].key.key.id(),
+            p.authorities[0].key().unwrap().key.id(),
             s.layers.as_ref().unwrap()[1].layer.digest
         )
     );
@@ -198,6 +200,8 @@ fn modes_warn_and_audit_let_the_image_through() {
         names: &names,
         digest: Ok(DIGEST),
         signatures: Some(Ok(&unsigned)),
+        notation: None,
+        now: 0,
     };
     let v = judge(&[&enforce], &subject, Some(Mode::Audit));
     assert_eq!(v.decision, Decision::Allowed);
@@ -236,6 +240,8 @@ fn an_unreachable_registry_follows_the_failure_policy() {
         names: &names,
         digest: Err("resolving: timed out"),
         signatures: None,
+        notation: None,
+        now: 0,
     };
     let v = judge(&[&fail], &subject, None);
     assert!(
@@ -298,7 +304,192 @@ fn allow_listed_images_need_no_signature() {
         names: &names,
         digest: Ok(OTHER_DIGEST),
         signatures: Some(Ok(&s)),
+        notation: None,
+        now: 0,
     };
     let v = judge(&[&pinned], &subject, None);
     assert_eq!(refusal(&v), "ImageVerificationPolicy \"d\": x is not in the policy's allow list, and the policy names no authority");
+}
+
+// ------------------------------------------------------------------ Notation authorities
+
+mod notation_authorities {
+    use super::*;
+    use crate::signature::notation::{signature_manifest, NotationFetched, NotationSignatures};
+    use crate::signature::testing::{envelope, notation_manifest, pki, protected, JwsKey, Pki};
+
+    const SOURCE: &str = "registry.example/prod/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    /// 2026-01-01T00:00:00Z.
+    const NOW: i64 = 1_767_225_600;
+
+    fn notation_policy(extra: &str, pki: &Pki, level: &str, key: Option<&Signer>) -> TrustPolicy {
+        let pem: String = pki
+            .ca_pem
+            .lines()
+            .map(|l| format!("            {l}\n"))
+            .collect();
+        let mut text = format!(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: ImageVerificationPolicy\nmetadata: {{name: n}}\nspec:\n  images: [{{glob: \"registry.example/prod/**\"}}]\n{extra}  authorities:\n  - name: notary\n    notation:\n      trustStore:\n        certificates:\n          data: |\n{pem}      trustedIdentities: [\"x509.subject: O=Example, CN=signer\"]\n      signatureVerification: {{level: {level}}}\n"
+        );
+        if let Some(signer) = key {
+            let pem = signer.public_pem().replace('\n', "\\n");
+            text.push_str(&format!(
+                "  - name: release-key\n    key: {{data: \"{pem}\"}}\n"
+            ));
+        }
+        let read = |_: &std::path::Path| -> std::io::Result<Vec<u8>> { unreachable!() };
+        load(&[(PathBuf::from("p.yaml"), text)], &read)
+            .unwrap()
+            .remove(0)
+    }
+
+    fn notation_signed(pki: &Pki, digest: &str) -> NotationFetched {
+        let env = envelope(pki, &protected(pki), digest, &[&pki.leaf_der, &pki.ca_der]);
+        let manifest = notation_manifest(&env, DIGEST);
+        NotationFetched {
+            digest: testing::sha256_digest(&manifest),
+            content: Ok((signature_manifest(&manifest).unwrap(), env)),
+        }
+    }
+
+    fn judge_notation(
+        policy: &TrustPolicy,
+        cosign: Option<Result<&Signatures, &str>>,
+        notation: Option<Result<&NotationSignatures, &str>>,
+    ) -> Verdict {
+        let names = image_names();
+        let subject = Subject {
+            image: IMAGE,
+            names: &names,
+            digest: Ok(DIGEST),
+            signatures: cosign,
+            notation,
+            now: NOW,
+        };
+        judge(&[policy], &subject, None)
+    }
+
+    fn found(signatures: Vec<NotationFetched>) -> NotationSignatures {
+        NotationSignatures {
+            source: SOURCE.into(),
+            signatures,
+        }
+    }
+
+    #[test]
+    fn a_valid_notation_signature_satisfies_the_policy_and_names_the_signer() {
+        let ca = pki("Test CA", JwsKey::es256(21), (2020, 2030));
+        let p = notation_policy("", &ca, "strict", None);
+        let sig = notation_signed(&ca, DIGEST);
+        let sig_digest = sig.digest.clone();
+        let v = judge_notation(&p, None, Some(Ok(&found(vec![sig]))));
+        assert_eq!(v.decision, Decision::Allowed);
+        let r = &v.reports[0];
+        assert_eq!(r.outcome, Outcome::Verified);
+        assert_eq!(r.authority.as_deref(), Some("notary"));
+        assert_eq!(r.signature.as_deref(), Some(sig_digest.as_str()));
+        assert_eq!(r.signer.as_deref(), Some("C=US, O=Example, CN=signer"));
+        assert_eq!(r.key_id, None);
+        assert!(r.detail.contains("is signed by authority \"notary\" (Notation, signer \"C=US, O=Example, CN=signer\""), "{}", r.detail);
+    }
+
+    #[test]
+    fn unsigned_foreign_and_unreadable_notation_signatures_are_refused_with_reasons() {
+        let ca = pki("Test CA", JwsKey::es256(22), (2020, 2030));
+        let other = pki("Other CA", JwsKey::es256(23), (2020, 2030));
+        let p = notation_policy("", &ca, "strict", None);
+        let v = judge_notation(&p, None, Some(Ok(&found(vec![]))));
+        assert_eq!(refusal(&v), format!("ImageVerificationPolicy \"n\": {IMAGE} has no signature by authority \"notary\": {SOURCE} has no Notation signature"));
+        let foreign = notation_signed(&other, DIGEST);
+        let v = judge_notation(&p, None, Some(Ok(&found(vec![foreign]))));
+        assert!(
+            refusal(&v).contains(&format!(
+                "{SOURCE} has 1 Notation signature, none valid: sha256:"
+            )),
+            "{}",
+            refusal(&v)
+        );
+        assert!(refusal(&v).contains("verifies but its certificate chain (issuer CN=Other CA) does not lead to a certificate of the trust store"), "{}", refusal(&v));
+        let v = judge_notation(
+            &p,
+            None,
+            Some(Err("listing the referrers: connection refused")),
+        );
+        assert!(
+            refusal(&v).contains("cannot verify")
+                && refusal(&v)
+                    .contains("(failurePolicy Fail): listing the referrers: connection refused"),
+            "{}",
+            refusal(&v)
+        );
+        let unreadable = NotationFetched {
+            digest: "sha256:aa".into(),
+            content: Err("reading: timed out".into()),
+        };
+        let ignore = notation_policy("  failurePolicy: Ignore\n", &ca, "strict", None);
+        let v = judge_notation(&ignore, None, Some(Ok(&found(vec![unreadable]))));
+        assert_eq!(v.decision, Decision::Allowed);
+        assert_eq!(
+            v.reports[0].outcome,
+            Outcome::Unverifiable { ignored: true }
+        );
+    }
+
+    #[test]
+    fn a_cosign_key_or_a_notation_signature_satisfies_a_mixed_policy() {
+        let ca = pki("Test CA", JwsKey::ps256(), (2020, 2030));
+        let signer = Signer::p256(24);
+        let p = notation_policy("", &ca, "strict", Some(&signer));
+        let cosign = sigs(vec![signed_by(&signer, DIGEST)]);
+        let v = judge_notation(&p, Some(Ok(&cosign)), Some(Ok(&found(vec![]))));
+        assert_eq!(v.reports[0].authority.as_deref(), Some("release-key"));
+        let unsigned = Signatures {
+            tag: TAG.into(),
+            layers: None,
+        };
+        let v = judge_notation(
+            &p,
+            Some(Ok(&unsigned)),
+            Some(Ok(&found(vec![notation_signed(&ca, DIGEST)]))),
+        );
+        assert_eq!(v.reports[0].authority.as_deref(), Some("notary"));
+        let v = judge_notation(&p, Some(Ok(&unsigned)), Some(Ok(&found(vec![]))));
+        assert_eq!(refusal(&v), format!("ImageVerificationPolicy \"n\": {IMAGE} has no signature by any of its authorities: \"notary\": {SOURCE} has no Notation signature; \"release-key\": {TAG} does not exist"));
+    }
+
+    #[test]
+    fn levels_skip_and_audit_are_reported_as_such() {
+        let ca = pki("Test CA", JwsKey::es256(25), (2019, 2021));
+        let skip = notation_policy("", &ca, "skip", None);
+        let v = judge_notation(&skip, None, Some(Ok(&found(vec![]))));
+        assert_eq!(v.decision, Decision::Allowed);
+        assert!(v.reports[0]
+            .detail
+            .contains("without verification (notation signatureVerification level skip)"));
+        let audit = notation_policy("", &ca, "audit", None);
+        let v = judge_notation(
+            &audit,
+            None,
+            Some(Ok(&found(vec![notation_signed(&ca, DIGEST)]))),
+        );
+        assert_eq!(v.decision, Decision::Allowed);
+        assert!(
+            v.reports[0]
+                .detail
+                .contains("logged, not enforced at this level: x5c[0] expired at"),
+            "{}",
+            v.reports[0].detail
+        );
+        let strict = notation_policy("", &ca, "strict", None);
+        let v = judge_notation(
+            &strict,
+            None,
+            Some(Ok(&found(vec![notation_signed(&ca, DIGEST)]))),
+        );
+        assert!(
+            refusal(&v).contains("verifies but x5c[0] expired at"),
+            "{}",
+            refusal(&v)
+        );
+    }
 }
