@@ -157,7 +157,8 @@ fn text_of(out: &std::process::Output) -> String {
 }
 
 /// An unsigned image recorded before the policy existed (pulled straight from containerd,
-/// past the proxy): a container of it is refused at `Containers/Create` in the namespace
+/// past the proxy): a container of it is refused at `Containers/Create` (and a container
+/// made before, at `Tasks/Create`) in the namespace
 /// that requires signatures, judged by the digest containerd holds (not the one the tag
 /// now names in the registry, which is signed), and runs in the namespace that does not.
 #[test]
@@ -212,6 +213,26 @@ fn an_image_already_on_the_node_is_verified_when_a_container_of_it_is_created() 
     );
     let out = ok(run("default"));
     assert!(out.contains("ran"), "{out}");
+
+    // A container made before the policy too: its task is refused at Tasks/Create.
+    let id = unique("made-before");
+    ok(w.ctr_direct(&[
+        "-n",
+        "prod",
+        "containers",
+        "create",
+        &reference,
+        &id,
+        "true",
+    ]));
+    let start = w.ctr(&["-n", "prod", "tasks", "start", &id]);
+    assert!(!start.status.success(), "{}", text_of(&start));
+    assert!(
+        text_of(&start).contains("is not signed"),
+        "{}",
+        text_of(&start)
+    );
+    ok(w.ctr_direct(&["-n", "prod", "containers", "rm", &id]));
 }
 
 /// A refused image asked about again and again — a kubelet's pull back-off, many pulls at

@@ -247,9 +247,10 @@ impl Proxy {
         self.check_host(&what, &record)?;
         let old_view = self.view(&old_record, &current)?;
         let view = self.view(&record, &merged)?;
-        let review = view
+        let mut review = view
             .request(AdmissionRequest::pod(Operation::Update), user)
             .with_old_object(Some(old_view.object));
+        review.image_digests = self.held_digests(ns, &view.object).await?;
         let verdict = self.decide(&review).await?;
         let Some(mutated) = verdict.mutated().cloned() else {
             return Ok(Admitted::Unchanged);

@@ -76,7 +76,8 @@ impl Proxy {
                 "container": view.object["container"],
             });
         }
-        let review = view.request(AdmissionRequest::pod(Operation::Create), user);
+        let mut review = view.request(AdmissionRequest::pod(Operation::Create), user);
+        review.image_digests = self.held_digests(ns, &view.object).await?;
         let verdict = self.decide(&review).await?;
         unchanged_only("Tasks/Create", &view.object, verdict.mutated())
     }
@@ -135,9 +136,10 @@ impl Proxy {
                 "container": old["container"],
             });
         }
-        let review = view
+        let mut review = view
             .request(AdmissionRequest::pod(Operation::Update), user)
             .with_old_object(Some(old));
+        review.image_digests = self.held_digests(ns, &view.object).await?;
         let verdict = self.decide(&review).await?;
         unchanged_only("Tasks/Update", &view.object, verdict.mutated())
     }
