@@ -6,7 +6,8 @@
 #   scripts/busybox-image.sh OUT.tar REF...      e.g. docker.io/library/busybox:1.36
 #
 # IMAGE_CMD (a JSON array, default ["sh"]) is the image config's Cmd: the CRI tests' pause
-# image is this image with IMAGE_CMD='["sleep","2147483647"]'.
+# image is this image with IMAGE_CMD='["sleep","2147483647"]'. IMAGE_MARK, when set, is
+# written to /etc/portcullis-mark, which gives the image a layer of its own.
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 OUT.tar REF..." >&2; exit 2; }
 out=$(realpath -m "$1"); shift
@@ -18,6 +19,7 @@ cp "$busybox" rootfs/bin/busybox
 for app in $(rootfs/bin/busybox --list); do [ "$app" = busybox ] || ln -s busybox "rootfs/bin/$app"; done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > rootfs/etc/passwd
 printf 'root:x:0:\nnogroup:x:65534:\n' > rootfs/etc/group
+if [ -n "${IMAGE_MARK:-}" ]; then printf '%s\n' "$IMAGE_MARK" > rootfs/etc/portcullis-mark; fi
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C rootfs -cf layer.tar .
 
 blob() { # FILE MEDIATYPE -> prints a descriptor, stores the blob

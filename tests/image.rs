@@ -7,6 +7,8 @@
 //! round-trips the bytes a signature is made of.
 
 mod common;
+#[path = "image/lineage.rs"]
+mod lineage;
 #[path = "image/notation.rs"]
 mod notation;
 #[path = "image/signatures.rs"]

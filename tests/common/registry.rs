@@ -224,9 +224,23 @@ impl Registry {
     /// same layer, a digest of its own per `word`, and `ctr run` with no command prints
     /// `word`. Returns the manifest digest.
     pub fn push_busybox_variant(&self, repo_tag: &str, word: &str) -> String {
+        self.push_built(repo_tag, word, None)
+    }
+
+    /// [`Registry::push_busybox_variant`] with a layer of its own (`/etc/portcullis-mark`
+    /// holds `word`): an image whose filesystem differs from every other's.
+    pub fn push_busybox_marked(&self, repo_tag: &str, word: &str) -> String {
+        self.push_built(repo_tag, word, Some(word))
+    }
+
+    fn push_built(&self, repo_tag: &str, word: &str, mark: Option<&str>) -> String {
         let tar = self.dir().join(format!("{}.tar", super::unique("variant")));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/busybox-image.sh");
-        let out = Command::new(script)
+        let mut cmd = Command::new(script);
+        if let Some(mark) = mark {
+            cmd.env("IMAGE_MARK", mark);
+        }
+        let out = cmd
             .env("IMAGE_CMD", serde_json::json!(["echo", word]).to_string())
             .arg(&tar)
             .arg("portcullis.test/variant:v")

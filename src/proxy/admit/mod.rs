@@ -26,6 +26,7 @@ mod cri_connect;
 mod cri_resize;
 mod cri_writeback;
 mod images;
+mod lineage;
 mod rules;
 mod tasks;
 
@@ -207,6 +208,9 @@ impl Proxy {
         let view = self.view(&record, container)?;
         let mut review = view.request(AdmissionRequest::pod(Operation::Create), user);
         review.image_digests = self.held_digests(ns, &view.object).await?;
+        if let Some(digest) = review.image_digests.values().next() {
+            self.check_lineage(ns, container, digest).await?;
+        }
         let verdict = self.decide(&review).await?;
         let Some(mutated) = verdict.mutated().cloned() else {
             return Ok(Admitted::Unchanged);
@@ -251,6 +255,9 @@ impl Proxy {
             .request(AdmissionRequest::pod(Operation::Update), user)
             .with_old_object(Some(old_view.object));
         review.image_digests = self.held_digests(ns, &view.object).await?;
+        if let Some(digest) = review.image_digests.values().next() {
+            self.check_lineage(ns, &merged, digest).await?;
+        }
         let verdict = self.decide(&review).await?;
         let Some(mutated) = verdict.mutated().cloned() else {
             return Ok(Admitted::Unchanged);
