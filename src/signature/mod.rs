@@ -15,7 +15,17 @@
 //! - [`verifier`]: [`Verifier`], the async entry point the doors call.
 //!
 //! It is not a `policy::ValidatingPolicy`: those are pure and this one needs the network;
-//! the doors ask it next to the decision core, as the core asks webhooks.
+//! the core asks it as it asks webhooks (`core::signatures`).
+//!
+//! Why the cosign format is read here and not by the `sigstore` crate (measured,
+//! docs/image-verification.md "Dependencies"): its `cosign` feature brings 133 crates
+//! (oauth flows, a second crypto library), its registry client turns an unreachable
+//! registry into "no signatures" (so `failurePolicy` could not be honoured) and has no
+//! timeouts, and the layer checks it has are crate-private. What is hand-written is the
+//! format — the `sha256-<hex>.sig` tag, the simple-signing payload, Rekor's SET — about
+//! 200 lines; the cryptography is ring's and x509-parser's, the registry protocol
+//! oci-client's. Notation's JWS envelope is read the same way (`notation`): no kept Rust
+//! library implements it.
 
 pub mod cosign;
 pub mod glob;
