@@ -117,6 +117,9 @@ pub struct RawConfig {
     pub webhooks: Vec<WebhookConfig>,
     #[serde(default)]
     pub policy_dir: Option<PathBuf>,
+    /// Kinds kept in `policyDir` on purpose that no reader takes.
+    #[serde(default)]
+    pub policy_dir_ignore: Vec<policy_dir::IgnoredKind>,
     #[serde(default)]
     pub images: ImageRules,
     #[serde(default)]
@@ -234,7 +237,10 @@ impl Config {
             .typed()
             .map_err(|(field, message)| invalid(&field, message))?;
         let policy_dir = match &raw.policy_dir {
-            Some(dir) => Some(PolicyDir::read(dir).map_err(|e| invalid("policyDir", e))?),
+            Some(dir) => Some(PolicyDir {
+                ignored_kinds: raw.policy_dir_ignore.clone(),
+                ..PolicyDir::read(dir).map_err(|e| invalid("policyDir", e))?
+            }),
             None => None,
         };
         Ok(Self {

@@ -14,6 +14,17 @@ pub struct PolicyDir {
     /// Every `*.yaml`, `*.yml` and `*.json` file in it, sorted by path: the file and its
     /// text (several documents a file).
     pub documents: Vec<(PathBuf, String)>,
+    /// `policyDirIgnore:` — kinds kept in the directory on purpose and read by nothing
+    /// (`apiVersion`, `kind`); any other document no reader takes is an error.
+    pub ignored_kinds: Vec<IgnoredKind>,
+}
+
+/// One `policyDirIgnore:` entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IgnoredKind {
+    pub api_version: String,
+    pub kind: String,
 }
 
 impl PolicyDir {
@@ -40,6 +51,7 @@ impl PolicyDir {
         Ok(Self {
             path: dir.to_path_buf(),
             documents,
+            ignored_kinds: Vec::new(),
         })
     }
 }

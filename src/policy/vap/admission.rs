@@ -21,7 +21,12 @@ pub fn register(config: &Config, policies: &mut Policies) -> Result<(), String> 
     let Some(dir) = &config.policy_dir else {
         return Ok(());
     };
-    let set = PolicySet::from_documents(&dir.documents)
+    let ignored: Vec<(String, String)> = dir
+        .ignored_kinds
+        .iter()
+        .map(|k| (k.api_version.clone(), k.kind.clone()))
+        .collect();
+    let set = PolicySet::from_documents_ignoring(&dir.documents, &ignored)
         .map_err(|e| format!("policyDir {}: {e}", dir.path.display()))?;
     // MutatingAdmissionPolicy: after the built-in rule, before the webhooks.
     if let Some(mutating) = set.mutating() {

@@ -53,6 +53,8 @@ pub(crate) struct Binding {
 
 /// A params object: any document that is not a policy or a binding of either kind.
 pub(crate) struct Param {
+    /// The file it was read from, for errors.
+    pub file: PathBuf,
     pub api_version: String,
     pub kind: String,
     pub name: String,

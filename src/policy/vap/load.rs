@@ -63,9 +63,15 @@ impl fmt::Display for LoadError {
 }
 
 /// Parses and checks every document. Must run on a thread with [`super::expr::STACK_BYTES`].
-pub(crate) fn load(docs: &[(PathBuf, String)]) -> Result<Loaded, LoadError> {
+pub(crate) fn load(
+    docs: &[(PathBuf, String)],
+    ignored: &[(String, String)],
+) -> Result<Loaded, LoadError> {
     let mut issues = Vec::new();
-    let mut found = Found::default();
+    let mut found = Found {
+        ignored: ignored.to_vec(),
+        ..Found::default()
+    };
     for (file, text) in docs {
         let mut loader = Loader {
             file,
@@ -85,7 +91,9 @@ pub(crate) fn load(docs: &[(PathBuf, String)]) -> Result<Loaded, LoadError> {
         params,
         failed,
         failed_mutating,
+        ..
     } = found;
+    unread(&mut issues, &params, &policies, &mutating);
     let raw = raw_bindings
         .into_iter()
         .filter(|(_, b)| !failed.contains(&b.spec.policy_name));
@@ -122,6 +130,8 @@ struct Found {
     /// Policies that failed to load: their bindings are not reported again.
     failed: BTreeSet<String>,
     failed_mutating: BTreeSet<String>,
+    /// `policyDirIgnore`: (apiVersion, kind) kept on purpose, read by nothing.
+    ignored: Vec<(String, String)>,
 }
 
 impl Found {
@@ -214,13 +224,19 @@ impl Found {
         } else if !crate::config::policy_dir::is_portcullis_kind(&header.api_version, &header.kind)
         {
             // Portcullis's own kinds are read (or refused) by their source, never params.
-            self.param(loader, header, value);
+            self.param(loader, file, header, value);
         }
     }
 
     /// Any other object (but Portcullis's own kinds) is a params object, if it has the
     /// fields one needs.
-    fn param(&mut self, loader: &mut Loader, header: Header, value: serde_json::Value) {
+    fn param(
+        &mut self,
+        loader: &mut Loader,
+        file: &Path,
+        header: Header,
+        value: serde_json::Value,
+    ) {
         if header.api_version.is_empty()
             || header.kind.is_empty()
             || header.metadata.name.is_empty()
@@ -230,7 +246,12 @@ impl Found {
                 "a document needs apiVersion, kind and metadata.name".into(),
             );
         } else {
+            let kind = (header.api_version.clone(), header.kind.clone());
+            if self.ignored.contains(&kind) {
+                return;
+            }
             self.params.push(Param {
+                file: file.to_path_buf(),
                 api_version: header.api_version,
                 kind: header.kind,
                 name: header.metadata.name,
@@ -239,6 +260,33 @@ impl Found {
                 value: Arc::new(value),
             });
         }
+    }
+}
+
+/// A params object no policy's `spec.paramKind` names is read by nothing: an error, so
+/// that a document Portcullis does not read (a Gatekeeper ConstraintTemplate, a
+/// Kyverno policy, a misspelt kind) never sits in `policyDir` looking enforced.
+fn unread(issues: &mut Vec<LoadIssue>, params: &[Param], policies: &[Policy], mutating: &[Policy]) {
+    let named = |p: &Param| {
+        policies.iter().chain(mutating).any(|policy| {
+            policy
+                .param_kind
+                .as_ref()
+                .is_some_and(|k| k.api_version == p.api_version && k.kind == p.kind)
+        })
+    };
+    for p in params.iter().filter(|p| !named(p)) {
+        issues.push(LoadIssue {
+            file: p.file.clone(),
+            line: None,
+            message: format!(
+                "apiVersion {} kind {} ({}) is not a kind Portcullis reads, and no policy's \
+                 spec.paramKind names it, so nothing would enforce it (Gatekeeper \
+                 ConstraintTemplates and Constraints are not read yet); remove it, or list \
+                 {{apiVersion: {}, kind: {}}} under policyDirIgnore to keep it on purpose",
+                p.api_version, p.kind, p.name, p.api_version, p.kind
+            ),
+        });
     }
 }
 

@@ -38,6 +38,8 @@ mod pool;
 mod mutate_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unread_tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -202,13 +204,24 @@ fn tasks<'a>(
 impl PolicySet {
     /// Parses `(file, YAML text)` pairs — multi-document files welcome — and compiles every
     /// expression. Documents that are neither policies nor bindings are params objects.
+    #[cfg(test)]
     pub fn from_documents(docs: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
+        Self::from_documents_ignoring(docs, &[])
+    }
+
+    /// [`PolicySet::from_documents`], documents of the `ignored` (apiVersion, kind) left
+    /// alone (`policyDirIgnore`).
+    pub fn from_documents_ignoring(
+        docs: &[(PathBuf, String)],
+        ignored: &[(String, String)],
+    ) -> Result<PolicySet, LoadError> {
         let docs = docs.to_vec();
+        let ignored = ignored.to_vec();
         // The CEL parser recurses; give it the same big stack as evaluation.
         let handle = std::thread::Builder::new()
             .name("vap-load".into())
             .stack_size(expr::STACK_BYTES)
-            .spawn(move || load::load(&docs));
+            .spawn(move || load::load(&docs, &ignored));
         let loaded = match handle.map(|h| h.join()) {
             Ok(Ok(result)) => result?,
             Ok(Err(_)) => return Err(internal("loading the policies panicked")),
