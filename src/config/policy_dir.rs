@@ -4,6 +4,7 @@
 //! (`ImageVerificationPolicy`) are `signature::trust`'s. Both split files into documents
 //! with [`yaml_documents`], and [`is_portcullis_kind`] says which reader a document is for.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// `policyDir:` as loaded: the directory and the files in it.
@@ -53,6 +54,38 @@ impl PolicyDir {
             documents,
             ignored_kinds: Vec::new(),
         })
+    }
+}
+
+/// One problem in a `policyDir` file, as every reader of the directory reports it
+/// (`policy::vap`, `signature::trust`): the file, the line when known, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadIssue {
+    pub file: PathBuf,
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl fmt::Display for LoadIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// Why a reader cannot use the `policyDir` documents: every problem found, in file
+/// order, one a line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct LoadError {
+    pub issues: Vec<LoadIssue>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.issues.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
     }
 }
 

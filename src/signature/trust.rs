@@ -35,6 +35,8 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub use crate::config::policy_dir::{LoadError, LoadIssue};
+
 use super::cosign::KeyAuthority;
 use super::glob::{Glob, InvalidGlob};
 use super::key::PublicKey;
@@ -127,36 +129,6 @@ impl fmt::Display for Allow {
             Allow::Glob(g) => write!(f, "glob {}", quote(&g.written)),
             Allow::Digest(d) => write!(f, "digest {d}"),
         }
-    }
-}
-
-/// One problem in the policy files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadIssue {
-    pub file: PathBuf,
-    pub line: Option<u64>,
-    pub message: String,
-}
-
-impl fmt::Display for LoadIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
-    }
-}
-
-/// Why the trust policies cannot be used: every problem found, in file order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct LoadError {
-    pub issues: Vec<LoadIssue>,
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines: Vec<String> = self.issues.iter().map(ToString::to_string).collect();
-        f.write_str(&lines.join("\n"))
     }
 }
 

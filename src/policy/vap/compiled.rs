@@ -3,9 +3,10 @@
 //! (and the evaluation) use this module, which uses neither.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+pub use crate::config::policy_dir::LoadIssue;
 
 use super::expr::Program;
 use super::types::*;
@@ -61,21 +62,4 @@ pub(crate) struct Param {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     pub value: Arc<serde_json::Value>,
-}
-
-/// One problem in the policy files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadIssue {
-    pub file: PathBuf,
-    pub line: Option<u64>,
-    pub message: String,
-}
-
-impl fmt::Display for LoadIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
-    }
 }

@@ -3,7 +3,6 @@
 //! YAML parser or the expression's position gives one).
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,6 +12,7 @@ use super::types::*;
 // `load`, which drives it; `vap/mod.rs` still names them through here.
 pub use super::compiled::LoadIssue;
 pub(crate) use super::compiled::{Binding, Param, Policy};
+pub use crate::config::policy_dir::LoadError;
 
 pub(crate) struct Loaded {
     pub policies: Vec<Policy>,
@@ -46,19 +46,6 @@ fn add_binding(loader: &mut Loader, bindings: &mut Vec<Binding>, kind: &str, bin
         loader.issue(None, m);
     } else {
         bindings.push(binding);
-    }
-}
-
-/// Why the policy files cannot be used: every problem found, in file order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct LoadError {
-    pub issues: Vec<LoadIssue>,
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines: Vec<String> = self.issues.iter().map(ToString::to_string).collect();
-        f.write_str(&lines.join("\n"))
     }
 }
 
