@@ -449,17 +449,7 @@ spec: {policyName: no-cat, validationActions: [Deny]}
     for api in CriApi::ALL {
         let c = w.client(Via::Proxy, api);
         let at = format!("{api:?} through the admitting proxy");
-        let pod = pod_config(w.dir.path(), "execs", "team", &uid());
-        let sandbox = w.expect(&format!("RunPodSandbox {at}"), c.run_pod(&pod));
-        let config = c.container_config(&pod, "sleeper", IMAGE, &["sleep", "3600"]);
-        let config = w.expect(&format!("the container's config {at}"), config);
-        let id = w.expect(
-            &format!("CreateContainer {at}"),
-            c.create_container(&sandbox, &pod, config),
-        );
-        w.expect(&format!("StartContainer {at}"), c.start(&id));
-        let running = c.wait_state(&id, CONTAINER_RUNNING, Duration::from_secs(30));
-        w.expect(&format!("ContainerStatus {at}"), running);
+        let (sandbox, id) = w.running_container(&c, "execs", "team", &at);
 
         let echo = w.expect(
             &format!("ExecSync echo {at}"),

@@ -95,3 +95,19 @@ spec:
         policies.display()
     )
 }
+
+/// Adds `field` (a line of the policy's `spec:`, e.g. `mode: audit`) to the
+/// `ImageVerificationPolicy` [`policy_config`] wrote under `dir`.
+pub fn amend_policy(dir: &std::path::Path, field: &str) {
+    let policy = dir.join("policies/signed.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    assert!(text.contains("\nspec:\n"), "{text}");
+    std::fs::write(
+        &policy,
+        text.replacen("\nspec:\n", &format!("\nspec:\n  {field}\n"), 1),
+    )
+    .unwrap();
+}
+
+/// The selector the namespace-aware tests give the policy: namespaces labelled `tier: prod`.
+pub const PROD_ONLY: &str = "namespaceSelector: {matchLabels: {tier: prod}}";

@@ -238,6 +238,30 @@ impl CriWorld {
 
     /// `result`'s value, or a panic with `what`, the status and the logs.
     #[track_caller]
+    /// A pod `name` in `namespace` whose one container `sleeper` (busybox, `sleep 3600`)
+    /// is created and started through `c` and running: (sandbox id, container id). `at`
+    /// says where, in failure messages.
+    pub fn running_container(
+        &self,
+        c: &CriClient,
+        name: &str,
+        namespace: &str,
+        at: &str,
+    ) -> (String, String) {
+        let pod = pod_config(self.dir.path(), name, namespace, &uid());
+        let sandbox = self.expect(&format!("RunPodSandbox {at}"), c.run_pod(&pod));
+        let config = c.container_config(&pod, "sleeper", super::IMAGE, &["sleep", "3600"]);
+        let config = self.expect(&format!("the container's config {at}"), config);
+        let id = self.expect(
+            &format!("CreateContainer {at}"),
+            c.create_container(&sandbox, &pod, config),
+        );
+        self.expect(&format!("StartContainer {at}"), c.start(&id));
+        let running = c.wait_state(&id, CONTAINER_RUNNING, Duration::from_secs(30));
+        self.expect(&format!("ContainerStatus {at}"), running);
+        (sandbox, id)
+    }
+
     pub fn expect<T>(&self, what: &str, result: Result<T, Status>) -> T {
         result
             .unwrap_or_else(|s| panic!("{what}: {:?}: {}\n{}", s.code(), s.message(), self.logs()))

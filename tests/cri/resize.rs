@@ -4,13 +4,11 @@
 //! cgroup.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use k8s_cri::v1 as cri;
 use tonic::Code;
 
-use crate::common::cri::{pod_config, uid, CriApi, CriClient, CriWorld, Via, CONTAINER_RUNNING};
-use crate::common::IMAGE;
+use crate::common::cri::{CriApi, CriWorld, Via};
 use crate::ADMIT_BASELINE;
 
 const MIB: i64 = 1 << 20;
@@ -60,21 +58,6 @@ fn kernel_limit(id: &str) -> String {
         .to_owned()
 }
 
-fn running_container(w: &CriWorld, c: &CriClient, at: &str) -> (String, String) {
-    let pod = pod_config(w.dir.path(), "resized", "team", &uid());
-    let sandbox = w.expect(&format!("RunPodSandbox {at}"), c.run_pod(&pod));
-    let config = c.container_config(&pod, "sleeper", IMAGE, &["sleep", "3600"]);
-    let config = w.expect(&format!("the container's config {at}"), config);
-    let id = w.expect(
-        &format!("CreateContainer {at}"),
-        c.create_container(&sandbox, &pod, config),
-    );
-    w.expect(&format!("StartContainer {at}"), c.start(&id));
-    let running = c.wait_state(&id, CONTAINER_RUNNING, Duration::from_secs(30));
-    w.expect(&format!("ContainerStatus {at}"), running);
-    (sandbox, id)
-}
-
 #[test]
 fn the_cri_door_admits_resizes_as_updates_of_pods_resize() {
     let policies = tempfile::tempdir().unwrap();
@@ -86,7 +69,7 @@ fn the_cri_door_admits_resizes_as_updates_of_pods_resize() {
     for api in CriApi::ALL {
         let c = w.client(Via::Proxy, api);
         let at = format!("{api:?} through the admitting proxy");
-        let (sandbox, id) = running_container(&w, &c, &at);
+        let (sandbox, id) = w.running_container(&c, "resized", "team", &at);
 
         let resize = |mib: i64| c.update_resources(&id, memory(mib * MIB));
         w.expect(&format!("resize to 128Mi {at}"), resize(128));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tonic::Code;
 
-use crate::common::cosign::{policy_config, Key};
+use crate::common::cosign::{amend_policy, policy_config, Key, PROD_ONLY};
 use crate::common::cri::{pod_config, uid, CriApi, CriWorld, Via, CONTAINER_EXITED};
 use crate::common::registry::{Registry, Transport};
 use crate::ADMIT_BASELINE;
@@ -23,12 +23,7 @@ fn the_kubelets_pulls_and_containers_are_verified_in_the_pods_namespace() {
     key.sign(&registry, "apps/web", &signed);
     let policies = tempfile::tempdir().unwrap();
     let trust = policy_config(policies.path(), &registry.host(), &key, "Fail");
-    let policy = policies.path().join("policies/signed.yaml");
-    let text = std::fs::read_to_string(&policy).unwrap().replace(
-        "  failurePolicy: Fail\n",
-        "  failurePolicy: Fail\n  namespaceSelector: {matchLabels: {tier: prod}}\n",
-    );
-    std::fs::write(&policy, text).unwrap();
+    amend_policy(policies.path(), PROD_ONLY);
     let w = CriWorld::new(&format!(
         "{ADMIT_BASELINE}  prod: {{labels: {{tier: prod, pod-security.kubernetes.io/enforce: baseline}}}}\n{trust}"
     ));

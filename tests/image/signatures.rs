@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::common::cosign::{policy_config as config, Key};
+use crate::common::cosign::{amend_policy, policy_config as config, Key, PROD_ONLY};
 use crate::common::registry::{Registry, Transport};
 use crate::common::verifier::{self, descriptor, install};
 use crate::common::{ok, unique, World};
@@ -96,13 +96,7 @@ fn ctr_pull_through_the_proxy_records_only_signed_images_where_signatures_are_re
     registry.push_busybox_variant("apps/web:2", "unsigned");
     key.sign(&registry, "apps/web", &signed);
     let mut config = config(dir.path(), &registry.host(), &key, "Fail");
-    let policy = dir.path().join("policies/signed.yaml");
-    let text = std::fs::read_to_string(&policy).unwrap();
-    let text = text.replace(
-        "  failurePolicy: Fail\n",
-        "  failurePolicy: Fail\n  namespaceSelector: {matchLabels: {tier: prod}}\n",
-    );
-    std::fs::write(&policy, text).unwrap();
+    amend_policy(dir.path(), PROD_ONLY);
     config.push_str("namespaces:\n  prod: {labels: {tier: prod}}\n");
     let w = World::new(&config);
     let pull = |ns: &str, tag: &str| {
@@ -168,12 +162,7 @@ fn an_image_already_on_the_node_is_verified_when_a_container_of_it_is_created() 
     let key = Key::new(1);
     registry.push_busybox_variant("apps/web:2", "old-unsigned");
     let mut config = config(dir.path(), &registry.host(), &key, "Fail");
-    let policy = dir.path().join("policies/signed.yaml");
-    let text = std::fs::read_to_string(&policy).unwrap().replace(
-        "  failurePolicy: Fail\n",
-        "  failurePolicy: Fail\n  namespaceSelector: {matchLabels: {tier: prod}}\n",
-    );
-    std::fs::write(&policy, text).unwrap();
+    amend_policy(dir.path(), PROD_ONLY);
     config.push_str("namespaces:\n  prod: {labels: {tier: prod}}\n");
     let w = World::new(&config);
     let reference = registry.reference("apps/web:2");
@@ -324,12 +313,7 @@ fn a_cel_policy_decides_on_the_verification_report() {
     registry.push_busybox_variant("apps/web:2", "cel-unsigned");
     key.sign(&registry, "apps/web", &signed);
     let config = config(dir.path(), &registry.host(), &key, "Fail");
-    let policy = dir.path().join("policies/signed.yaml");
-    let text = std::fs::read_to_string(&policy).unwrap().replace(
-        "  failurePolicy: Fail\n",
-        "  failurePolicy: Fail\n  mode: audit\n",
-    );
-    std::fs::write(&policy, text).unwrap();
+    amend_policy(dir.path(), "mode: audit");
     std::fs::write(
         dir.path().join("policies/release-signed.yaml"),
         r#"apiVersion: admissionregistration.k8s.io/v1
