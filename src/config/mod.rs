@@ -24,6 +24,7 @@ mod cache;
 mod decision_log;
 pub mod duration;
 mod exemptions;
+mod gatekeeper;
 mod hook;
 pub mod image_verification;
 pub mod images;
@@ -48,6 +49,7 @@ use serde::Deserialize;
 pub use cache::CacheConfig;
 pub use decision_log::DecisionLogConfig;
 pub use exemptions::{BreakGlass, Exemptions};
+pub use gatekeeper::{GatekeeperConfig, GatekeeperEngine};
 pub use hook::{EventsConfig, HookConfig};
 pub use image_verification::{ImageVerificationConfig, RawImageVerification};
 pub use images::{ImageRules, InvalidImageRules};
@@ -72,6 +74,8 @@ pub struct Config {
     /// bindings and params (every `*.yaml`, `*.yml`, `*.json`; several documents a file),
     /// read when the config is loaded.
     pub policy_dir: Option<PolicyDir>,
+    /// How the Gatekeeper templates and constraints of `policyDir` run (docs/gatekeeper.md).
+    pub gatekeeper: GatekeeperConfig,
     /// Built-in image rules (docs/policies.md).
     pub images: ImageRules,
     /// How image signatures are fetched from registries (docs/image-verification.md); the
@@ -120,6 +124,8 @@ pub struct RawConfig {
     /// Kinds kept in `policyDir` on purpose that no reader takes.
     #[serde(default)]
     pub policy_dir_ignore: Vec<policy_dir::IgnoredKind>,
+    #[serde(default)]
+    pub gatekeeper: GatekeeperConfig,
     #[serde(default)]
     pub images: ImageRules,
     #[serde(default)]
@@ -236,6 +242,9 @@ impl Config {
             .image_verification
             .typed()
             .map_err(|(field, message)| invalid(&field, message))?;
+        raw.gatekeeper
+            .validate()
+            .map_err(|(field, message)| invalid(&field, message))?;
         let policy_dir = match &raw.policy_dir {
             Some(dir) => Some(PolicyDir {
                 ignored_kinds: raw.policy_dir_ignore.clone(),
@@ -247,6 +256,7 @@ impl Config {
             proxy,
             webhooks: raw.webhooks,
             policy_dir,
+            gatekeeper: raw.gatekeeper,
             images: raw.images,
             image_verification,
             runtime_class: raw.runtime_class,

@@ -109,6 +109,19 @@ pub fn is_portcullis_kind(api_version: &str, kind: &str) -> bool {
         || kind == IMAGE_VERIFICATION_POLICY_KIND
 }
 
+/// OPA Gatekeeper's API groups end in this (`templates.gatekeeper.sh`,
+/// `constraints.gatekeeper.sh`, `config.gatekeeper.sh`, `mutations.gatekeeper.sh`, ...).
+pub const GATEKEEPER_API_GROUP_SUFFIX: &str = ".gatekeeper.sh";
+
+/// Whether a document belongs to Gatekeeper: `policy::gatekeeper` reads or refuses those,
+/// so that none is ever a params object of a ValidatingAdmissionPolicy.
+pub fn is_gatekeeper_kind(api_version: &str) -> bool {
+    api_version
+        .split('/')
+        .next()
+        .is_some_and(|group| group.ends_with(GATEKEEPER_API_GROUP_SUFFIX))
+}
+
 /// The documents of a multi-document YAML text, each padded with the blank lines before
 /// it so that line numbers stay those of the file. A document starts at a `---` line.
 pub fn yaml_documents(text: &str) -> Vec<String> {

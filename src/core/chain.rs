@@ -227,7 +227,7 @@ pub(super) async fn judge(
             Answer::Skip => {}
             Answer::Allow => run.record(name, Outcome::Allowed, ""),
             Answer::Deny(message) => {
-                let message = format!("policy {name:?} denied the request: {message}");
+                let message = policy.denial(&message);
                 run.record(name, Outcome::Denied, &message);
                 let status = failure_status(403, "Forbidden", message);
                 if run.refuse_by(policy.mode(), name, Refusal::Denied, status) {

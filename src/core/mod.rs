@@ -191,4 +191,21 @@ impl Decider {
     pub async fn decide(&self, request: &AdmissionRequest) -> Verdict {
         self.decide_and_tell(request, Scope::All).await.0
     }
+
+    /// Audit, as Gatekeeper's audit: every in-process validating policy judges `request`
+    /// (an object that exists already) and says every violation, with what it would do
+    /// at admission; nothing is refused, nothing mutated, no webhook called. Synchronous
+    /// and possibly slow (Rego, CEL): async callers run it through `spawn_blocking`.
+    pub fn audit(&self, request: &AdmissionRequest) -> Vec<crate::policy::Finding> {
+        let labels = self.namespace_labels(&request.namespace);
+        self.stages
+            .iter()
+            .filter_map(|stage| match stage {
+                Stage::ValidatingPolicies(policies) => Some(policies),
+                _ => None,
+            })
+            .flatten()
+            .flat_map(|policy| policy.audit(request, &labels))
+            .collect()
+    }
 }

@@ -47,6 +47,17 @@ impl From<Answer> for Judgement {
     }
 }
 
+/// One violation an audit of an existing object finds (Gatekeeper's audit results).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// The policy: an in-process policy's name, or a Gatekeeper Constraint's `KIND/NAME`.
+    pub policy: String,
+    /// What the policy does with it at admission: `deny`, `warn` or `dryrun`; `error` when
+    /// the object could not be judged.
+    pub action: String,
+    pub message: String,
+}
+
 /// A policy's answer being worked out elsewhere, for the core to await.
 pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -63,6 +74,32 @@ pub trait ValidatingPolicy: Send + Sync {
     fn mode(&self) -> Mode {
         Mode::Enforce
     }
+    /// The message a refusal of `message` carries to the caller.
+    fn denial(&self, message: &str) -> String {
+        format!("policy {:?} denied the request: {message}", self.name())
+    }
+    /// Audit of an object that exists already: every violation, whatever the policy
+    /// would do with it at admission; nothing is refused. By default: the refusal and the
+    /// warnings of [`validate`](Self::validate), by its mode.
+    fn audit(
+        &self,
+        request: &AdmissionRequest,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> Vec<Finding> {
+        let judgement = self.validate(request, namespace_labels);
+        let finding = |action: &str, message: String| Finding {
+            policy: self.name().to_owned(),
+            action: action.to_owned(),
+            message,
+        };
+        let mut findings: Vec<Finding> = match judgement.answer {
+            Answer::Deny(message) => vec![finding(mode_action(self.mode()), message)],
+            Answer::Error(message) => vec![finding("error", message)],
+            Answer::Allow | Answer::Skip => Vec::new(),
+        };
+        findings.extend(judgement.warnings.into_iter().map(|w| finding("warn", w)));
+        findings
+    }
     /// Whether an evaluation can take long enough to stall an async worker (an
     /// interpreter, not a few comparisons): the core then runs `validate` through
     /// `spawn_blocking`.
@@ -78,6 +115,15 @@ pub trait ValidatingPolicy: Send + Sync {
         _namespace_labels: &'a BTreeMap<String, String>,
     ) -> Option<Pending<'a, Judgement>> {
         None
+    }
+}
+
+/// The audit action of a refusal in `mode`.
+fn mode_action(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Enforce => "deny",
+        Mode::Warn => "warn",
+        Mode::Audit => "dryrun",
     }
 }
 

@@ -10,8 +10,11 @@
 //! - [`images`]: the `images:` rules (latest tags, registries, digests, deny patterns),
 //!   with [`reference`](mod@reference) normalising image references as containerd does.
 //! - [`vap`]: CEL ValidatingAdmissionPolicy and MutatingAdmissionPolicy from `policyDir`.
+//! - [`gatekeeper`]: OPA Gatekeeper ConstraintTemplates (Rego and CEL) and Constraints
+//!   from `policyDir`.
 
 pub mod admission;
+pub mod gatekeeper;
 pub mod images;
 pub(crate) mod matching;
 pub mod pss;
@@ -22,7 +25,7 @@ pub mod vap;
 
 mod glob;
 
-pub use admission::{Answer, Judgement, MutatingPolicy, Mutation, ValidatingPolicy};
+pub use admission::{Answer, Finding, Judgement, MutatingPolicy, Mutation, ValidatingPolicy};
 
 /// `s` quoted for a message: escaped (`{:?}`), and cut to a readable length so a hostile
 /// or broken value cannot blow up a denial message or a log line.

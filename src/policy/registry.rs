@@ -10,11 +10,12 @@ pub type Register = fn(&Config, &mut Policies) -> Result<(), String>;
 
 /// In each phase, policies run in this order: the built-in rules first, as kube-apiserver
 /// runs its in-tree plugins (RuntimeClass, PodSecurity) before the admission policies.
-pub const SOURCES: [Register; 4] = [
+pub const SOURCES: [Register; 5] = [
     super::runtime_class::register,
     super::pss::register,
     super::images::register,
     super::vap::register,
+    super::gatekeeper::register,
 ];
 
 /// Builds every policy the config asks for, compiling each once. The config has read

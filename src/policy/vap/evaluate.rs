@@ -78,7 +78,7 @@ impl PolicySet {
         mutated
     }
 
-    fn deadline(&self) -> Instant {
+    pub(super) fn deadline(&self) -> Instant {
         Instant::now() + self.time_limit
     }
 
@@ -108,7 +108,7 @@ impl PolicySet {
     }
 
     /// The pool job evaluating `tasks`.
-    fn validation_work(
+    pub(super) fn validation_work(
         &self,
         request: &AdmissionRequest,
         namespace: &Value,
@@ -127,7 +127,7 @@ impl PolicySet {
 
     /// Every task's output: a task that did not finish in time, or could not run, gets
     /// an error.
-    fn outputs(&self, slots: Slots<Output>, n: usize) -> Vec<Output> {
+    pub(super) fn outputs(&self, slots: Slots<Output>, n: usize) -> Vec<Output> {
         match slots {
             Ok(outputs) => outputs
                 .into_iter()

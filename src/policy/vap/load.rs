@@ -53,10 +53,12 @@ fn add_binding(loader: &mut Loader, bindings: &mut Vec<Binding>, kind: &str, bin
 pub(crate) fn load(
     docs: &[(PathBuf, String)],
     ignored: &[(String, String)],
+    readers: Readers,
 ) -> Result<Loaded, LoadError> {
     let mut issues = Vec::new();
     let mut found = Found {
         ignored: ignored.to_vec(),
+        readers,
         ..Found::default()
     };
     for (file, text) in docs {
@@ -106,6 +108,18 @@ pub(crate) fn load(
     }
 }
 
+/// Which documents another reader of `policyDir` takes, so that they are never params.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Readers {
+    /// A user's `policyDir`: Portcullis's own kinds are `signature::trust`'s and
+    /// Gatekeeper's are `policy::gatekeeper`'s.
+    #[default]
+    PolicyDir,
+    /// Policies `policy::gatekeeper` generated from templates: the Constraints are the
+    /// params objects of their bindings.
+    Gatekeeper,
+}
+
 /// What the documents hold, before the bindings are checked against the policies.
 #[derive(Default)]
 struct Found {
@@ -119,6 +133,7 @@ struct Found {
     failed_mutating: BTreeSet<String>,
     /// `policyDirIgnore`: (apiVersion, kind) kept on purpose, read by nothing.
     ignored: Vec<(String, String)>,
+    readers: Readers,
 }
 
 impl Found {
@@ -208,10 +223,21 @@ impl Found {
                 Ok(b) => self.raw_mutating_bindings.push((file.to_path_buf(), b)),
                 Err(e) => loader.issue(None, format!("{MUTATING_BINDING_KIND}: {e}")),
             }
-        } else if !crate::config::policy_dir::is_portcullis_kind(&header.api_version, &header.kind)
-        {
-            // Portcullis's own kinds are read (or refused) by their source, never params.
+        } else if !self.read_elsewhere(&header) {
             self.param(loader, file, header, value);
+        }
+    }
+
+    /// Portcullis's own kinds and Gatekeeper's are read (or refused) by their source,
+    /// never params; but for the policies generated from Gatekeeper templates.
+    fn read_elsewhere(&self, header: &Header) -> bool {
+        use crate::config::policy_dir::{is_gatekeeper_kind, is_portcullis_kind};
+        match self.readers {
+            Readers::PolicyDir => {
+                is_portcullis_kind(&header.api_version, &header.kind)
+                    || is_gatekeeper_kind(&header.api_version)
+            }
+            Readers::Gatekeeper => false,
         }
     }
 
@@ -268,8 +294,7 @@ fn unread(issues: &mut Vec<LoadIssue>, params: &[Param], policies: &[Policy], mu
             line: None,
             message: format!(
                 "apiVersion {} kind {} ({}) is not a kind Portcullis reads, and no policy's \
-                 spec.paramKind names it, so nothing would enforce it (Gatekeeper \
-                 ConstraintTemplates and Constraints are not read yet); remove it, or list \
+                 spec.paramKind names it, so nothing would enforce it; remove it, or list \
                  {{apiVersion: {}, kind: {}}} under policyDirIgnore to keep it on purpose",
                 p.api_version, p.kind, p.name, p.api_version, p.kind
             ),

@@ -23,6 +23,7 @@ pub mod types;
 
 mod admission;
 mod apply;
+mod bindings;
 mod check;
 mod compiled;
 mod eval;
@@ -50,7 +51,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use admission::register;
-use load::{Binding, Loaded, Policy};
+pub use bindings::BindingResult;
+use load::{Binding, Loaded, Policy, Readers};
 pub use load::{LoadError, LoadIssue};
 use types::{FailurePolicy, ValidationAction};
 
@@ -215,13 +217,27 @@ impl PolicySet {
         docs: &[(PathBuf, String)],
         ignored: &[(String, String)],
     ) -> Result<PolicySet, LoadError> {
+        Self::build(docs, ignored, Readers::PolicyDir)
+    }
+
+    /// The policies `policy::gatekeeper` generated from `K8sNativeValidation` templates,
+    /// with the Constraints as their params objects.
+    pub fn from_gatekeeper_documents(docs: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
+        Self::build(docs, &[], Readers::Gatekeeper)
+    }
+
+    fn build(
+        docs: &[(PathBuf, String)],
+        ignored: &[(String, String)],
+        readers: Readers,
+    ) -> Result<PolicySet, LoadError> {
         let docs = docs.to_vec();
         let ignored = ignored.to_vec();
         // The CEL parser recurses; give it the same big stack as evaluation.
         let handle = std::thread::Builder::new()
             .name("vap-load".into())
             .stack_size(expr::STACK_BYTES)
-            .spawn(move || load::load(&docs, &ignored));
+            .spawn(move || load::load(&docs, &ignored, readers));
         let loaded = match handle.map(|h| h.join()) {
             Ok(Ok(result)) => result?,
             Ok(Err(_)) => return Err(internal("loading the policies panicked")),
@@ -237,7 +253,6 @@ impl PolicySet {
 
     /// The bound on the time one [`evaluate`](Self::evaluate) spends in CEL. Past it, the
     /// bindings not yet evaluated fail as their policy's `failurePolicy` says.
-    #[cfg(test)]
     pub fn with_time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = limit;
         self

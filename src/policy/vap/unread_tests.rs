@@ -1,14 +1,25 @@
-//! A document no reader takes is an error, not a silent params object: a Gatekeeper
-//! ConstraintTemplate dropped into `policyDir` must not look enforced.
+//! A document no reader takes is an error, not a silent params object: a Kyverno
+//! ClusterPolicy dropped into `policyDir` must not look enforced. (Gatekeeper's kinds
+//! are `policy::gatekeeper`'s, never params: `gatekeeper_kinds_are_not_params`.)
 
 use std::path::PathBuf;
 
 use super::PolicySet;
 
+const KYVERNO: &str = "apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: require-labels}
+spec: {validationFailureAction: Enforce, rules: []}
+";
+
 const TEMPLATE: &str = "apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
 metadata: {name: k8srequiredlabels}
 spec: {crd: {spec: {names: {kind: K8sRequiredLabels}}}}
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sRequiredLabels
+metadata: {name: owner}
 ";
 
 const PARAMS: &str = "apiVersion: v1
@@ -33,14 +44,14 @@ fn docs(text: &str) -> Vec<(PathBuf, String)> {
 
 #[test]
 fn a_kind_nothing_reads_is_an_error_naming_the_file_apiversion_kind_and_the_fix() {
-    let e = match PolicySet::from_documents(&docs(TEMPLATE)) {
-        Ok(_) => panic!("a ConstraintTemplate loaded as if it were read"),
+    let e = match PolicySet::from_documents(&docs(KYVERNO)) {
+        Ok(_) => panic!("a Kyverno ClusterPolicy loaded as if it were read"),
         Err(e) => e.to_string(),
     };
     for part in [
         "dir/gatekeeper.yaml",
-        "apiVersion templates.gatekeeper.sh/v1",
-        "kind ConstraintTemplate",
+        "apiVersion kyverno.io/v1",
+        "kind ClusterPolicy",
         "policyDirIgnore",
     ] {
         assert!(e.contains(part), "no {part:?} in {e}");
@@ -53,10 +64,13 @@ fn a_kind_nothing_reads_is_an_error_naming_the_file_apiversion_kind_and_the_fix(
 fn params_a_policy_names_and_ignored_kinds_load() {
     let both = format!("{POLICY_WITH_PARAMS}---\n{PARAMS}");
     assert!(PolicySet::from_documents(&docs(&both)).is_ok());
-    let ignored = [(
-        "templates.gatekeeper.sh/v1".to_owned(),
-        "ConstraintTemplate".to_owned(),
-    )];
-    let set = PolicySet::from_documents_ignoring(&docs(TEMPLATE), &ignored);
+    let ignored = [("kyverno.io/v1".to_owned(), "ClusterPolicy".to_owned())];
+    let set = PolicySet::from_documents_ignoring(&docs(KYVERNO), &ignored);
+    assert!(set.is_ok_and(|s| s.is_empty()));
+}
+
+#[test]
+fn gatekeeper_kinds_are_not_params() {
+    let set = PolicySet::from_documents(&docs(TEMPLATE));
     assert!(set.is_ok_and(|s| s.is_empty()));
 }
