@@ -10,8 +10,10 @@
 //! - [`images`]: the `images:` rules (latest tags, registries, digests, deny patterns),
 //!   with [`reference`](mod@reference) normalising image references as containerd does.
 //! - [`vap`]: CEL ValidatingAdmissionPolicy and MutatingAdmissionPolicy from `policyDir`.
+//! - [`gatekeeper`]: OPA Gatekeeper ConstraintTemplates and Constraints from `policyDir`.
 
 pub mod admission;
+pub mod gatekeeper;
 pub mod images;
 pub(crate) mod matching;
 pub mod pss;
