@@ -81,14 +81,12 @@ pub(crate) fn template(
         _ => return Err("spec.targets: must hold exactly one target".into()),
     };
     let operations = operations(target)?;
-    let structural = t.api_version.ends_with("/v1");
-    let schema_value = t
-        .spec
-        .crd
-        .spec
-        .validation
-        .as_ref()
-        .and_then(|v| v.open_api_v3_schema.as_ref());
+    let validation = t.spec.crd.spec.validation.as_ref();
+    // Gatekeeper reads v1beta1 schemas, and v1 ones marked `legacySchema`, as
+    // non-structural: every object level keeps unknown fields.
+    let legacy = validation.and_then(|v| v.legacy_schema).unwrap_or(false);
+    let structural = t.api_version.ends_with("/v1") && !legacy;
+    let schema_value = validation.and_then(|v| v.open_api_v3_schema.as_ref());
     let schema = ParameterSchema::new(schema_value, structural)
         .map_err(|e| format!("spec.crd.spec.validation.openAPIV3Schema: {e}"))?;
     let code = code(found, target, engines, inventory)?;

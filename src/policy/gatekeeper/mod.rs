@@ -25,6 +25,8 @@ mod matching;
 mod rego;
 mod review;
 mod schema;
+#[cfg(test)]
+mod schema_tests;
 
 #[cfg(test)]
 mod tests;

@@ -186,3 +186,40 @@ fn subresources_and_other_operations_are_not_judged() {
     request.sub_resource = Some("resize".into());
     assert_eq!(gk.validate(&request, &labels).answer, Answer::Skip);
 }
+
+#[test]
+fn parameters_are_checked_against_the_template_schema_at_load() {
+    let template = library("privileged-containers/template.yaml");
+    let constraint = |params: &str| {
+        format!(
+            "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sPSPPrivilegedContainer\n\
+             metadata: {{name: p}}\nspec:\n  parameters: {params}\n"
+        )
+    };
+    let ok = vec![
+        ("t.yaml", template.clone()),
+        ("c.yaml", constraint("{exemptImages: [safe.example/*]}")),
+    ];
+    assert!(load_with(&ok, &[K8sNativeValidation], &BTreeMap::new()).is_ok());
+    for (params, needle) in [
+        (
+            "{exemptImage: [safe.example/*]}",
+            "spec.parameters.exemptImage",
+        ),
+        (
+            "{exemptImages: safe.example}",
+            "spec.parameters.exemptImages",
+        ),
+    ] {
+        let docs = vec![("t.yaml", template.clone()), ("c.yaml", constraint(params))];
+        let e = load_with(&docs, &[K8sNativeValidation], &BTreeMap::new())
+            .err()
+            .expect("a schema error")
+            .to_string();
+        assert!(
+            e.starts_with("c.yaml:1: K8sPSPPrivilegedContainer \"p\""),
+            "{e}"
+        );
+        assert!(e.contains(needle), "{needle} not in {e}");
+    }
+}
