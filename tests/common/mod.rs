@@ -12,8 +12,10 @@
 pub mod clients;
 pub mod cosign;
 pub mod cri;
+pub mod gatekeeper;
 pub mod go;
 pub mod notation;
+pub mod podman;
 pub mod prereq;
 pub mod registry;
 pub mod verifier;
