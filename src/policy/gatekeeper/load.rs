@@ -42,10 +42,14 @@ pub(crate) fn documents(
     found
 }
 
-/// The line a padded document's first content is on (1-based).
+/// The line a padded document's first content is on (1-based): comments and blank lines
+/// before it are not the document.
 fn first_line(doc: &str) -> u64 {
-    let blank = doc.lines().take_while(|l| l.trim().is_empty()).count();
-    blank as u64 + 1
+    let before = doc.lines().take_while(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    });
+    before.count() as u64 + 1
 }
 
 impl Documents {

@@ -82,6 +82,8 @@ impl Gatekeeper {
         }
         let inventory = inventory(settings.namespaces);
         let mut templates: Vec<Template> = Vec::new();
+        // Kinds whose template failed: their Constraints are not reported again.
+        let mut failed: Vec<&str> = Vec::new();
         for f in &found.templates {
             let what = format!(
                 "ConstraintTemplate {}",
@@ -94,11 +96,18 @@ impl Gatekeeper {
                     format!("kind {} is defined twice", t.kind),
                 )),
                 Ok(t) => templates.push(t),
-                Err(e) => issues.push(compile::issue(f, &what, e)),
+                Err(e) => {
+                    failed.push(&f.object.spec.crd.spec.names.kind);
+                    issues.push(compile::issue(f, &what, e))
+                }
             }
         }
         let mut constraints: Vec<Constraint> = Vec::new();
-        for f in &found.constraints {
+        for f in found
+            .constraints
+            .iter()
+            .filter(|f| !failed.contains(&f.object.kind.as_str()))
+        {
             let what = format!(
                 "{} {}",
                 f.object.kind,

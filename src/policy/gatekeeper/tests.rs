@@ -223,3 +223,20 @@ fn parameters_are_checked_against_the_template_schema_at_load() {
         assert!(e.contains(needle), "{needle} not in {e}");
     }
 }
+
+#[test]
+fn the_constraints_of_a_template_that_failed_are_not_reported_again() {
+    let mut docs = host_namespaces("deny");
+    docs[0].1 = docs[0]
+        .1
+        .replace("name: k8spsphostnamespace", "name: wrong-name");
+    let e = load_with(&docs, &[K8sNativeValidation], &BTreeMap::new())
+        .err()
+        .expect("an error");
+    assert_eq!(e.issues.len(), 1, "{e}");
+    assert!(
+        e.to_string()
+            .contains("must be spec.crd.spec.names.kind in lowercase"),
+        "{e}"
+    );
+}

@@ -442,10 +442,26 @@ fn explained(message: &str, review: &AdmissionRequest) -> String {
         .find_map(|p| o.pointer(p).and_then(Value::as_str).map(str::to_owned))
     });
     match reasons {
-        Some(why) if message.contains("privileged") => {
-            format!("{message} (Portcullis shows the container as privileged because of: {why})")
-        }
+        Some(why) if message.contains("privileged") => format!(
+            "{message} (Portcullis shows the container as privileged because of: {})",
+            first_reasons(&why, key)
+        ),
         _ => message.to_owned(),
+    }
+}
+
+/// The first few of the reasons (a JSON list): a spec of `--privileged` has one per host
+/// device, a hundred lines no one reads in an error; the annotation keeps them all.
+fn first_reasons(why: &str, key: &str) -> String {
+    const SHOWN: usize = 3;
+    match serde_json::from_str::<Vec<String>>(why) {
+        Ok(reasons) if reasons.len() > SHOWN => format!(
+            "{}; and {} more, listed in the Pod's annotation {key}",
+            reasons[..SHOWN].join("; "),
+            reasons.len() - SHOWN
+        ),
+        Ok(reasons) => reasons.join("; "),
+        Err(_) => why.to_owned(),
     }
 }
 

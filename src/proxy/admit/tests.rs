@@ -82,3 +82,19 @@ fn mutations_of_unwritable_calls_are_refused_with_the_field() {
         err.message
     );
 }
+
+#[test]
+fn a_privileged_refusal_names_the_first_reasons_and_how_many_more() {
+    let key = "portcullis.dev/privileged-reasons";
+    let many: Vec<String> = (0..95).map(|i| format!("`linux.devices[{i}]`")).collect();
+    let why = serde_json::to_string(&many).unwrap();
+    let shown = super::first_reasons(&why, key);
+    assert!(
+        shown
+            .starts_with("`linux.devices[0]`; `linux.devices[1]`; `linux.devices[2]`; and 92 more"),
+        "{shown}"
+    );
+    assert!(shown.ends_with(key), "{shown}");
+    let two = serde_json::to_string(&["a hook", "a device"]).unwrap();
+    assert_eq!(super::first_reasons(&two, key), "a hook; a device");
+}
