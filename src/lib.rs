@@ -26,6 +26,7 @@
 // Denied, not forbidden: the one getsockopt(SO_PEERGROUPS) in net::peer is allowed there.
 #![deny(unsafe_code)]
 
+pub(crate) mod audit;
 pub mod cli;
 pub mod config;
 pub mod convert;

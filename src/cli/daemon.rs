@@ -1,15 +1,17 @@
 //! What every long-running door starts the same way: the decision core (with its decision
-//! log and metrics), the Prometheus endpoint, the config reloader, and the signals that
-//! stop it.
+//! log and metrics), the Prometheus endpoint, the config reloader, the periodic audit
+//! (`gatekeeper.auditInterval`), and the signals that stop it.
 
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
 
+use crate::audit::{self, render, Target};
 use crate::config::Config;
 use crate::core::Decider;
 use crate::metrics::{Metrics, SharedMetrics};
@@ -20,7 +22,7 @@ type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct Daemon {
     pub live: LiveDecider,
     pub metrics: SharedMetrics,
-    /// The metrics endpoint and the reloader, when configured.
+    /// The metrics endpoint, the reloader and the periodic audit, when configured.
     background: Vec<Task>,
 }
 
@@ -42,6 +44,10 @@ impl Daemon {
         if let Some(path) = path {
             let reloader = Reloader::new(path, config, live.clone(), metrics.clone());
             background.push(Box::pin(reloader.run()));
+        }
+        if let Some(interval) = config.gatekeeper.audit_interval {
+            let audit = periodic_audit(interval, config.clone(), live.clone(), metrics.clone());
+            background.push(Box::pin(audit));
         }
         Ok(Self {
             live,
@@ -66,6 +72,36 @@ impl Daemon {
             () = background => Ok(()),
             _ = tokio::signal::ctrl_c() => Ok(()),
             _ = term.recv() => Ok(()),
+        }
+    }
+}
+
+/// Every `interval` (the first at start), audits the containerd this door fronts
+/// (`proxy.containerd`: the proxy's upstream) with the policies serving then, and sets the
+/// `portcullis_audit_*` gauges. A failed run is logged and leaves the last run's gauges.
+async fn periodic_audit(
+    interval: Duration,
+    config: Config,
+    live: LiveDecider,
+    metrics: SharedMetrics,
+) {
+    let targets = [Target::Containerd(config.proxy.containerd.clone())];
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match audit::run(&targets, &config, live.load_full()).await {
+            Ok(audited) => {
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                metrics.audited(audited.len(), &render::counts(&audited), now);
+                tracing::info!(summary = %render::summary(&audited), "audit");
+            }
+            Err(e) => tracing::warn!(
+                error = %format!("{e:#}"),
+                "audit failed; the audit gauges keep the last run's counts"
+            ),
         }
     }
 }

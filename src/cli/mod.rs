@@ -1,6 +1,7 @@
 //! The command line: parse, set up logging, dispatch to one verb. Exit codes: 0 success,
 //! 1 a refusal (for verbs that decide), 2 bad input, configuration or runtime error.
 
+mod audit;
 mod check;
 mod daemon;
 mod hook;
@@ -54,6 +55,9 @@ enum Command {
     /// containerd 2.x image verifier (`bin_dir` plugin): judges one pull by the image rules
     /// and signature policies; the reason on stdout, exit 0 admits, 1 refuses.
     VerifyImage(verify_image::Args),
+    /// Audit the containers that exist now (containerd, dockerd, Podman) against the
+    /// configured policies (exit 0 no violation, 1 any, 2 error).
+    Audit(audit::Args),
     /// Install the hook door: `install hooks --podman | --containerd-base-spec | --docker`.
     Install(install::Args),
 }
@@ -64,6 +68,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Proxy(args) => proxy::run(args),
         Command::Check(args) => check::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Hook(args) => hook::run(args),
         Command::Runc(args) => runc::run(args),

@@ -1,6 +1,6 @@
 //! What Portcullis counts, for Prometheus: decisions by door and verdict, every policy's
 //! results, decision and webhook latency, webhook errors and timeouts, decision-cache
-//! hits and config reloads. One [`Metrics`] lives for the whole process (it outlives
+//! hits, config reloads, and the periodic audit's findings. One [`Metrics`] lives for the whole process (it outlives
 //! reloads of the decision core); [`serve`] exposes it over HTTP.
 
 mod serve;
@@ -46,6 +46,12 @@ struct WebhookLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuditLabels {
+    policy: String,
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -72,6 +78,9 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     reload_ok: Gauge,
     generation: Gauge,
+    audit_violations: Family<AuditLabels, Gauge>,
+    audit_containers: Gauge,
+    audit_last_run: Gauge,
 }
 
 /// 10 µs to ~40 s: in-process decisions take microseconds, webhooks up to their timeout.
@@ -101,6 +110,9 @@ impl Metrics {
             reloads: Family::default(),
             reload_ok: Gauge::default(),
             generation: Gauge::default(),
+            audit_violations: Family::default(),
+            audit_containers: Gauge::default(),
+            audit_last_run: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -149,6 +161,7 @@ impl Metrics {
             m.generation.clone(),
         );
         m.register_image_verification();
+        m.register_audit();
         m.reload_ok.set(1);
         m.generation.set(1);
         m
@@ -255,6 +268,48 @@ impl Metrics {
         self.generation.set(generation as i64);
     }
 
+    fn register_audit(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "audit_violations",
+            "Violations the last periodic audit found in running containers, by policy and action (deny, warn, dryrun, error)",
+            self.audit_violations.clone(),
+        );
+        r.register(
+            "audit_containers",
+            "Containers the last periodic audit judged",
+            self.audit_containers.clone(),
+        );
+        r.register(
+            "audit_last_run_timestamp_seconds",
+            "Unix time the last periodic audit completed",
+            self.audit_last_run.clone(),
+        );
+    }
+
+    /// A completed audit: `containers` judged, `violations` counted by (policy, action),
+    /// at `unix_seconds`. Replaces the previous audit's counts: a policy no longer
+    /// violated leaves the gauges.
+    pub fn audited(
+        &self,
+        containers: usize,
+        violations: &std::collections::BTreeMap<(String, String), u64>,
+        unix_seconds: i64,
+    ) {
+        self.audit_violations.clear();
+        for ((policy, action), n) in violations {
+            self.audit_violations
+                .get_or_create(&AuditLabels {
+                    policy: policy.clone(),
+                    action: action.clone(),
+                })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        self.audit_containers
+            .set(i64::try_from(containers).unwrap_or(i64::MAX));
+        self.audit_last_run.set(unix_seconds);
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -315,5 +370,22 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn an_audit_replaces_the_previous_ones_gauges() {
+        let m = Metrics::new();
+        let key = |p: &str, a: &str| (p.to_owned(), a.to_owned());
+        m.audited(3, &[(key("old", "deny"), 1)].into(), 100);
+        m.audited(2, &[(key("K8sX/x", "dryrun"), 2)].into(), 200);
+        let text = m.encode();
+        for line in [
+            r#"portcullis_audit_violations{policy="K8sX/x",action="dryrun"} 2"#,
+            "portcullis_audit_containers 2",
+            "portcullis_audit_last_run_timestamp_seconds 200",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains(r#"policy="old""#), "{text}");
     }
 }
