@@ -12,44 +12,15 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::compile::{Constraint, Template};
+use super::compile::{ANY_OBJECT, PARAMS};
 use super::types::CelSource;
 use crate::policy::vap::{LoadError, PolicySet};
 
-/// Gatekeeper's reserved names (`pkg/drivers/k8scel/schema`).
-const RESERVED_PREFIX: &str = "gatekeeper_internal_";
-const PARAMS: &str = "params";
-const ANY_OBJECT: &str = "anyObject";
 /// The apiVersion the generated policies name for every Constraint.
 const PARAM_API_VERSION: &str = "constraints.gatekeeper.sh/v1beta1";
 
-/// Gatekeeper's checks of a source; the error is relative to `code[i].source`.
-pub(crate) fn check_source(source: &CelSource) -> Result<(), String> {
-    for (i, c) in source.match_condition.iter().enumerate() {
-        if c.name.starts_with(RESERVED_PREFIX) {
-            return Err(format!(
-                "matchCondition[{i}].name: {:?} cannot have {RESERVED_PREFIX:?} as a prefix",
-                c.name
-            ));
-        }
-    }
-    for (i, v) in source.variables.iter().enumerate() {
-        if v.name.starts_with(RESERVED_PREFIX) || v.name == PARAMS || v.name == ANY_OBJECT {
-            return Err(format!(
-                "variables[{i}].name: {:?} is reserved by Gatekeeper ({PARAMS}, {ANY_OBJECT}, \
-                 {RESERVED_PREFIX}*)",
-                v.name
-            ));
-        }
-    }
-    match source.failure_policy.as_deref() {
-        None | Some("Fail") | Some("Ignore") => {}
-        Some(other) => return Err(format!("failurePolicy: {other:?}; use Fail or Ignore")),
-    }
-    if source.validations.is_empty() {
-        return Err("validations: empty; a template judges with at least one".into());
-    }
-    Ok(())
-}
+/// The generated set, and each Constraint's binding in it.
+pub(crate) type Generated = (PolicySet, Vec<Option<usize>>);
 
 /// The binding name of a Constraint: kind and name (names are unique per kind).
 pub(crate) fn binding_name(c: &Constraint) -> String {
@@ -61,7 +32,7 @@ pub(crate) fn binding_name(c: &Constraint) -> String {
 pub(crate) fn build(
     templates: &[Template],
     constraints: &[Constraint],
-) -> Result<Option<(PolicySet, Vec<Option<usize>>)>, LoadError> {
+) -> Result<Option<Generated>, LoadError> {
     let mut docs = Vec::new();
     for t in templates {
         if let super::compile::Code::Cel(source) = &t.code {

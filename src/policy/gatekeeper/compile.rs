@@ -49,6 +49,40 @@ pub(crate) struct Constraint {
     pub object: Value,
 }
 
+/// Gatekeeper's reserved names (`pkg/drivers/k8scel/schema`).
+const RESERVED_PREFIX: &str = "gatekeeper_internal_";
+pub(crate) const PARAMS: &str = "params";
+pub(crate) const ANY_OBJECT: &str = "anyObject";
+
+/// Gatekeeper's checks of a source; the error is relative to `code[i].source`.
+pub(crate) fn check_source(source: &CelSource) -> Result<(), String> {
+    for (i, c) in source.match_condition.iter().enumerate() {
+        if c.name.starts_with(RESERVED_PREFIX) {
+            return Err(format!(
+                "matchCondition[{i}].name: {:?} cannot have {RESERVED_PREFIX:?} as a prefix",
+                c.name
+            ));
+        }
+    }
+    for (i, v) in source.variables.iter().enumerate() {
+        if v.name.starts_with(RESERVED_PREFIX) || v.name == PARAMS || v.name == ANY_OBJECT {
+            return Err(format!(
+                "variables[{i}].name: {:?} is reserved by Gatekeeper ({PARAMS}, {ANY_OBJECT}, \
+                 {RESERVED_PREFIX}*)",
+                v.name
+            ));
+        }
+    }
+    match source.failure_policy.as_deref() {
+        None | Some("Fail") | Some("Ignore") => {}
+        Some(other) => return Err(format!("failurePolicy: {other:?}; use Fail or Ignore")),
+    }
+    if source.validations.is_empty() {
+        return Err("validations: empty; a template judges with at least one".into());
+    }
+    Ok(())
+}
+
 const OPERATIONS: [&str; 5] = ["CREATE", "UPDATE", "DELETE", "CONNECT", "*"];
 
 /// Checks and compiles `found`, preferring `engines` in order; `inventory` is Rego's
@@ -164,7 +198,7 @@ fn code(
                 return rego_code(found, field, source, inventory)
             }
             (GatekeeperEngine::K8sNativeValidation, _, Some((field, source))) => {
-                super::cel::check_source(source).map_err(|e| format!("{field}.{e}"))?;
+                check_source(source).map_err(|e| format!("{field}.{e}"))?;
                 return Ok(Code::Cel(source.clone()));
             }
             _ => {}

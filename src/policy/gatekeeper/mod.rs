@@ -40,7 +40,6 @@ use serde_json::{json, Value};
 pub use admission::register;
 use compile::{Constraint, Template};
 pub use enforcement::{Action, Point};
-pub use review::{Review, Violation};
 
 use crate::config::policy_dir::{LoadError, LoadIssue};
 use crate::config::GatekeeperEngine;
@@ -147,15 +146,6 @@ impl Gatekeeper {
                 time_limit: settings.time_limit,
             }),
         )
-    }
-
-    /// How many Constraints are loaded.
-    pub fn len(&self) -> usize {
-        self.constraints.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.constraints.is_empty()
     }
 }
 

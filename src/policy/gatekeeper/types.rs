@@ -29,8 +29,6 @@ pub struct Metadata {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
-    pub namespace: String,
-    #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
@@ -40,10 +38,12 @@ pub struct Metadata {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConstraintTemplate {
     pub api_version: String,
+    #[allow(dead_code)] // read for its shape: every field Gatekeeper's CRD has is accepted
     pub kind: String,
     pub metadata: Metadata,
     pub spec: TemplateSpec,
     #[serde(default)]
+    #[allow(dead_code)] // Gatekeeper's own report; nothing to read here
     pub status: Option<Value>,
 }
 
@@ -74,6 +74,7 @@ pub struct CrdSpec {
 pub struct Names {
     pub kind: String,
     #[serde(default)]
+    #[allow(dead_code)] // kubectl's short names: no kubectl here
     pub short_names: Vec<String>,
 }
 
@@ -169,6 +170,7 @@ pub struct Constraint {
     #[serde(default)]
     pub spec: ConstraintSpec,
     #[serde(default)]
+    #[allow(dead_code)] // Gatekeeper's own report; nothing to read here
     pub status: Option<Value>,
 }
 
@@ -236,12 +238,15 @@ pub struct EnforcementPoint {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GatekeeperConfig {
+    #[allow(dead_code)] // checked by the loader before this shape is read
     pub api_version: String,
+    #[allow(dead_code)]
     pub kind: String,
     pub metadata: Metadata,
     #[serde(default)]
     pub spec: GatekeeperConfigSpec,
     #[serde(default)]
+    #[allow(dead_code)] // Gatekeeper's own report; nothing to read here
     pub status: Option<Value>,
 }
 
@@ -256,8 +261,10 @@ pub struct GatekeeperConfigSpec {
     pub sync: Option<Sync>,
     /// Tracing and readiness settings of Gatekeeper's own pods: nothing to do here.
     #[serde(default)]
+    #[allow(dead_code)]
     pub validation: Option<Value>,
     #[serde(default)]
+    #[allow(dead_code)]
     pub readiness: Option<Value>,
 }
 

@@ -52,30 +52,6 @@ impl PolicySet {
         results
     }
 
-    /// [`evaluate_bindings`](Self::evaluate_bindings), awaiting the CEL threads.
-    pub async fn evaluate_bindings_async(
-        &self,
-        request: &AdmissionRequest,
-        namespace: &Value,
-        bindings: &[usize],
-    ) -> Vec<BindingResult> {
-        let (mut results, tasks) = self.binding_tasks(request, bindings);
-        if !tasks.is_empty() {
-            let work = self.validation_work(request, namespace, &tasks);
-            let slots = self
-                .pool
-                .run_async(tasks.len(), work, self.deadline())
-                .await;
-            self.collect(
-                &mut results,
-                bindings,
-                &tasks,
-                self.outputs(slots, tasks.len()),
-            );
-        }
-        results
-    }
-
     /// One task per (binding, params object); a binding whose params cannot be found
     /// fails under its policy's failure policy.
     fn binding_tasks(

@@ -51,7 +51,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use admission::register;
-pub use bindings::BindingResult;
 use load::{Binding, Loaded, Policy, Readers};
 pub use load::{LoadError, LoadIssue};
 use types::{FailurePolicy, ValidationAction};
