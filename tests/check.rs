@@ -150,3 +150,184 @@ fn malformed_pods_exit_2_naming_the_field() {
         );
     }
 }
+
+/// A ValidatingAdmissionPolicy that refuses every create and update, saying what request it
+/// saw: resource, namespace (`-` for none), kind and user.
+const ECHO_POLICY: &str = r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: echo}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: ["*"], apiVersions: ["*"], operations: [CREATE, UPDATE], resources: ["*"]}]
+  validations:
+  - expression: "false"
+    messageExpression: >
+      "saw " + request.resource.group + "/" + request.resource.resource + " in " +
+      (request.namespace == "" ? "-" : request.namespace) + " as " + request.kind.kind
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: echo}
+spec: {policyName: echo, validationActions: [Deny]}
+"#;
+
+/// Any Kubernetes object is read as a CREATE of it, named as kube-apiserver names it:
+/// cluster-scoped kinds in no namespace, namespaced ones in `--namespace` when they carry
+/// none; a hand-written AdmissionReview (only `operation` and `object`, as gator reads
+/// them) gets the same kind, resource and namespace from its object.
+#[test]
+fn any_object_is_a_create_of_its_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    write(&policies, "echo.yaml", ECHO_POLICY);
+    let objects = write(
+        dir.path(),
+        "objects.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a, labels: {owner: me}}\n\
+         ---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n\
+         ---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: web, namespace: prod}\n\
+         ---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny}\n\
+         ---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\n\
+         ---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n\
+         ---\nkind: AdmissionReview\napiVersion: admission.k8s.io/v1beta1\n\
+         request: {operation: UPDATE, object: {apiVersion: v1, kind: Namespace, metadata: {name: team-b}}}\n",
+    );
+    let config = format!("policyDir: {}\n", policies.display());
+    let out = check(
+        dir.path(),
+        &config,
+        &[
+            "--namespace",
+            "dev",
+            "--output",
+            "json",
+            objects.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let report: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let saw: Vec<(&str, &str, &str)> = report
+        .iter()
+        .map(|r| {
+            let message = r["status"]["message"].as_str().unwrap_or_default();
+            let saw = message.find("saw ").map_or(message, |i| &message[i..]);
+            (
+                r["operation"].as_str().unwrap(),
+                r["name"].as_str().unwrap(),
+                saw.trim(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        saw,
+        [
+            ("CREATE", "team-a", "saw /namespaces in - as Namespace"),
+            ("CREATE", "web", "saw /services in dev as Service"),
+            ("CREATE", "web", "saw /endpoints in prod as Endpoints"),
+            (
+                "CREATE",
+                "deny",
+                "saw networking.k8s.io/networkpolicies in dev as NetworkPolicy"
+            ),
+            (
+                "CREATE",
+                "reader",
+                "saw rbac.authorization.k8s.io/clusterroles in - as ClusterRole"
+            ),
+            ("CREATE", "w", "saw example.com/widgets in dev as Widget"),
+            ("UPDATE", "team-b", "saw /namespaces in - as Namespace"),
+        ]
+    );
+}
+
+/// The built-in policies are Pod policies: an object of another kind passes them, and a
+/// Pod whose only containers are ephemeral ones (the gatekeeper-library's
+/// `disallowed_ephemeral` cases) is judged on those. Objects that cannot be named are bad
+/// input, naming the field.
+#[test]
+fn pod_policies_pass_other_kinds_and_objects_need_a_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "images: {disallowLatest: true}\n\
+        namespaces: {default: {labels: {pod-security.kubernetes.io/enforce: restricted}}}\n";
+    let namespace = write(
+        dir.path(),
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n",
+    );
+    let ok = check(dir.path(), rules, &[namespace.to_str().unwrap()]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    let ephemeral = write(
+        dir.path(),
+        "ephemeral.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: e}\nspec: {ephemeralContainers: [{name: debug, image: busybox}]}\n",
+    );
+    let out = check(
+        dir.path(),
+        "images: {disallowLatest: true}\n",
+        &[ephemeral.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("images.disallowLatest"), "{stdout}");
+
+    let cases = [
+        (
+            "no-name",
+            "apiVersion: v1\nkind: Service\nmetadata: {labels: {a: b}}\n",
+            "metadata.name: missing",
+        ),
+        (
+            "no-metadata",
+            "apiVersion: v1\nkind: Service\n",
+            "metadata: missing or not a mapping",
+        ),
+        (
+            "no-api-version",
+            "kind: Service\nmetadata: {name: s}\n",
+            "apiVersion: missing",
+        ),
+        (
+            "label-number",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns1, labels: {a: 1}}\n",
+            "metadata.labels.a: must be a string",
+        ),
+        (
+            "no-containers",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {}\n",
+            "spec.containers: missing",
+        ),
+        (
+            "deployment-template",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {template: 3}\n",
+            "spec.template: a Pod must be a mapping",
+        ),
+        (
+            "review-no-kind",
+            "kind: AdmissionReview\nrequest: {operation: CREATE}\n",
+            "request.kind: missing",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let input = write(dir.path(), &format!("{name}.yaml"), text);
+        let out = check(dir.path(), rules, &[input.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected {expected:?} in {stderr}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! `portcullis check`: evaluate the configured policies offline, like `kyverno apply` or
 //! `gator test`. Each INPUT is a Pod (YAML or JSON, several documents allowed), an OCI
-//! `config.json`, a containerd container record (`ctr containers info`), or an
-//! AdmissionReview. Exit codes: 0 all admitted, 1 any denied, 2 bad input or bad policy.
+//! `config.json`, a containerd container record (`ctr containers info`), an
+//! AdmissionReview, or any other Kubernetes object (a CREATE of it; `objects`). Exit codes: 0 all admitted, 1 any denied, 2 bad input or bad policy.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,15 +12,17 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::convert::{nsresolve, pod, record, PodOptions};
 use crate::core::Decider;
-use crate::review::pod_view::template_pointer;
 use crate::review::{shape, AdmissionRequest, Verdict};
+
+mod objects;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Config file (YAML): the policies to evaluate.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Namespace of inputs that carry none (OCI config.json, container records, Pods without one).
+    /// Namespace of inputs that carry none (OCI config.json, container records, Pods and
+    /// other namespaced objects without one).
     #[arg(long, default_value = "default")]
     namespace: String,
     /// Output format.
@@ -186,10 +188,11 @@ fn to_request(
         Some(other) => bail!("kind: must be a string such as \"Pod\", not {other}"),
     };
     let pod = match kind {
-        "AdmissionReview" => return review_request(&doc),
+        "AdmissionReview" => return objects::review_request(&doc, namespace),
         "Pod" => {
-            shape::check_pod(&doc, "")?;
             let mut pod = doc;
+            objects::fill_containers(&mut pod, "");
+            shape::check_pod(&pod, "")?;
             default_namespace(&mut pod, namespace);
             pod
         }
@@ -208,33 +211,11 @@ fn to_request(
         "" => bail!(
             "kind: missing, and this is neither an OCI config.json (ociVersion) nor a container record (ID, Spec); add `kind: Pod` or `kind: AdmissionReview`"
         ),
-        other => bail!(
-            "kind: {other:?} is not one check reads; expected a Pod, an AdmissionReview, an OCI config.json (ociVersion) or a container record (ID, Spec)"
-        ),
+        // Any other object is created as it is (a Namespace, a Service, a Constraint's
+        // target): the Gatekeeper policies and ValidatingAdmissionPolicies judge it.
+        _ => return objects::object_request(doc, namespace),
     };
-    Ok(crate::hook::request::pod_request(pod, "portcullis-check"))
-}
-
-/// The request of an AdmissionReview, its Pod (if it carries one) checked like a Pod file.
-fn review_request(doc: &Value) -> anyhow::Result<AdmissionRequest> {
-    let request = doc
-        .get("request")
-        .filter(|r| r.is_object())
-        .cloned()
-        .context("request: missing or not a mapping; an AdmissionReview carries its request")?;
-    let request: AdmissionRequest = serde_json::from_value(request)
-        .context("request: not an admission.k8s.io/v1 AdmissionRequest")?;
-    // A Pod, or the Pod template of a workload: what the Pod policies will read.
-    let template = template_pointer(&request.kind.group, &request.kind.kind);
-    for (object, at) in [
-        (&request.object, "request.object"),
-        (&request.old_object, "request.oldObject"),
-    ] {
-        if let (Some(pointer), Some(object)) = (template, object) {
-            shape::check_pod_bearing(object, pointer, at)?;
-        }
-    }
-    Ok(request)
+    Ok(crate::hook::request::pod_request(pod, objects::USERNAME))
 }
 
 /// Pods without a namespace get `--namespace`, as `kubectl apply` gives them the context's.
