@@ -168,6 +168,12 @@ fn main() {
             findings.is_empty(),
             "the Pod must pass every Constraint: {findings:?}"
         );
+        let mut bad = req.clone();
+        if let Some(pod) = bad.object.as_mut() {
+            pod["spec"]["hostPID"] = serde_json::json!(true);
+            pod["metadata"]["labels"] = serde_json::json!({});
+        }
+        assert_eq!(decider.audit(&bad).len(), 2, "the Constraints must apply");
         let figures = measure(n, || decider.audit(&req));
         println!("10 Constraints alone ({name}), {n} runs: {figures}");
     }

@@ -94,7 +94,15 @@ pub const MAX_RANGE: i64 = 100_000;
 pub fn root_context() -> Context<'static> {
     let mut ctx = Context::default().with_all();
     ctx.add_function("lists.range", bounded_range);
+    // CEL's standard `dyn(x)` (the value itself, its static type erased), which the
+    // `cel` crate lacks and Kubernetes CEL has; templates build mixed maps with it.
+    ctx.add_function("dyn", dyn_value);
     ctx
+}
+
+/// `dyn(x)`: `x`.
+fn dyn_value(v: Value) -> ResolveResult {
+    Ok(v)
 }
 
 /// kube-cel's `lists.range(n)`, refusing `n` above [`MAX_RANGE`].

@@ -634,3 +634,10 @@ fn hostile_yaml_is_an_error_not_a_crash() {
         assert!(result.is_err());
     }
 }
+
+#[test]
+fn dyn_is_the_identity_as_in_kubernetes_cel() {
+    let spec = "  validations:\n  - expression: \"[{'file': dyn(''), 'n': dyn(1)}].all(m, m.file == '' && m.n == 1)\"\n";
+    let e = eval(&set(&policy(spec, "Deny")), pod(json!({}), json!([])));
+    assert!(e.is_allowed(), "{e:?}");
+}
