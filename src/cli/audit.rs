@@ -77,10 +77,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for line in render::skipped_lines(&audited) {
         eprintln!("portcullis: {line}");
     }
-    match args.output {
-        Output::Human => print!("{}", render::table(&audited)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&render::json(&audited))?),
-    }
+    let text = match args.output {
+        Output::Human => render::table(&audited),
+        Output::Json => serde_json::to_string_pretty(&render::json(&audited))? + "\n",
+    };
+    super::emit(&text)?;
     Ok(ExitCode::from(render::exit_code(&audited)))
 }
 

@@ -1,7 +1,8 @@
 //! `portcullis check`: evaluate the configured policies offline, like `kyverno apply` or
 //! `gator test`. Each INPUT is a Pod (YAML or JSON, several documents allowed), an OCI
 //! `config.json`, a containerd container record (`ctr containers info`), an
-//! AdmissionReview, or any other Kubernetes object (a CREATE of it; `objects`). Exit codes: 0 all admitted, 1 any denied, 2 bad input or bad policy.
+//! AdmissionReview, or any other Kubernetes object (a CREATE of it; `objects`). Exit
+//! codes: 0 all admitted, 1 any denied, 2 bad input or bad policy.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,17 +65,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     let mut denied = false;
     let mut report = Vec::new();
+    let mut text = String::new();
     for case in &cases {
         let verdict = runtime.block_on(decider.decide(&case.request));
         denied |= !verdict.is_allowed();
         match args.output {
-            Output::Human => print_human(case, &verdict),
+            Output::Human => text.push_str(&human(case, &verdict)),
             Output::Json => report.push(json_record(case, &verdict)),
         }
     }
     if let Output::Json = args.output {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        text = serde_json::to_string_pretty(&report)? + "\n";
     }
+    super::emit(&text)?;
     Ok(if denied {
         ExitCode::from(1)
     } else {
@@ -89,7 +92,9 @@ fn patch_of(case: &Case, verdict: &Verdict) -> Option<json_patch::Patch> {
         .map(|after| json_patch::diff(before, after))
 }
 
-fn print_human(case: &Case, verdict: &Verdict) {
+fn human(case: &Case, verdict: &Verdict) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let what = format!(
         "{} ({} {}/{})",
         case.source,
@@ -97,24 +102,24 @@ fn print_human(case: &Case, verdict: &Verdict) {
         case.request.namespace,
         case.request.name
     );
+    // Writing into a String cannot fail.
     if verdict.is_allowed() {
-        println!("{what}: admitted");
+        let _ = writeln!(out, "{what}: admitted");
     } else {
-        println!("{what}: denied: {}", verdict.message());
+        let _ = writeln!(out, "{what}: denied: {}", verdict.message());
     }
     for w in &verdict.warnings {
-        println!("  warning: {w}");
+        let _ = writeln!(out, "  warning: {w}");
     }
     if let Some(patch) = patch_of(case, verdict) {
-        println!(
-            "  patch: {}",
-            serde_json::to_string(&patch).unwrap_or_default()
-        );
+        let patch = serde_json::to_string(&patch).unwrap_or_default();
+        let _ = writeln!(out, "  patch: {patch}");
     }
     for r in &verdict.trail {
         let sep = if r.message.is_empty() { "" } else { ": " };
-        println!("  {} {:?}{sep}{}", r.policy, r.outcome, r.message);
+        let _ = writeln!(out, "  {} {:?}{sep}{}", r.policy, r.outcome, r.message);
     }
+    out
 }
 
 fn json_record(case: &Case, verdict: &Verdict) -> Value {
