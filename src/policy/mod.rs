@@ -12,6 +12,7 @@
 //! - [`vap`]: CEL ValidatingAdmissionPolicy and MutatingAdmissionPolicy from `policyDir`.
 
 pub mod admission;
+pub mod gatekeeper;
 pub mod images;
 pub(crate) mod matching;
 pub mod pss;
