@@ -392,5 +392,8 @@ fn prepare(site: &Site, modules: &[Module], v1: bool, inventory: &Json) -> Resul
     engine
         .compile_with_entrypoint(&VIOLATION_RULE.into())
         .map_err(|e| site.regorus_error(modules, &e, "the rego does not compile"))?;
+    // print() output is kept in each evaluation's clone and dropped with it, never written
+    // to stderr (Gatekeeper drops print statements unless told otherwise).
+    engine.set_gather_prints(true);
     Ok(engine)
 }

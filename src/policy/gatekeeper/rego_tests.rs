@@ -386,3 +386,14 @@ fn evaluation_error_names_the_template_and_line() {
         }
     }
 }
+
+#[test]
+fn print_is_allowed_and_silent() {
+    let rego =
+        "package k\nviolation[{\"msg\": \"m\"}] { print(\"debug\", input.review.operation) }\n";
+    let program = compile(rego).unwrap();
+    let out = program
+        .violations(&review(json!({})), &json!({}), LIMIT)
+        .unwrap();
+    assert_eq!(msgs(&out), vec!["m"]);
+}
