@@ -23,6 +23,8 @@ mod compile;
 mod load;
 mod matching;
 mod rego;
+#[cfg(test)]
+mod rego_tests;
 mod review;
 mod schema;
 #[cfg(test)]

@@ -71,7 +71,14 @@ impl Gatekeeper {
         }
         let deadline = Instant::now() + self.time_limit;
         let mut found: Vec<(usize, Vec<String>)> = Vec::new();
-        self.run_rego(request, &matched, deadline, &mut found, &mut review.errors);
+        self.run_rego(
+            request,
+            labels,
+            &matched,
+            deadline,
+            &mut found,
+            &mut review.errors,
+        );
         self.run_cel(request, labels, &matched, &mut found);
         found.sort_by_key(|(i, _)| *i);
         for (i, messages) in found {
@@ -118,6 +125,7 @@ impl Gatekeeper {
     fn run_rego(
         &self,
         request: &AdmissionRequest,
+        labels: &BTreeMap<String, String>,
         matched: &[usize],
         deadline: Instant,
         found: &mut Vec<(usize, Vec<String>)>,
@@ -136,7 +144,7 @@ impl Gatekeeper {
         if rego.is_empty() {
             return;
         }
-        let input = match review_json(request).and_then(|r| RegoInput::new(&r)) {
+        let input = match review_json(request, labels).and_then(|r| RegoInput::new(&r)) {
             Ok(input) => input,
             Err(e) => {
                 errors.push(format!("the request cannot be given to Rego: {e}"));
@@ -202,10 +210,20 @@ impl Gatekeeper {
     }
 }
 
-/// `input.review`: the AdmissionRequest as Gatekeeper's webhook passes it (a DELETE's
-/// object is empty, as Gatekeeper empties it).
-fn review_json(request: &AdmissionRequest) -> Result<Value, String> {
-    serde_json::to_value(request).map_err(|e| e.to_string())
+/// `input.review`: the AdmissionRequest as Gatekeeper's webhook passes it, with the
+/// request's Namespace as `namespaceObject` (as Gatekeeper's Rego driver adds it).
+fn review_json(
+    request: &AdmissionRequest,
+    labels: &BTreeMap<String, String>,
+) -> Result<Value, String> {
+    let mut review = serde_json::to_value(request).map_err(|e| e.to_string())?;
+    if let (Some(map), false) = (review.as_object_mut(), request.namespace.is_empty()) {
+        map.insert(
+            "namespaceObject".into(),
+            super::namespace_object(&request.namespace, labels),
+        );
+    }
+    Ok(review)
 }
 
 /// The excluded namespaces of the process `Config`s: (admission, audit).
