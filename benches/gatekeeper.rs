@@ -173,7 +173,7 @@ fn main() {
             pod["spec"]["hostPID"] = serde_json::json!(true);
             pod["metadata"]["labels"] = serde_json::json!({});
         }
-        assert_eq!(decider.audit(&bad).len(), 2, "the Constraints must apply");
+        assert!(decider.audit(&bad).len() >= 2, "the Constraints must apply");
         let figures = measure(n, || decider.audit(&req));
         println!("10 Constraints alone ({name}), {n} runs: {figures}");
     }
