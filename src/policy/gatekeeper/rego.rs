@@ -23,9 +23,10 @@
 //!
 //! `modules` parses the template's modules and runs those checks.
 //!
-//! Evaluation clones a prepared `regorus::Engine` (its modules, schedule and data are
-//! shared through `Arc`s) so that each call carries its own wall-clock limit, without
-//! regorus's process-wide fallback timer.
+//! Evaluation runs on regorus's bytecode VM (`vm`), about three times faster, when the
+//! template compiles to it; otherwise it clones a prepared `regorus::Engine` (its
+//! modules, schedule and data are shared through `Arc`s). Either way each call carries
+//! its own wall-clock limit, without regorus's process-wide fallback timer.
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
@@ -40,6 +41,7 @@ use serde_json::Value as Json;
 use modules::{check_functions, check_modules, Module};
 
 mod modules;
+mod vm;
 
 /// The package the main module is renamed to, as Gatekeeper's `templatePath`.
 const TEMPLATE_PACKAGE: &str = "template";
@@ -56,6 +58,8 @@ pub struct RegoProgram {
     template: String,
     /// Prepared (analysed and scheduled): clones skip straight to evaluation.
     engine: Engine,
+    /// The same policy as bytecode, when the VM compiles it.
+    vm: Option<vm::Vm>,
 }
 
 /// The review converted once per request to regorus's value, shared by every constraint.
@@ -115,11 +119,18 @@ impl RegoProgram {
         }
         let calls = check_modules(&site, &modules)?;
         check_functions(&site, &modules, &calls)?;
-        let engine = prepare(&site, &modules, v1, inventory)?;
+        let (engine, compiled) = prepare(&site, &modules, v1, inventory)?;
+        let vm = vm::Vm::compile(&compiled, VIOLATION_RULE, engine.get_data());
         Ok(RegoProgram {
             template: template.to_string(),
             engine,
+            vm,
         })
+    }
+
+    /// Whether evaluations run on the bytecode VM (else on the interpreter).
+    pub fn on_vm(&self) -> bool {
+        self.vm.is_some()
     }
 
     /// Gatekeeper's input contract: `input.review` (from RegoInput) and `input.parameters`
@@ -147,6 +158,18 @@ impl RegoProgram {
             fields.insert(Value::from("review"), input.review.clone());
             fields.insert(Value::from("parameters"), parameters);
         }
+        if let Some(vm) = &self.vm {
+            let result = vm
+                .eval(doc, limit, CLOCK_CHECK_INTERVAL)
+                .map_err(|f| match f {
+                    vm::Failure::TimedOut => self.timed_out(limit),
+                    vm::Failure::Other(e) => format!(
+                        "ConstraintTemplate {:?}: evaluating its Rego failed: {e}",
+                        self.template
+                    ),
+                })?;
+            return self.collect(result);
+        }
         let mut engine = self.engine.clone();
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit,
@@ -159,6 +182,14 @@ impl RegoProgram {
         self.collect(result)
     }
 
+    fn timed_out(&self, limit: Duration) -> String {
+        format!(
+            "ConstraintTemplate {:?}: the evaluation of its Rego exceeded the time limit of \
+             {limit:?} and was stopped; make the rego cheaper (or raise the limit)",
+            self.template
+        )
+    }
+
     fn eval_error(&self, err: &anyhow::Error, limit: Duration) -> String {
         let timed_out = err.chain().any(|cause| {
             matches!(
@@ -167,11 +198,7 @@ impl RegoProgram {
             )
         });
         if timed_out {
-            return format!(
-                "ConstraintTemplate {:?}: the evaluation of its Rego exceeded the time limit of \
-                 {limit:?} and was stopped; make the rego cheaper (or raise the limit)",
-                self.template
-            );
+            return self.timed_out(limit);
         }
         let (place, msg) = match located(err) {
             Some(at) => (
@@ -359,7 +386,12 @@ fn located(err: &anyhow::Error) -> Option<Located> {
 
 /// The engine every evaluation clones: the modules (main renamed `template`), the
 /// inventory at `data.inventory`, OPA's non-strict builtin errors, analysed once.
-fn prepare(site: &Site, modules: &[Module], v1: bool, inventory: &Json) -> Result<Engine, String> {
+fn prepare(
+    site: &Site,
+    modules: &[Module],
+    v1: bool,
+    inventory: &Json,
+) -> Result<(Engine, regorus::CompiledPolicy), String> {
     let mut engine = Engine::new();
     engine.set_rego_v0(!v1);
     engine.set_strict_builtin_errors(false);
@@ -389,11 +421,11 @@ fn prepare(site: &Site, modules: &[Module], v1: bool, inventory: &Json) -> Resul
     engine
         .add_data(data)
         .map_err(|e| site.error(None, &format!("data.inventory was refused: {e}")))?;
-    engine
+    let compiled = engine
         .compile_with_entrypoint(&VIOLATION_RULE.into())
         .map_err(|e| site.regorus_error(modules, &e, "the rego does not compile"))?;
     // print() output is kept in each evaluation's clone and dropped with it, never written
     // to stderr (Gatekeeper drops print statements unless told otherwise).
     engine.set_gather_prints(true);
-    Ok(engine)
+    Ok((engine, compiled))
 }

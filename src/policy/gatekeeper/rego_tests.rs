@@ -129,8 +129,10 @@ fn every_library_template_compiles() {
     for dir in &dirs {
         let path = dir.join("template.yaml");
         let (name, rego, libs, v1) = template_rego(&yaml(&path));
-        if let Err(e) = RegoProgram::compile(&name, &path, None, &rego, &libs, v1, &json!({})) {
-            failures.push(e);
+        match RegoProgram::compile(&name, &path, None, &rego, &libs, v1, &json!({})) {
+            Ok(p) if !p.on_vm() => failures.push(format!("{name}: not on the bytecode VM")),
+            Ok(_) => {}
+            Err(e) => failures.push(e),
         }
     }
     assert_eq!(dirs.len(), 33);
@@ -396,4 +398,25 @@ fn print_is_allowed_and_silent() {
         .violations(&review(json!({})), &json!({}), LIMIT)
         .unwrap();
     assert_eq!(msgs(&out), vec!["m"]);
+}
+
+#[test]
+fn library_templates_run_on_the_bytecode_vm_and_print_falls_back_to_the_interpreter() {
+    let with_print =
+        "package k\nviolation[{\"msg\": \"m\"}] {\n  print(\"x\")\n  input.review.object.bad\n}\n";
+    let program = compile(with_print).unwrap();
+    assert!(
+        !program.on_vm(),
+        "print() is not in the VM: the interpreter runs it"
+    );
+    let v = program
+        .violations(
+            &review(json!({"bad": true})),
+            &json!({}),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+    assert_eq!(v.len(), 1);
+    let simple = "package k\nviolation[{\"msg\": \"m\"}] {\n  input.review.object.bad\n}\n";
+    assert!(compile(simple).unwrap().on_vm());
 }
