@@ -129,6 +129,7 @@ impl RegoProgram {
     }
 
     /// Whether evaluations run on the bytecode VM (else on the interpreter).
+    #[cfg(test)]
     pub fn on_vm(&self) -> bool {
         self.vm.is_some()
     }
