@@ -51,6 +51,8 @@ const VIOLATION_RULE: &str = "data.template.violation";
 const MAIN_LABEL: &str = "rego";
 /// Work units (expressions) between two reads of the clock under a time limit.
 const CLOCK_CHECK_INTERVAL: u32 = 16;
+/// The same for the VM, in instructions (each far cheaper than an expression).
+const VM_CLOCK_CHECK_INTERVAL: u32 = 512;
 
 /// One template's Rego, compiled once at load. Send + Sync; shared behind Arc.
 #[derive(Debug)]
@@ -161,7 +163,7 @@ impl RegoProgram {
         }
         if let Some(vm) = &self.vm {
             let result = vm
-                .eval(doc, limit, CLOCK_CHECK_INTERVAL)
+                .eval(doc, limit, VM_CLOCK_CHECK_INTERVAL)
                 .map_err(|f| match f {
                     vm::Failure::TimedOut => self.timed_out(limit),
                     vm::Failure::Other(e) => format!(
