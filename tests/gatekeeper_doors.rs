@@ -16,13 +16,11 @@
 //! Why: Gatekeeper users bring the library's policies and expect Gatekeeper's behaviour
 //! and messages; unit tests judge Pods, these prove that each door turns a real runtime
 //! request into the Pod those policies see and carries their verdict back to the client.
-//! The templates used carry both K8sNativeValidation (CEL) and Rego code; the default
-//! engines prefer CEL, as Gatekeeper does, so the expected messages stay the same once
-//! the Rego engine lands. The Rego-only variant is
-//! [`enable_when_rego_lands_namespace_label_denied_on_the_rego_engine`].
-//!
-//! Not here: the audit half of `scoped` (`audit.gatekeeper.sh`): there is no `portcullis
-//! audit` command on this branch yet.
+//! The templates used carry both K8sNativeValidation (CEL) and Rego code: the proxy,
+//! `warn`/`dryrun` and most `serve` tests name the CEL engine (their expected messages are
+//! CEL's), the Podman test and one `serve` test run on the default engines (Rego first).
+//! The audit half of `scoped` (`audit.gatekeeper.sh`) is a unit test of
+//! `policy::gatekeeper`; `portcullis audit` itself is tests/audit.rs.
 
 mod common;
 
@@ -60,14 +58,18 @@ fn tempdir() -> tempfile::TempDir {
         .unwrap()
 }
 
-/// A proxy world enforcing `policies` (default engines), with a decision log; the world
+/// A proxy world enforcing `policies` on the CEL engine, with a decision log; the world
 /// comes after the directory, so that it drops (stops) first.
 fn world(policies: &[LibraryPolicy]) -> (tempfile::TempDir, World, PathBuf) {
     let dir = tempdir();
     let log = dir.path().join("decisions.jsonl");
     let policies = policy_dir(dir.path(), policies);
     let extra = format!("decisionLog: {{file: '{}'}}\n", log.display());
-    let w = World::new(&gatekeeper::config(&policies, &[], &extra));
+    let w = World::new(&gatekeeper::config(
+        &policies,
+        &["K8sNativeValidation"],
+        &extra,
+    ));
     (dir, w, log)
 }
 
@@ -247,7 +249,7 @@ fn serve_denies_warns_or_stays_silent_as_the_enforcement_action_says() {
     let review = host_network_pod_review();
     let message = host_network_message("nginx-host-network-true");
 
-    let denied = serve_response(&[HOST_NETWORK], &[], &review);
+    let denied = serve_response(&[HOST_NETWORK], &["K8sNativeValidation"], &review);
     assert_eq!(denied["allowed"], false, "{denied}");
     assert_eq!(
         denied["status"]["message"],
@@ -255,11 +257,19 @@ fn serve_denies_warns_or_stays_silent_as_the_enforcement_action_says() {
         "{denied}"
     );
 
-    let warned = serve_response(&[HOST_NETWORK.with_spec(WARN)], &[], &review);
+    let warned = serve_response(
+        &[HOST_NETWORK.with_spec(WARN)],
+        &["K8sNativeValidation"],
+        &review,
+    );
     assert_eq!(warned["allowed"], true, "{warned}");
     assert_eq!(warnings(&warned), [line("psp-host-network", &message)]);
 
-    let silent = serve_response(&[HOST_NETWORK.with_spec(DRYRUN)], &[], &review);
+    let silent = serve_response(
+        &[HOST_NETWORK.with_spec(DRYRUN)],
+        &["K8sNativeValidation"],
+        &review,
+    );
     assert_eq!(silent["allowed"], true, "{silent}");
     assert!(warnings(&silent).is_empty(), "{silent}");
     assert!(silent["status"].is_null(), "{silent}");
@@ -268,7 +278,11 @@ fn serve_denies_warns_or_stays_silent_as_the_enforcement_action_says() {
 #[test]
 fn scoped_warn_at_validation_and_deny_in_audit_warns_at_admission() {
     let policy = HOST_NETWORK.with_spec(SCOPED_WARN_AT_ADMISSION_DENY_IN_AUDIT);
-    let response = serve_response(&[policy], &[], &host_network_pod_review());
+    let response = serve_response(
+        &[policy],
+        &["K8sNativeValidation"],
+        &host_network_pod_review(),
+    );
     assert_eq!(response["allowed"], true, "{response}");
     assert_eq!(
         warnings(&response),
@@ -298,7 +312,7 @@ fn namespace_responses(engines: &[&str]) -> [Value; 3] {
 
 #[test]
 fn serve_denies_a_namespace_without_the_required_label_with_the_library_message() {
-    let [allowed, unlabelled, mislabelled] = namespace_responses(&[]);
+    let [allowed, unlabelled, mislabelled] = namespace_responses(&["K8sNativeValidation"]);
     assert_eq!(allowed["allowed"], true, "{allowed}");
     assert!(warnings(&allowed).is_empty(), "{allowed}");
     assert_eq!(unlabelled["allowed"], false, "{unlabelled}");
@@ -320,12 +334,10 @@ fn serve_denies_a_namespace_without_the_required_label_with_the_library_message(
     );
 }
 
-/// Cannot pass until the Rego engine lands (src/policy/gatekeeper/rego.rs is a stub, so
-/// `engines: [Rego]` makes every template a load error): put `#[test]` on it then.
 /// On Rego the library's requiredlabels template answers with the Constraint's
 /// `parameters.message`.
-#[allow(dead_code)]
-fn enable_when_rego_lands_namespace_label_denied_on_the_rego_engine() {
+#[test]
+fn serve_denies_a_namespace_without_the_required_label_on_the_rego_engine() {
     let [allowed, unlabelled, mislabelled] = namespace_responses(&["Rego"]);
     assert_eq!(allowed["allowed"], true, "{allowed}");
     let expected = denial(

@@ -117,7 +117,7 @@ pub fn policy_dir(dir: &Path, policies: &[LibraryPolicy]) -> PathBuf {
 }
 
 /// A Portcullis config running `policy_dir` on `engines` (`[]`: the default engines,
-/// CEL preferred, then Rego), with `extra` config lines.
+/// Rego preferred, then CEL), with `extra` config lines.
 pub fn config(policy_dir: &Path, engines: &[&str], extra: &str) -> String {
     let gatekeeper = if engines.is_empty() {
         String::new()

@@ -240,3 +240,50 @@ fn the_constraints_of_a_template_that_failed_are_not_reported_again() {
         "{e}"
     );
 }
+
+#[test]
+fn scoped_actions_warn_at_admission_and_deny_in_audit() {
+    let scoped = "scoped\n  scopedEnforcementActions:\n  - {action: warn, enforcementPoints: [{name: validation.gatekeeper.sh}]}\n  - {action: deny, enforcementPoints: [{name: audit.gatekeeper.sh}]}";
+    let gk = load(&host_namespaces(scoped), &[Rego]);
+    let labels = BTreeMap::new();
+    let request = pod_request(host_pid_pod("nginx"));
+    let judgement = gk.validate(&request, &labels);
+    assert_eq!(judgement.answer, Answer::Allow);
+    assert_eq!(judgement.warnings.len(), 1, "{judgement:?}");
+    let findings = gk.audit(&request, &labels);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].action, "deny");
+}
+
+#[test]
+fn the_rego_form_denies_in_gatekeepers_words_too() {
+    let gk = load(&host_namespaces("deny"), &[Rego]);
+    let judgement = gk.validate(&pod_request(host_pid_pod("nginx")), &BTreeMap::new());
+    assert_eq!(
+        judgement.answer,
+        Answer::Deny(
+            "[psp-host-namespace] Sharing the host namespace is not allowed: nginx".into()
+        )
+    );
+    // The legacy form (targets[].rego + libs) loads and judges the same.
+    let docs = vec![
+        ("t.yaml", library("allowedrepos/template.yaml")),
+        (
+            "c.yaml",
+            "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sAllowedRepos\nmetadata: {name: repos}\n\
+             spec:\n  parameters: {repos: [docker.io/library/]}\n"
+                .into(),
+        ),
+    ];
+    let gk = load(&docs, &[Rego]);
+    let mut pod = host_pid_pod("web");
+    pod["spec"]["containers"][0]["image"] = json!("evil.example/miner:1");
+    let judgement = gk.validate(&pod_request(pod), &BTreeMap::new());
+    match judgement.answer {
+        Answer::Deny(m) => assert!(
+            m.starts_with("[repos] container <c> has an invalid image repo"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
