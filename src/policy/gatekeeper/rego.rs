@@ -40,6 +40,7 @@ use serde_json::Value as Json;
 use modules::{check_functions, check_modules, Module};
 
 mod modules;
+pub(super) mod negation;
 
 /// The package the main module is renamed to, as Gatekeeper's `templatePath`.
 const TEMPLATE_PACKAGE: &str = "template";
@@ -368,6 +369,7 @@ fn prepare(site: &Site, modules: &[Module], v1: bool, inventory: &Json) -> Resul
             None => module.renamed(),
             Some(_) => module.text.clone(),
         };
+        let text = negation::hoisted(site, modules, module, text, v1)?;
         engine
             .add_policy(Module::label(module.lib), text)
             .map_err(|e| site.regorus_error(modules, &e, "invalid rego"))?;
