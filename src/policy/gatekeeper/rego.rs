@@ -41,6 +41,7 @@ use serde_json::Value as Json;
 use modules::{check_functions, check_modules, Module};
 
 mod modules;
+pub(super) mod negation;
 mod vm;
 
 /// The package the main module is renamed to, as Gatekeeper's `templatePath`.
@@ -403,6 +404,7 @@ fn prepare(
             None => module.renamed(),
             Some(_) => module.text.clone(),
         };
+        let text = negation::hoisted(site, modules, module, text, v1)?;
         engine
             .add_policy(Module::label(module.lib), text)
             .map_err(|e| site.regorus_error(modules, &e, "invalid rego"))?;

@@ -1,11 +1,13 @@
 //! Unit tests of the Rego engine: the gatekeeper-library's templates (tests/fixtures) and
 //! small templates for each of Gatekeeper's rules at load and at evaluation.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
+use super::rego::negation::{rewrite, Refusal};
 use super::rego::{RegoInput, RegoProgram, RegoViolation};
 
 const LIMIT: Duration = Duration::from_secs(5);
@@ -419,4 +421,203 @@ fn library_templates_run_on_the_bytecode_vm_and_print_falls_back_to_the_interpre
     assert_eq!(v.len(), 1);
     let simple = "package k\nviolation[{\"msg\": \"m\"}] {\n  input.review.object.bad\n}\n";
     assert!(compile(simple).unwrap().on_vm());
+}
+
+/// OPA evaluates the references and calls among a negated call's arguments before the `not`
+/// (rewriteDynamicTerms, rewriteExprTerms): undefined there makes the whole body undefined.
+/// A reference alone, or one side of `==`, stays under the `not`.
+#[test]
+fn negated_calls_evaluate_their_arguments_first_as_in_opa() {
+    let rego = r#"package k
+f(_) = true
+g(x) { x == 1 }
+r { false }
+violation[{"msg": "call"}] { not f(input.parameters.missing) }
+violation[{"msg": "user"}] { not g(input.parameters.missing) }
+violation[{"msg": "builtin"}] { not startswith(input.parameters.missing, "a") }
+violation[{"msg": "count"}] { not count(input.parameters.missing) > 0 }
+violation[{"msg": "neq"}] { not input.parameters.missing != 1 }
+violation[{"msg": "index"}] { not input.parameters.a[input.parameters.missing] }
+violation[{"msg": "array"}] { not f([input.parameters.missing]) }
+violation[{"msg": "rule arg"}] { not f(r) }
+violation[{"msg": "with"}] { not f(input.parameters.missing) with input.x as 1 }
+violation[{"msg": "plain"}] { f(input.parameters.missing) }
+violation[{"msg": "ref"}] { not input.parameters.missing }
+violation[{"msg": "eq"}] { not input.parameters.missing == 1 }
+violation[{"msg": "rule"}] { not r }
+violation[{"msg": "defined"}] { not g(input.parameters.n) }
+"#;
+    let program = compile(rego).unwrap();
+    let params = json!({"n": 2, "a": {}});
+    let out = program
+        .violations(&review(json!({})), &params, LIMIT)
+        .unwrap();
+    assert_eq!(msgs(&out), vec!["defined", "eq", "ref", "rule"]);
+}
+
+#[test]
+fn negated_calls_in_v1_comprehension_and_every_bodies() {
+    let rego = r#"package k
+f(_) := true
+violation contains {"msg": "v1"} if not f(input.parameters.missing)
+violation contains {"msg": "compr"} if {
+  xs := [x | some x in [1]; not f(input.parameters.missing)]
+  count(xs) == 0
+}
+violation contains {"msg": "every"} if {
+  every x in [1] { not f(input.parameters.missing) }
+}
+violation contains {"msg": "else"} if g(1)
+g(x) := false if x == 2 else := true if not f(input.parameters.missing)
+"#;
+    let program = compile_with(rego, &[], true).unwrap();
+    let out = program
+        .violations(&review(json!({})), &json!({}), LIMIT)
+        .unwrap();
+    assert_eq!(msgs(&out), vec!["compr"]);
+}
+
+/// A negation that cannot be rewritten safely is refused at load, naming the line; errors in
+/// a rewritten module keep their lines.
+#[test]
+fn negation_refusals_and_errors_name_the_line() {
+    let rego = "package k\nviolation[{\"msg\": \"m\"}] {\n  not f(input.a[_])\n}\nf(_) = true\n";
+    let err = compile(rego).unwrap_err();
+    assert!(err.contains("t.yaml:12 (rego line 3, column 9)"), "{err}");
+    assert!(err.contains("var _ is unsafe"), "{err}");
+    let rego = rego.replace("input.a[_])", "input.a)\n  x := 1\n  x := 2");
+    let err = compile(&rego).unwrap_err();
+    assert!(err.contains("(rego line 4, column 3)"), "{err}");
+}
+
+/// The text of a module with `body` after its package, rewritten (lines kept, idempotent).
+fn rw(v1: bool, body: &str) -> Result<String, Refusal> {
+    let text = format!("package t\n\n{body}\n");
+    let out = rewrite(&text, v1, &BTreeSet::new())?.unwrap_or_else(|| text.clone());
+    assert_eq!(out.lines().count(), text.lines().count(), "lines kept");
+    let again = rewrite(&out, v1, &BTreeSet::new())?;
+    assert!(again.is_none(), "idempotent: {out}");
+    Ok(out["package t\n\n".len()..out.len() - 1].to_string())
+}
+
+fn v0(body: &str) -> String {
+    rw(false, body).unwrap()
+}
+
+#[test]
+fn calls_hoist_their_reference_arguments() {
+    let cases = [
+        // A builtin; a user function; a rule name (ResolveRefs makes it a reference).
+        (
+            "p { not startswith(input.a.b, \"x\") }",
+            "p { __gk_dyn_0__ := input.a.b; not startswith(__gk_dyn_0__, \"x\") }",
+        ),
+        (
+            "r := 1\nf(_) := true\np { not f(r) }",
+            "r := 1\nf(_) := true\np { __gk_dyn_0__ := r; not f(__gk_dyn_0__) }",
+        ),
+        (
+            "p { not data.lib.f(input.a) }",
+            "p { __gk_dyn_0__ := input.a; not data.lib.f(__gk_dyn_0__) }",
+        ),
+        // Nested in arrays, objects and calls (a call is hoisted whole: expandExpr).
+        (
+            "p { not f([x.y, 1], {\"k\": z.w}, count(q.r)) }",
+            "p { __gk_dyn_0__ := x.y; __gk_dyn_1__ := z.w; __gk_dyn_2__ := count(q.r); \
+          not f([__gk_dyn_0__, 1], {\"k\": __gk_dyn_1__}, __gk_dyn_2__) }",
+        ),
+        // Locals, scalars and comprehensions stay; generated names are not reused.
+        (
+            "p { __gk_dyn_4__ := 1; not f(__gk_dyn_4__, a.b) }",
+            "p { __gk_dyn_4__ := 1; __gk_dyn_5__ := a.b; not f(__gk_dyn_4__, __gk_dyn_5__) }",
+        ),
+        (
+            "p { x := 1; not f(x, \"a\", [y | y := 1]) }",
+            "p { x := 1; not f(x, \"a\", [y | y := 1]) }",
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(v0(input), want);
+    }
+}
+
+#[test]
+fn operators_and_terms_as_opa() {
+    let cases = [
+        // `==` is unification (rewriteEquals): a reference side stays.
+        ("p { not a.b == c }", "p { not a.b == c }"),
+        ("p { not [a.b] == c }", "p { __gk_dyn_0__ := a.b; not [__gk_dyn_0__] == c }"),
+        ("p { not a.b != c }", "p { __gk_dyn_0__ := a.b; not __gk_dyn_0__ != c }"),
+        ("p { not count(a.b) > 0 }",
+         "p { __gk_dyn_0__ := count(a.b); not __gk_dyn_0__ > 0 }"),
+        ("p { not x + 1 > a.b }", "p { __gk_dyn_0__ := (x + 1); __gk_dyn_1__ := a.b; \
+          not __gk_dyn_0__ > __gk_dyn_1__ }"),
+        ("import future.keywords.in\np { x := 1; not x in input.a }",
+         "import future.keywords.in\np { x := 1; __gk_dyn_0__ := input.a; not x in __gk_dyn_0__ }"),
+        // A term: the reference stays, its dynamic indexes are hoisted.
+        ("p { not input.a }", "p { not input.a }"),
+        ("p { not input.a[b.c].d }",
+         "p { __gk_dyn_0__ := b.c; not input.a[__gk_dyn_0__].d }"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(v0(input), want);
+    }
+}
+
+#[test]
+fn every_kind_of_body_and_with() {
+    let cases = [
+        (
+            "p { s := {y | y := input.ys[_]; not f(y.z)} }",
+            "p { s := {y | y := input.ys[_]; __gk_dyn_0__ := y.z; not f(__gk_dyn_0__)} }",
+        ),
+        (
+            "p { not f(x.y) with input as {} }",
+            "p { __gk_dyn_0__ := x.y with input as {}; not f(__gk_dyn_0__) with input as {} }",
+        ),
+        (
+            "p = 1 { false } else = 2 {\n  not f(x.y)\n}",
+            "p = 1 { false } else = 2 {\n  __gk_dyn_0__ := x.y; not f(__gk_dyn_0__)\n}",
+        ),
+        // Multi-line arguments: the line breaks stay inside the call.
+        (
+            "p {\n  not f({\"a\":\n    x.y}, z.w[\n1])\n}",
+            "p {\n  __gk_dyn_0__ := x.y; __gk_dyn_1__ := z.w[ 1]; \
+          not f({\"a\":\n    __gk_dyn_0__}, __gk_dyn_1__\n)\n}",
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(v0(input), want);
+    }
+    let v1 = [
+        (
+            "p contains x if not f(x.y)",
+            "p contains x if { __gk_dyn_0__ := x.y; not f(__gk_dyn_0__) }",
+        ),
+        (
+            "q if {\n  every x in input.xs { not f(x.y) }\n}",
+            "q if {\n  every x in input.xs { __gk_dyn_0__ := x.y; not f(__gk_dyn_0__) }\n}",
+        ),
+        (
+            "r := 1 if false else := 2 if not f(input.a)",
+            "r := 1 if false else := 2 if { __gk_dyn_0__ := input.a; not f(__gk_dyn_0__) }",
+        ),
+    ];
+    for (input, want) in v1 {
+        assert_eq!(rw(true, input).unwrap(), want);
+    }
+}
+
+#[test]
+fn refusals_name_the_line() {
+    for (body, why) in [
+        ("p {\n  not f(x[_])\n}", "`_`"),
+        ("p {\n  not f(x[ # c\n  1])\n}", "comment"),
+        ("p {\n  not f(x.y) with input as g(1)\n}", "`with` value"),
+        ("p {\n  not f(x[[y | not g(y.z)][0]])\n}", "another negated"),
+    ] {
+        let err = rw(false, body).unwrap_err();
+        assert_eq!(err.line, 4, "{body}: {err:?}");
+        assert!(err.msg.contains(why), "{body}: {}", err.msg);
+    }
 }
