@@ -23,10 +23,12 @@
 //!
 //! `modules` parses the template's modules and runs those checks.
 //!
-//! Evaluation runs on regorus's bytecode VM (`vm`), about three times faster, when the
-//! template compiles to it; otherwise it clones a prepared `regorus::Engine` (its
-//! modules, schedule and data are shared through `Arc`s). Either way each call carries
-//! its own wall-clock limit, without regorus's process-wide fallback timer.
+//! Evaluation clones a prepared `regorus::Engine` (its modules, schedule and data are
+//! shared through `Arc`s) so that each call carries its own wall-clock limit, without
+//! regorus's process-wide fallback timer. regorus's bytecode VM (`rvm`) is about three
+//! times faster on the library's templates but not used: it lets a body go on past an
+//! assignment of an undefined value (`x := input.missing`), which the interpreter and OPA
+//! treat as failing the body (`undefined_assignment_fails_the_body`; BENCHMARKS.md).
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
@@ -42,7 +44,6 @@ use modules::{check_functions, check_modules, Module};
 
 mod modules;
 pub(super) mod negation;
-mod vm;
 
 /// The package the main module is renamed to, as Gatekeeper's `templatePath`.
 const TEMPLATE_PACKAGE: &str = "template";
@@ -52,8 +53,6 @@ const VIOLATION_RULE: &str = "data.template.violation";
 const MAIN_LABEL: &str = "rego";
 /// Work units (expressions) between two reads of the clock under a time limit.
 const CLOCK_CHECK_INTERVAL: u32 = 16;
-/// The same for the VM, in instructions (each far cheaper than an expression).
-const VM_CLOCK_CHECK_INTERVAL: u32 = 512;
 
 /// One template's Rego, compiled once at load. Send + Sync; shared behind Arc.
 #[derive(Debug)]
@@ -61,8 +60,6 @@ pub struct RegoProgram {
     template: String,
     /// Prepared (analysed and scheduled): clones skip straight to evaluation.
     engine: Engine,
-    /// The same policy as bytecode, when the VM compiles it.
-    vm: Option<vm::Vm>,
 }
 
 /// The review converted once per request to regorus's value, shared by every constraint.
@@ -122,19 +119,11 @@ impl RegoProgram {
         }
         let calls = check_modules(&site, &modules)?;
         check_functions(&site, &modules, &calls)?;
-        let (engine, compiled) = prepare(&site, &modules, v1, inventory)?;
-        let vm = vm::Vm::compile(&compiled, VIOLATION_RULE, engine.get_data());
+        let engine = prepare(&site, &modules, v1, inventory)?;
         Ok(RegoProgram {
             template: template.to_string(),
             engine,
-            vm,
         })
-    }
-
-    /// Whether evaluations run on the bytecode VM (else on the interpreter).
-    #[cfg(test)]
-    pub fn on_vm(&self) -> bool {
-        self.vm.is_some()
     }
 
     /// Gatekeeper's input contract: `input.review` (from RegoInput) and `input.parameters`
@@ -161,18 +150,6 @@ impl RegoProgram {
         if let Ok(fields) = doc.as_object_mut() {
             fields.insert(Value::from("review"), input.review.clone());
             fields.insert(Value::from("parameters"), parameters);
-        }
-        if let Some(vm) = &self.vm {
-            let result = vm
-                .eval(doc, limit, VM_CLOCK_CHECK_INTERVAL)
-                .map_err(|f| match f {
-                    vm::Failure::TimedOut => self.timed_out(limit),
-                    vm::Failure::Other(e) => format!(
-                        "ConstraintTemplate {:?}: evaluating its Rego failed: {e}",
-                        self.template
-                    ),
-                })?;
-            return self.collect(result);
         }
         let mut engine = self.engine.clone();
         engine.set_execution_timer_config(ExecutionTimerConfig {
@@ -390,12 +367,7 @@ fn located(err: &anyhow::Error) -> Option<Located> {
 
 /// The engine every evaluation clones: the modules (main renamed `template`), the
 /// inventory at `data.inventory`, OPA's non-strict builtin errors, analysed once.
-fn prepare(
-    site: &Site,
-    modules: &[Module],
-    v1: bool,
-    inventory: &Json,
-) -> Result<(Engine, regorus::CompiledPolicy), String> {
+fn prepare(site: &Site, modules: &[Module], v1: bool, inventory: &Json) -> Result<Engine, String> {
     let mut engine = Engine::new();
     engine.set_rego_v0(!v1);
     engine.set_strict_builtin_errors(false);
@@ -426,11 +398,11 @@ fn prepare(
     engine
         .add_data(data)
         .map_err(|e| site.error(None, &format!("data.inventory was refused: {e}")))?;
-    let compiled = engine
+    engine
         .compile_with_entrypoint(&VIOLATION_RULE.into())
         .map_err(|e| site.regorus_error(modules, &e, "the rego does not compile"))?;
     // print() output is kept in each evaluation's clone and dropped with it, never written
     // to stderr (Gatekeeper drops print statements unless told otherwise).
     engine.set_gather_prints(true);
-    Ok((engine, compiled))
+    Ok(engine)
 }
