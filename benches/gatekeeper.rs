@@ -194,6 +194,25 @@ fn main() {
     let direct = Decider::new(&Config::default()).unwrap();
     let figures = measure(n, || rt.block_on(direct.decide(&req)));
     println!("the core's decision with no policy (direct path), {n} runs: {figures}");
+    each_template(n / 10, &req);
+}
+
+/// Where the time goes: each template with its Constraint alone, on Rego.
+fn each_template(n: usize, req: &AdmissionRequest) {
+    for (t, constraint) in TEMPLATES.iter().zip(CONSTRAINTS.split("\n---\n")) {
+        let dir = tempfile::tempdir().unwrap();
+        let from = library().join(t).join("template.yaml");
+        std::fs::copy(&from, dir.path().join("template.yaml")).unwrap();
+        std::fs::write(dir.path().join("constraint.yaml"), constraint).unwrap();
+        let text = format!(
+            "policyDir: {}\ngatekeeper: {{engines: [Rego]}}\n",
+            dir.path().display()
+        );
+        let decider =
+            Decider::new(&Config::parse(&text, Path::new("bench.yaml")).unwrap()).unwrap();
+        let figures = measure(n, || decider.audit(req));
+        println!("  {t} alone (Rego), {n} runs: {figures}");
+    }
 }
 
 /// Runs `f` `n` times after a warm-up: "p50 … µs, p99 … µs, p99.9 … µs".
