@@ -6,8 +6,10 @@
 //!
 //! Env: BENCH_DECISIONS (default 200000).
 
-use std::time::{Duration, Instant};
+#[path = "common/measure.rs"]
+mod measure;
 
+use measure::measure;
 use portcullis::config::Config;
 use portcullis::core::Decider;
 use portcullis::review::{AdmissionRequest, Door, Operation};
@@ -163,25 +165,4 @@ fn main() {
     let decider = Decider::new(&cached).unwrap();
     let hit = measure(n, || rt.block_on(decider.admit(Door::Proxy, &req)));
     println!("the same decision answered from the decision cache, {n} runs: {hit}");
-}
-
-/// Runs `f` `n` times after a warm-up: "p50 … µs, p99 … µs, p99.9 … µs".
-fn measure<T>(n: usize, mut f: impl FnMut() -> T) -> String {
-    for _ in 0..10_000 {
-        std::hint::black_box(f());
-    }
-    let mut samples: Vec<Duration> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        std::hint::black_box(f());
-        samples.push(t.elapsed());
-    }
-    samples.sort();
-    let at = |q: f64| samples[((n as f64 * q) as usize).min(n - 1)].as_secs_f64() * 1e6;
-    format!(
-        "p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
-        at(0.50),
-        at(0.99),
-        at(0.999)
-    )
 }

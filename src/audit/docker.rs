@@ -9,26 +9,17 @@
 //! settings then): it is listed, and skipped.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use bytes::Bytes;
 use containerd_client::services::v1::{GetContainerRequest, GetContainerResponse};
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use super::containerd::{failed, plain, GET_CONTAINER};
 use super::{Listed, Runtime, View};
 use crate::config::Config;
-use crate::net::unix::UnixConnector;
 use crate::proxy::docker::Docker;
 use crate::proxy::grpc::Code;
 use crate::proxy::upstream::Upstream;
 
-const TIMEOUT: Duration = Duration::from_secs(10);
-const BODY_LIMIT: usize = 16 << 20;
 /// dockerd's containerd namespace unless its `GET /info` says another.
 const MOBY: &str = "moby";
 
@@ -73,8 +64,7 @@ pub(super) async fn list(
     fallback: &Path,
     config: &Config,
 ) -> anyhow::Result<(Vec<Listed>, (PathBuf, String))> {
-    let api: Client<UnixConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(UnixConnector::new(socket));
+    let api = Docker::new(socket);
     let unreachable = |e: String| {
         anyhow::anyhow!(
             "dockerd at {}: {e}; is dockerd running there? name its socket with --docker SOCK",
@@ -93,7 +83,7 @@ pub(super) async fn list(
         .await
         .map_err(unreachable)?;
     let upstream = Upstream::new(&containerd);
-    let resolver = Docker::new(socket);
+    let resolver = api.clone();
     let mut out = Vec::new();
     for s in summaries {
         let view = if matches!(s.state.as_str(), "running" | "paused" | "restarting") {
@@ -141,33 +131,9 @@ pub(super) async fn list(
     Ok((out, (containerd, ns)))
 }
 
-async fn get<T: for<'de> Deserialize<'de>>(
-    api: &Client<UnixConnector, Empty<Bytes>>,
-    path: &str,
-) -> Result<T, String> {
-    let req = Request::get(format!("http://docker{path}"))
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    let call = async {
-        let response = api.request(req).await.map_err(|e| {
-            let source = std::error::Error::source(&e).map(ToString::to_string);
-            format!("{e}: {}", source.unwrap_or_default())
-        })?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), BODY_LIMIT)
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        if status != StatusCode::OK {
-            return Err(format!(
-                "GET {path}: {status}: {}",
-                String::from_utf8_lossy(&body)
-            ));
-        }
-        serde_json::from_slice(&body).map_err(|e| format!("GET {path}: unexpected answer: {e}"))
-    };
-    tokio::time::timeout(TIMEOUT, call)
-        .await
-        .map_err(|_| format!("GET {path}: no answer within {TIMEOUT:?}"))?
+/// `GET path` through the proxy's Engine API client; a 404 is an error here.
+async fn get<T: for<'de> Deserialize<'de>>(api: &Docker, path: &str) -> Result<T, String> {
+    api.get(path)
+        .await?
+        .ok_or_else(|| format!("GET {path}: not found"))
 }

@@ -29,6 +29,14 @@ pub struct IgnoredKind {
 }
 
 impl PolicyDir {
+    /// `policyDirIgnore` as (apiVersion, kind) pairs, as the readers take them.
+    pub fn ignored_pairs(&self) -> Vec<(String, String)> {
+        self.ignored_kinds
+            .iter()
+            .map(|k| (k.api_version.clone(), k.kind.clone()))
+            .collect()
+    }
+
     /// Reads every policy file in `dir` now. The error names the directory or the file
     /// that cannot be read, and why.
     pub fn read(dir: &Path) -> Result<Self, String> {

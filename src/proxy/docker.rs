@@ -72,7 +72,12 @@ impl Docker {
         Ok(Some(reference(&c.image, &c.image_id, &image)))
     }
 
-    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<Option<T>, String> {
+    /// `GET path` of the Engine API as JSON; `None` on 404. The error names the path and
+    /// the socket.
+    pub(crate) async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, String> {
         let uri = format!("http://docker{path}");
         let req = Request::get(uri)
             .body(Empty::new())

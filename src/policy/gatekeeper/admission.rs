@@ -22,11 +22,7 @@ pub fn register(config: &Config, policies: &mut Policies) -> Result<(), String> 
     let Some(dir) = &config.policy_dir else {
         return Ok(());
     };
-    let ignored: Vec<(String, String)> = dir
-        .ignored_kinds
-        .iter()
-        .map(|k| (k.api_version.clone(), k.kind.clone()))
-        .collect();
+    let ignored = dir.ignored_pairs();
     let namespaces: BTreeMap<String, BTreeMap<String, String>> = config
         .namespaces
         .iter()

@@ -21,12 +21,7 @@ pub fn register(config: &Config, policies: &mut Policies) -> Result<(), String> 
     let Some(dir) = &config.policy_dir else {
         return Ok(());
     };
-    let ignored: Vec<(String, String)> = dir
-        .ignored_kinds
-        .iter()
-        .map(|k| (k.api_version.clone(), k.kind.clone()))
-        .collect();
-    let set = PolicySet::from_documents_ignoring(&dir.documents, &ignored)
+    let set = PolicySet::from_documents_ignoring(&dir.documents, &dir.ignored_pairs())
         .map_err(|e| format!("policyDir {}: {e}", dir.path.display()))?;
     // MutatingAdmissionPolicy: after the built-in rule, before the webhooks.
     if let Some(mutating) = set.mutating() {
