@@ -167,6 +167,12 @@ fn code(
                     .map_err(|e| format!("{field}.source: {e}"))?;
                 rego = Some((format!("{field}.source.rego"), source));
             }
+            "K8sNativeValidation" if code.source.get("matchConditions").is_some() => {
+                return Err(format!(
+                    "{field}.source.matchConditions: Gatekeeper reads `matchCondition` (singular) \
+                     and would silently ignore these; rename the field"
+                ))
+            }
             "K8sNativeValidation" if cel.is_none() => {
                 let source = serde_json::from_value(code.source.clone())
                     .map_err(|e| format!("{field}.source: {e}"))?;

@@ -287,3 +287,18 @@ fn the_rego_form_denies_in_gatekeepers_words_too() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn cel_match_conditions_take_gatekeepers_spelling() {
+    let mut docs = host_namespaces("deny");
+    docs[0].1 = docs[0].1.replace(
+        "        source:\n          variables:",
+        "        source:\n          matchConditions: [{name: a, expression: 'true'}]\n          variables:",
+    );
+    assert!(docs[0].1.contains("matchConditions"));
+    let e = load_with(&docs, &[K8sNativeValidation], &BTreeMap::new())
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("matchCondition` (singular)"), "{e}");
+}
