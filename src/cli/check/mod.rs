@@ -223,9 +223,10 @@ fn to_request(
     Ok(crate::hook::request::pod_request(pod, objects::USERNAME))
 }
 
-/// Pods without a namespace get `--namespace`, as `kubectl apply` gives them the context's.
-/// `pod` has passed [`shape::check_pod`]: an object whose `metadata`, if any, is an object.
-fn default_namespace(pod: &mut Value, namespace: &str) {
+/// Pods (and other namespaced objects) without a namespace get `--namespace`, as `kubectl
+/// apply` gives them the context's. `pod` has passed a shape check: an object whose
+/// `metadata`, if any, is an object.
+pub(super) fn default_namespace(pod: &mut Value, namespace: &str) {
     let Some(obj) = pod.as_object_mut() else {
         return;
     };

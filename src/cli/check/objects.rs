@@ -73,15 +73,7 @@ pub fn object_request(mut object: Value, namespace: &str) -> anyhow::Result<Admi
         shape::check_pod_bearing(&object, pointer, "")?;
     }
     if !cluster_scoped(&group, &kind) {
-        let meta = object["metadata"].as_object_mut().context("metadata")?;
-        let unset = meta
-            .get("namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .is_empty();
-        if unset {
-            meta.insert("namespace".into(), json!(namespace));
-        }
+        super::default_namespace(&mut object, namespace);
     }
     Ok(request_for(&object, Operation::Create, namespace))
 }
