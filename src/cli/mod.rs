@@ -6,6 +6,7 @@ mod check;
 mod daemon;
 mod hook;
 mod install;
+mod manual;
 mod proxy;
 mod runc;
 mod serve;
@@ -60,6 +61,10 @@ enum Command {
     Audit(audit::Args),
     /// Install the hook door: `install hooks --podman | --containerd-base-spec | --docker`.
     Install(install::Args),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Write the man pages (`portcullis.1`, `portcullis-VERB.1`) into a directory.
+    Man(manual::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -74,6 +79,8 @@ pub fn main() -> ExitCode {
         Command::Runc(args) => runc::run(args),
         Command::Install(args) => install::run(args),
         Command::VerifyImage(args) => verify_image::run(args),
+        Command::Completions(args) => manual::completions(args),
+        Command::Man(args) => manual::man(args),
     };
     match result {
         Ok(code) => code,
