@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::podman::Podman;
 use common::{ctr, ok, text, unique, Containerd, Portcullis, IMAGE};
 use serde_json::Value;
 
@@ -285,75 +286,16 @@ fn dockerd_containers_are_audited_from_their_containerd_record() {
     );
 }
 
-/// A private Podman (own root, runroot and tmpdir), as tests/hook.rs runs it.
-struct Podman {
-    flags: Vec<String>,
-}
-
-impl Podman {
-    fn new(dir: &Path) -> Self {
-        common::needs(&["root", "podman"]);
-        let d = dir.display();
-        let flags = [
-            format!("--root={d}/root"),
-            format!("--runroot={d}/runroot"),
-            format!("--tmpdir={d}/tmp"),
-            "--storage-driver=overlay".into(),
-            "--cgroup-manager=cgroupfs".into(),
-            "--events-backend=file".into(),
-        ];
-        let p = Self {
-            flags: flags.into(),
-        };
-        ok(p.run(&["load", "-i", common::image_tar().to_str().unwrap()]));
-        p
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("podman")
-            .args(&self.flags)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// A detached `sleep` named `name`, with these machines' ulimits and `extra` flags.
-    fn start(&self, name: &str, extra: &[&str]) {
-        let mut args = vec![
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ];
-        args.extend(extra);
-        args.extend(["--pull", "never", "localhost/busybox:1.36", "sleep", "600"]);
-        ok(self.run(&args));
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = self.run(&["rm", "-a", "-f", "-t", "0"]);
-        let _ = self.run(&["system", "reset", "--force"]);
-    }
-}
-
 #[test]
 fn podman_containers_are_audited_from_the_spec_the_hook_sees() {
     let dir = tempdir();
-    let podman = Podman::new(&dir.path().join("podman"));
+    let podman = Podman::without_hook(&dir.path().join("podman"));
     let (good, bad) = (unique("pgood"), unique("pbad"));
     podman.start(&good, &[]);
     podman.start(&bad, &["--privileged"]);
     let config = write_config(dir.path(), "");
     let mut args: Vec<String> = podman
-        .flags
+        .flags()
         .iter()
         .map(|f| format!("--podman-flag={f}"))
         .collect();

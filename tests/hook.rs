@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
+use common::podman::Podman;
 use common::{ctr, ok, text, unique, Containerd, IMAGE};
 use serde_json::{json, Value};
 
@@ -58,117 +59,40 @@ fn install(args: &[&str]) -> String {
         .unwrap())
 }
 
-/// An isolated Podman: its own root, runroot and tmpdir under `dir`, cgroupfs, file events,
-/// and our hooks directory.
-struct Podman {
-    dir: PathBuf,
-    hooks: PathBuf,
+/// A plain `podman run` of the hooked Podman, with `extra` flags.
+fn podman_run(podman: &Podman, extra: &[&str]) -> Output {
+    podman.container(&unique("hooked"), extra, &["echo", "hello from podman"])
 }
 
-impl Podman {
-    fn new(dir: &Path, config: &Path) -> Self {
-        common::needs(&["root", "podman"]);
-        let hooks = dir.join("hooks.d");
-        install(&[
-            "--podman",
-            "--dir",
-            hooks.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-            "--binary",
-            BIN,
-        ]);
-        let p = Self {
-            dir: dir.to_path_buf(),
-            hooks,
-        };
-        ok(p.run(&["load", "-i", common::image_tar().to_str().unwrap()]));
-        p
-    }
+/// A plain container runs; privileged and host-PID ones are refused by Pod Security.
+fn check_baseline(podman: &Podman) {
+    let out = podman_run(podman, &[]);
+    assert!(
+        out.status.success(),
+        "plain container refused: {}",
+        text(&out)
+    );
+    assert!(text(&out).contains("hello from podman"), "{}", text(&out));
 
-    fn run(&self, args: &[&str]) -> Output {
-        let d = &self.dir;
-        Command::new("podman")
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("runroot"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args([
-                "--storage-driver",
-                "overlay",
-                "--cgroup-manager",
-                "cgroupfs",
-            ])
-            .args(["--events-backend", "file"])
-            .arg("--hooks-dir")
-            .arg(&self.hooks)
-            .args(args)
-            .output()
-            .unwrap()
-    }
+    let out = podman_run(podman, &["--privileged"]);
+    assert!(!out.status.success(), "privileged admitted: {}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("portcullis: policy \"pod-security\" denied the request")
+            && err.contains("privileged"),
+        "{err}"
+    );
 
-    /// `podman run --rm` with the ulimits these machines need.
-    fn container(&self, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ];
-        args.extend(extra);
-        // `podman load` names the docker-archive's `busybox:1.36` localhost/busybox:1.36.
-        args.extend([
-            "--pull",
-            "never",
-            "localhost/busybox:1.36",
-            "echo",
-            "hello from podman",
-        ]);
-        self.run(&args)
-    }
-
-    fn check_baseline(&self) {
-        let out = self.container(&[]);
-        assert!(
-            out.status.success(),
-            "plain container refused: {}",
-            text(&out)
-        );
-        assert!(text(&out).contains("hello from podman"), "{}", text(&out));
-
-        let out = self.container(&["--privileged"]);
-        assert!(!out.status.success(), "privileged admitted: {}", text(&out));
-        let err = text(&out);
-        assert!(
-            err.contains("portcullis: policy \"pod-security\" denied the request")
-                && err.contains("privileged"),
-            "{err}"
-        );
-
-        let out = self.container(&["--pid", "host"]);
-        assert!(!out.status.success(), "host PID admitted: {}", text(&out));
-        assert!(text(&out).contains("hostPID=true"), "{}", text(&out));
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        // Unmounts the overlay layers so the temp dir can go.
-        let _ = self.run(&["system", "reset", "--force"]);
-    }
+    let out = podman_run(podman, &["--pid", "host"]);
+    assert!(!out.status.success(), "host PID admitted: {}", text(&out));
+    assert!(text(&out).contains("hostPID=true"), "{}", text(&out));
 }
 
 #[test]
 fn podman_hook_admits_plain_and_refuses_privileged_and_host_pid() {
     let dir = tempdir();
     let config = write_config(dir.path(), &baseline("podman"));
-    Podman::new(dir.path(), &config).check_baseline();
+    check_baseline(&Podman::new(dir.path(), &config));
 }
 
 #[test]
@@ -182,8 +106,8 @@ fn podman_hook_decides_in_process_when_the_daemon_is_down() {
     );
     let config = write_config(dir.path(), &yaml);
     let podman = Podman::new(dir.path(), &config);
-    podman.check_baseline();
-    let out = podman.container(&["--privileged"]);
+    check_baseline(&podman);
+    let out = podman_run(&podman, &["--privileged"]);
     assert!(text(&out).contains("deciding in-process"), "{}", text(&out));
 }
 
@@ -531,9 +455,9 @@ fn podman_through_the_serve_daemon_with_lifecycle_events_on_the_stream() {
     );
     let podman = Podman::new(dir.path(), &config);
 
-    let out = podman.container(&[]);
+    let out = podman_run(&podman, &[]);
     assert!(out.status.success(), "{}\n{}", text(&out), serve.log());
-    let out = podman.container(&["--privileged"]);
+    let out = podman_run(&podman, &["--privileged"]);
     assert!(
         text(&out).contains("portcullis: policy \"pod-security\" denied the request"),
         "{}",
