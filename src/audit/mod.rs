@@ -87,24 +87,10 @@ pub struct Listed {
     pub view: View,
 }
 
-/// One violation found: a policy (or Constraint) and what it would do at admission.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Violation {
-    pub policy: String,
-    /// `deny`, `warn`, `dryrun`, or `error` (the container could not be judged).
-    pub action: String,
-    pub message: String,
-}
-
-impl From<crate::policy::Finding> for Violation {
-    fn from(f: crate::policy::Finding) -> Self {
-        Self {
-            policy: f.policy,
-            action: f.action,
-            message: f.message,
-        }
-    }
-}
+/// One violation found: a policy (or Constraint), what it would do at admission
+/// (`deny`, `warn`, `dryrun`, or `error` when the container could not be judged) and its
+/// message — the core's audit finding as it is.
+pub type Violation = crate::policy::Finding;
 
 /// One audited container: where it is, what its Pod view is called, what was found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,11 +134,7 @@ pub fn evaluate(listed: Listed, decider: &Decider) -> Audited {
             audited.image = crate::hook::request::image_of(&request).to_owned();
             audited.pod_namespace = request.namespace.clone();
             audited.pod_name = request.name.clone();
-            audited.violations = decider
-                .audit(&request)
-                .into_iter()
-                .map(Violation::from)
-                .collect();
+            audited.violations = decider.audit(&request);
         }
         View::Unbuildable(why) => audited.violations.push(Violation {
             policy: VIEW_POLICY.into(),
