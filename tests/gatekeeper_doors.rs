@@ -149,54 +149,36 @@ fn podman_run_pid_host_is_refused_by_the_hook_with_the_library_message_and_a_pla
     assert!(!containers.contains(&name), "{containers:?}");
 }
 
-#[test]
-fn warn_admits_the_violating_ctr_run_and_the_decision_log_carries_the_warning() {
-    let (_dir, w, log) = world(&[HOST_NETWORK.with_spec(WARN)]);
-    let id = unique("warned");
-    let out = w.ctr(&[
-        "run",
-        "--rm",
-        "--net-host",
-        IMAGE,
-        &id,
-        "echo",
-        "ran-anyway",
-    ]);
+/// Under `spec` (`warn`, `dryrun`), a host-network `ctr run` through the proxy runs and
+/// prints `word`; every decision about it in the log admitted it with `warnings`
+/// (built from the container id). Returns ctr's output.
+fn host_network_runs(spec: &str, word: &str, warnings: impl Fn(&str) -> Value) -> String {
+    let (_dir, w, log) = world(&[HOST_NETWORK.with_spec(spec)]);
+    let id = unique(word);
+    let out = w.ctr(&["run", "--rm", "--net-host", IMAGE, &id, "echo", word]);
     assert!(out.status.success(), "{}\n{}", text(&out), w.logs());
-    assert!(text(&out).contains("ran-anyway"), "{}", text(&out));
+    assert!(text(&out).contains(word), "{}", text(&out));
 
-    let warning = line("psp-host-network", &host_network_message(&id));
     let records = decisions(&log, &id);
     assert!(!records.is_empty(), "no decision about {id} in the log");
     for r in &records {
         assert_eq!(r["allowed"], true, "{r}");
-        assert_eq!(r["warnings"], serde_json::json!([warning]), "{r}");
+        assert_eq!(r["warnings"], warnings(&id), "{r}");
     }
+    text(&out)
+}
+
+#[test]
+fn warn_admits_the_violating_ctr_run_and_the_decision_log_carries_the_warning() {
+    host_network_runs(WARN, "ran-anyway", |id| {
+        serde_json::json!([line("psp-host-network", &host_network_message(id))])
+    });
 }
 
 #[test]
 fn dryrun_admits_the_violating_ctr_run_and_says_nothing_at_admission() {
-    let (_dir, w, log) = world(&[HOST_NETWORK.with_spec(DRYRUN)]);
-    let id = unique("dryrun");
-    let out = w.ctr(&[
-        "run",
-        "--rm",
-        "--net-host",
-        IMAGE,
-        &id,
-        "echo",
-        "ran-silently",
-    ]);
-    assert!(out.status.success(), "{}\n{}", text(&out), w.logs());
-    assert!(text(&out).contains("ran-silently"), "{}", text(&out));
-    assert!(!text(&out).contains("psp-host-network"), "{}", text(&out));
-
-    let records = decisions(&log, &id);
-    assert!(!records.is_empty(), "no decision about {id} in the log");
-    for r in &records {
-        assert_eq!(r["allowed"], true, "{r}");
-        assert_eq!(r["warnings"], serde_json::json!([]), "{r}");
-    }
+    let out = host_network_runs(DRYRUN, "ran-silently", |_| serde_json::json!([]));
+    assert!(!out.contains("psp-host-network"), "{out}");
 }
 
 /// `portcullis serve` on TCP with `policies` in its policyDir on `engines`, answering
