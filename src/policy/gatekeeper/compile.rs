@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::enforcement::Enforcement;
+use super::enforcement::{Action, Enforcement, Point};
 use super::load::{source_line, Found};
 use super::matching::check_wildcard;
 use super::rego::RegoProgram;
@@ -44,7 +44,9 @@ pub(crate) struct Constraint {
     pub match_: Match,
     /// `spec.parameters` with the schema's defaults; `{}` when absent.
     pub parameters: Value,
-    pub enforcement: Enforcement,
+    /// What a violation does at each enforcement point, worked out once at load.
+    at_webhook: Vec<Action>,
+    at_audit: Vec<Action>,
     /// The object as loaded (parameters defaulted): CEL's `params`.
     pub object: Value,
 }
@@ -81,6 +83,16 @@ pub(crate) fn check_source(source: &CelSource) -> Result<(), String> {
         return Err("validations: empty; a template judges with at least one".into());
     }
     Ok(())
+}
+
+impl Constraint {
+    /// The actions at `point`, strongest first; empty: not evaluated there.
+    pub(crate) fn actions(&self, point: Point) -> &[Action] {
+        match point {
+            Point::Webhook => &self.at_webhook,
+            Point::Audit => &self.at_audit,
+        }
+    }
 }
 
 const OPERATIONS: [&str; 5] = ["CREATE", "UPDATE", "DELETE", "CONNECT", "*"];
@@ -309,7 +321,8 @@ pub(crate) fn constraint(
         template,
         match_,
         parameters,
-        enforcement,
+        at_webhook: enforcement.actions(Point::Webhook),
+        at_audit: enforcement.actions(Point::Audit),
         object,
     })
 }

@@ -42,31 +42,52 @@ pub fn check_wildcard(pattern: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `m` selects the request of `object` / `old_object` in `namespace` (None for a
-/// cluster-scoped request).
+/// What the matchers read of a request's object and old object, read once per request
+/// for every Constraint.
+pub struct Objects<'a> {
+    metas: Vec<Meta<'a>>,
+}
+
+impl<'a> Objects<'a> {
+    pub fn of(object: Option<&'a Value>, old_object: Option<&'a Value>) -> Self {
+        let metas = [object, old_object]
+            .into_iter()
+            .flatten()
+            .filter(|o| o.is_object())
+            .map(Meta::of)
+            .collect();
+        Objects { metas }
+    }
+
+    /// Whether `m` selects the object or the old object in `namespace` (None for a
+    /// cluster-scoped request); neither being there matches nothing.
+    pub fn matched_by(&self, m: &Match, namespace: Option<&Namespace>) -> bool {
+        self.metas
+            .iter()
+            .any(|meta| matches_object(m, meta, namespace))
+    }
+}
+
+/// [`Objects::matched_by`] for one request.
+#[cfg(test)]
 pub fn matches(
     m: &Match,
     object: Option<&Value>,
     old_object: Option<&Value>,
     namespace: Option<&Namespace>,
 ) -> bool {
-    [object, old_object]
-        .into_iter()
-        .flatten()
-        .filter(|o| o.is_object())
-        .any(|o| matches_object(m, o, namespace))
+    Objects::of(object, old_object).matched_by(m, namespace)
 }
 
-fn matches_object(m: &Match, obj: &Value, ns: Option<&Namespace>) -> bool {
-    let meta = Meta::of(obj);
-    kinds_match(m, &meta)
-        && scope_match(m, &meta, ns)
-        && namespaces_match(&m.namespaces, &meta, ns, true)
-        && namespaces_match(&m.excluded_namespaces, &meta, ns, false)
+fn matches_object(m: &Match, meta: &Meta, ns: Option<&Namespace>) -> bool {
+    kinds_match(m, meta)
+        && scope_match(m, meta, ns)
+        && namespaces_match(&m.namespaces, meta, ns, true)
+        && namespaces_match(&m.excluded_namespaces, meta, ns, false)
         && m.label_selector
             .as_ref()
             .is_none_or(|s| s.matches(&meta.labels))
-        && namespace_selector_match(m, &meta, ns)
+        && namespace_selector_match(m, meta, ns)
         && m.name.as_deref().is_none_or(|n| {
             wildcard_matches(n, meta.name)
                 || (n.ends_with('*')

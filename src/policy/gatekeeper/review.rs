@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::compile::Code;
 use super::enforcement::{Action, Point};
 use super::load::Found;
-use super::matching::{self, check_wildcard, wildcard_matches, Namespace};
+use super::matching::{check_wildcard, wildcard_matches, Namespace, Objects};
 use super::rego::RegoInput;
 use super::types::GatekeeperConfig;
 use super::Gatekeeper;
@@ -62,28 +62,35 @@ impl Gatekeeper {
             name: &request.namespace,
             labels,
         });
+        let objects = Objects::of(request.object.as_ref(), request.old_object.as_ref());
         let matched: Vec<usize> = (0..self.constraints.len())
-            .filter(|&i| self.applies(i, request, namespace.as_ref(), point))
+            .filter(|&i| self.applies(i, request, &objects, namespace.as_ref(), point))
             .collect();
         review.matched = matched.len();
         if matched.is_empty() {
             return review;
         }
         let deadline = Instant::now() + self.time_limit;
+        // The request's Namespace: `input.review.namespaceObject` and CEL's `namespaceObject`.
+        let namespace_object = if request.namespace.is_empty() {
+            Value::Null
+        } else {
+            super::namespace_object(&request.namespace, labels)
+        };
         let mut found: Vec<(usize, Vec<String>)> = Vec::new();
         self.run_rego(
             request,
-            labels,
+            &namespace_object,
             &matched,
             deadline,
             &mut found,
             &mut review.errors,
         );
-        self.run_cel(request, labels, &matched, &mut found);
+        self.run_cel(request, &namespace_object, &matched, &mut found);
         found.sort_by_key(|(i, _)| *i);
         for (i, messages) in found {
             let c = &self.constraints[i];
-            for action in c.enforcement.actions(point) {
+            for &action in c.actions(point) {
                 review.violations.extend(messages.iter().map(|m| Violation {
                     kind: c.kind.clone(),
                     constraint: c.name.clone(),
@@ -100,6 +107,7 @@ impl Gatekeeper {
         &self,
         i: usize,
         request: &AdmissionRequest,
+        objects: &Objects,
         namespace: Option<&Namespace>,
         point: Point,
     ) -> bool {
@@ -113,19 +121,14 @@ impl Gatekeeper {
             .unwrap_or_default()
             .is_empty()
             && t.operations.iter().any(|o| o == "*" || o == operation)
-            && !c.enforcement.actions(point).is_empty()
-            && matching::matches(
-                &c.match_,
-                request.object.as_ref(),
-                request.old_object.as_ref(),
-                namespace,
-            )
+            && !c.actions(point).is_empty()
+            && objects.matched_by(&c.match_, namespace)
     }
 
     fn run_rego(
         &self,
         request: &AdmissionRequest,
-        labels: &BTreeMap<String, String>,
+        namespace_object: &Value,
         matched: &[usize],
         deadline: Instant,
         found: &mut Vec<(usize, Vec<String>)>,
@@ -144,7 +147,7 @@ impl Gatekeeper {
         if rego.is_empty() {
             return;
         }
-        let input = match review_json(request, labels).and_then(|r| RegoInput::new(&r)) {
+        let input = match review_json(request, namespace_object).and_then(|r| RegoInput::new(&r)) {
             Ok(input) => input,
             Err(e) => {
                 errors.push(format!("the request cannot be given to Rego: {e}"));
@@ -168,7 +171,7 @@ impl Gatekeeper {
     fn run_cel(
         &self,
         request: &AdmissionRequest,
-        labels: &BTreeMap<String, String>,
+        namespace_object: &Value,
         matched: &[usize],
         found: &mut Vec<(usize, Vec<String>)>,
     ) {
@@ -182,12 +185,7 @@ impl Gatekeeper {
         if bindings.is_empty() {
             return;
         }
-        let namespace = if request.namespace.is_empty() {
-            Value::Null
-        } else {
-            super::namespace_object(&request.namespace, labels)
-        };
-        let results = set.evaluate_bindings(request, &namespace, &bindings);
+        let results = set.evaluate_bindings(request, namespace_object, &bindings);
         for (i, result) in indices.into_iter().zip(results) {
             if !result.violations.is_empty() {
                 found.push((i, result.violations));
@@ -212,16 +210,10 @@ impl Gatekeeper {
 
 /// `input.review`: the AdmissionRequest as Gatekeeper's webhook passes it, with the
 /// request's Namespace as `namespaceObject` (as Gatekeeper's Rego driver adds it).
-fn review_json(
-    request: &AdmissionRequest,
-    labels: &BTreeMap<String, String>,
-) -> Result<Value, String> {
+fn review_json(request: &AdmissionRequest, namespace_object: &Value) -> Result<Value, String> {
     let mut review = serde_json::to_value(request).map_err(|e| e.to_string())?;
-    if let (Some(map), false) = (review.as_object_mut(), request.namespace.is_empty()) {
-        map.insert(
-            "namespaceObject".into(),
-            super::namespace_object(&request.namespace, labels),
-        );
+    if let (Some(map), false) = (review.as_object_mut(), namespace_object.is_null()) {
+        map.insert("namespaceObject".into(), namespace_object.clone());
     }
     Ok(review)
 }
