@@ -7,8 +7,6 @@
 //! names it as params. Which Constraints apply is decided by `matching`, as for Rego, so
 //! the generated policies match every request and only the matched bindings are run.
 
-use std::path::PathBuf;
-
 use serde_json::{json, Value};
 
 use super::compile::{Constraint, Template};
@@ -48,7 +46,7 @@ pub(crate) fn build(
             let mut param = c.object.clone();
             param["apiVersion"] = json!(PARAM_API_VERSION);
             docs.push((t.file.clone(), binding(t, c).to_string()));
-            docs.push((PathBuf::from(&t.file), param.to_string()));
+            docs.push((t.file.clone(), param.to_string()));
         }
     }
     let set = PolicySet::from_gatekeeper_documents(&docs)?;
