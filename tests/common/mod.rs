@@ -17,6 +17,7 @@ pub mod go;
 pub mod notation;
 pub mod podman;
 pub mod prereq;
+pub mod procstat;
 pub mod registry;
 pub mod verifier;
 pub mod webhook;
