@@ -6,13 +6,15 @@
 # socat, the byte-relay floor of the proxy benchmark, and runtime-spec's Go types for
 # tests/gojson.rs (Go's own JSON decoder as the oracle), and a registry for the image tests
 # (Debian's docker-registry, distribution 2.8, with skopeo to push and openssl for its test CA:
-# tests/common/registry.rs).
+# tests/common/registry.rs), and what tests/package.rs uses to build, install and check the
+# .deb (cargo-deb from crates.io, binutils to strip, man-db, systemd-analyze).
 # Idempotent; run as root.
 set -euo pipefail
 packages=(containerd runc docker.io podman busybox-static protobuf-compiler iproute2
   containernetworking-plugins
   golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-opencontainers-specs-dev
-  python3-grpcio python3-venv socat openssl docker-registry skopeo)
+  python3-grpcio python3-venv socat openssl docker-registry skopeo
+  binutils man-db systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,6 +43,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 1; }
+
+# cargo-deb for scripts/package.sh (tests/package.rs); a cargo install compiles it (minutes),
+# so only when it is missing.
+if ! command -v cargo-deb >/dev/null; then
+  echo "setup: installing cargo-deb from crates.io" >&2
+  cargo install cargo-deb --locked
+fi
 
 # --- Python grpcio from PyPI, for the proxy's compatibility matrix (tests/clients/python.rs).
 # gRPC C-core >= 1.57 sends the socket path percent-encoded as `:authority`; Debian's
