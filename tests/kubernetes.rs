@@ -65,11 +65,9 @@ fn typed<T: DeserializeOwned>(doc: &Value) -> T {
 fn round_trip<T: DeserializeOwned + Serialize>(file: &str, doc: &Value) {
     let back = serde_json::to_value(typed::<T>(doc)).unwrap();
     assert_eq!(
-        &back,
-        doc,
+        &back, doc,
         "{file}: {} {} does not survive its type: a field is misspelt or misplaced",
-        doc["kind"],
-        doc["metadata"]["name"]
+        doc["kind"], doc["metadata"]["name"]
     );
 }
 
@@ -211,7 +209,10 @@ fn as_printed(mut doc: Value) -> Value {
             hook["name"]
         );
         let client = hook["clientConfig"].as_object_mut().unwrap();
-        assert!(client.get("caBundle").is_none(), "caBundle is the cluster's");
+        assert!(
+            client.get("caBundle").is_none(),
+            "caBundle is the cluster's"
+        );
         let service = client.remove("service").expect("clientConfig.service");
         let url = format!(
             "https://{}.{}.svc:{}{}",
@@ -250,7 +251,9 @@ fn the_webhooks_are_what_serve_prints() {
     let services = of_kind(&docs, "Service");
     let service = services
         .iter()
-        .find(|s| s["metadata"]["name"] == "portcullis" && s["metadata"]["namespace"] == "portcullis")
+        .find(|s| {
+            s["metadata"]["name"] == "portcullis" && s["metadata"]["namespace"] == "portcullis"
+        })
         .expect("Service portcullis/portcullis");
     assert!(service["spec"]["ports"]
         .as_array()
@@ -337,7 +340,11 @@ fn serve_is_restricted_and_wired_to_its_config_and_certificate() {
     let labels = spec.template.metadata.unwrap().labels.unwrap();
     let service: Service = typed(of_kind(&docs, "Service")[0]);
     for (k, v) in service.spec.unwrap().selector.unwrap() {
-        assert_eq!(labels.get(&k), Some(&v), "the Service selects the pods: {k}");
+        assert_eq!(
+            labels.get(&k),
+            Some(&v),
+            "the Service selects the pods: {k}"
+        );
     }
     let psc = pod.security_context.as_ref().unwrap();
     assert_eq!(psc.run_as_non_root, Some(true));
@@ -371,7 +378,10 @@ fn serve_is_restricted_and_wired_to_its_config_and_certificate() {
         .as_str()
         .unwrap();
     assert!(text.contains(&format!("certFile: {tls}/tls.crt, keyFile: {tls}/tls.key")));
-    assert_eq!(mount_of(&pod, "serve", "portcullis-policies"), "/etc/portcullis/policies");
+    assert_eq!(
+        mount_of(&pod, "serve", "portcullis-policies"),
+        "/etc/portcullis/policies"
+    );
 }
 
 #[test]
@@ -382,10 +392,16 @@ fn the_node_agents_reach_every_node_and_the_hosts_pids() {
     for set in &sets {
         let name = set.metadata.name.clone().unwrap();
         let pod = set.spec.template.spec.clone().unwrap();
-        assert_eq!(pod.priority_class_name.as_deref(), Some("system-node-critical"), "{name}");
+        assert_eq!(
+            pod.priority_class_name.as_deref(),
+            Some("system-node-critical"),
+            "{name}"
+        );
         let tolerations = pod.tolerations.clone().unwrap();
         assert!(
-            tolerations.iter().any(|t| t.operator.as_deref() == Some("Exists") && t.key.is_none()),
+            tolerations
+                .iter()
+                .any(|t| t.operator.as_deref() == Some("Exists") && t.key.is_none()),
             "{name}: tolerates every taint"
         );
     }
@@ -418,7 +434,10 @@ fn the_node_agents_reach_every_node_and_the_hosts_pids() {
     let main = container(&pod, "proxy");
     let script = main.command.as_ref().unwrap().join(" ");
     let config = mount_of(&pod, "proxy", "portcullis-node-config");
-    assert!(script.contains(&format!("--config {config}/config.yaml")), "{script}");
+    assert!(
+        script.contains(&format!("--config {config}/config.yaml")),
+        "{script}"
+    );
     assert_eq!(
         mount_of(&pod, "proxy", "portcullis-node-policies"),
         "/etc/portcullis/policies"

@@ -12,7 +12,11 @@ use std::process::{Command, Output};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// What the package's postrm deletes on purge.
-const PURGED_DIRS: &[&str] = &["/etc/portcullis", "/var/log/portcullis", "/var/lib/portcullis"];
+const PURGED_DIRS: &[&str] = &[
+    "/etc/portcullis",
+    "/var/log/portcullis",
+    "/var/lib/portcullis",
+];
 const UNITS: &[&str] = &[
     "/usr/lib/systemd/system/portcullis-proxy.service",
     "/usr/lib/systemd/system/portcullis-serve.service",
@@ -94,13 +98,22 @@ fn check_contents(deb: &Path, dir: &Path) {
     .map(str::to_owned)
     .chain(UNITS.iter().map(|u| format!(".{u}")))
     {
-        assert!(paths.contains(&&want[..]), "{want} not in the package:\n{files}");
+        assert!(
+            paths.contains(&&want[..]),
+            "{want} not in the package:\n{files}"
+        );
     }
     // The dev package has no debug files at all (the release one splits them into a .ddeb).
-    assert!(!paths.iter().any(|p| p.contains("/usr/lib/debug/")), "{files}");
+    assert!(
+        !paths.iter().any(|p| p.contains("/usr/lib/debug/")),
+        "{files}"
+    );
     let info = ok("dpkg-deb", &["-I", deb]);
     for want in ["Package: portcullis", "Section: admin", "Depends: libc6"] {
-        assert!(info.contains(want), "{want} not in the control file:\n{info}");
+        assert!(
+            info.contains(want),
+            "{want} not in the control file:\n{info}"
+        );
     }
     let control = dir.join("control");
     ok("dpkg-deb", &["-e", deb, control.to_str().unwrap()]);
@@ -118,7 +131,11 @@ fn check_contents(deb: &Path, dir: &Path) {
     ok("dpkg-deb", &["-x", deb, tree.to_str().unwrap()]);
     let sections = ok(
         "readelf",
-        &["-S", "--wide", tree.join("usr/bin/portcullis").to_str().unwrap()],
+        &[
+            "-S",
+            "--wide",
+            tree.join("usr/bin/portcullis").to_str().unwrap(),
+        ],
     );
     for unwanted in [".debug_info", ".symtab"] {
         assert!(
