@@ -11,11 +11,11 @@
 #   needs no release build; stripped, no dbgsym package, fast compression. For tests only.
 # Installs cargo-deb (crates.io) when it is missing.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+repo="$(cd "$(dirname "$0")/.." && pwd)"
 
 usage() { echo "usage: scripts/package.sh [--profile release|dev] [--out DIR]" >&2; }
 profile=release
-out=target/debian
+out="$repo/target/debian"
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) [ $# -ge 2 ] || { usage; exit 2; }; profile="$2"; shift 2 ;;
@@ -28,6 +28,10 @@ case "$profile" in
   release | dev) ;;
   *) echo "package: --profile is release or dev, not '$profile'" >&2; exit 2 ;;
 esac
+# --out is relative to where the script was called from, not to the repository.
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+cd "$repo"
 command -v objcopy >/dev/null || { echo "package: objcopy (binutils) is needed to strip the binary" >&2; exit 1; }
 if ! command -v cargo-deb >/dev/null; then
   echo "package: installing cargo-deb from crates.io" >&2
@@ -63,6 +67,5 @@ gzip -9n "$assets"/man/*.1
 "$bin" completions zsh >"$assets/completions/_portcullis"
 "$bin" completions fish >"$assets/completions/portcullis.fish"
 
-mkdir -p "$out"
 # cargo-deb prints the path of each package it wrote on stdout.
 CARGO_TARGET_DIR="$deb_target" cargo deb --no-build --locked --output "$out" "${deb_flags[@]}"

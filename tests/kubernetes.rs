@@ -161,10 +161,13 @@ fn every_document_is_exactly_its_kind() {
     }
     // Every namespaced object names its namespace (kubectl would put it in the current one).
     for (file, doc) in &docs {
-        let cluster_scoped = ["Namespace", "ValidatingWebhookConfiguration"]
-            .into_iter()
-            .chain(["MutatingWebhookConfiguration"])
-            .any(|k| doc["kind"] == k);
+        let cluster_scoped = [
+            "Namespace",
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
+        ]
+        .iter()
+        .any(|k| doc["kind"] == *k);
         assert_eq!(
             !cluster_scoped,
             doc["metadata"]["namespace"].is_string(),
