@@ -69,3 +69,5 @@ gzip -9n "$assets"/man/*.1
 
 # cargo-deb prints the path of each package it wrote on stdout.
 CARGO_TARGET_DIR="$deb_target" cargo deb --no-build --locked --output "$out" "${deb_flags[@]}"
+# The dev form's directory is only the link and cargo-deb's stripped copy (60 MB): not kept.
+if [ "$profile" = dev ]; then rm -rf "$deb_target"; fi
