@@ -53,7 +53,7 @@ fn kill_points(total: usize, kills: usize) -> Vec<usize> {
 
 /// Every third decision is asked for a `:latest` image, which the policy refuses.
 fn violating(n: usize) -> bool {
-    n % 3 == 0
+    n.is_multiple_of(3)
 }
 
 /// One client: asks decision `n`, `Ok((id, allowed))` when answered, `Err(id)` when not.

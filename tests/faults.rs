@@ -40,7 +40,7 @@ async fn stream(
     let mut n = 0u32;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let violating = n % 3 == 0;
+        let violating = n.is_multiple_of(3);
         let image = if violating { IMAGE_LATEST } else { IMAGE };
         let id = unique("fault");
         let created = kit::create(&channel, &spec, &id, image, &[]).await;
@@ -316,7 +316,7 @@ fn burst(
         .map(|(i, channel)| {
             let (channel, spec) = (channel.clone(), spec.clone());
             rt.spawn(async move {
-                let fail = i % 2 == 0;
+                let fail = i.is_multiple_of(2);
                 let label = [("policy", if fail { "fail" } else { "ignore" })];
                 let mut out = Vec::new();
                 for _ in 0..rounds {

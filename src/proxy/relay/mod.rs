@@ -62,6 +62,18 @@ struct Open {
     gone: Option<Status>,
     /// The highest stream id the client opened.
     last: u32,
+    /// The lowest last-stream id a GOAWAY to the client named (containerd's, or the
+    /// relay's): a later one may not name a higher one (RFC 9113 §6.8).
+    goaway: Option<u32>,
+}
+
+impl Open {
+    /// The last-stream id for a GOAWAY that would name `want`.
+    fn goaway(&mut self, want: u32) -> u32 {
+        let id = self.goaway.map_or(want, |told| told.min(want));
+        self.goaway = Some(id);
+        id
+    }
 }
 
 /// After containerd's connection ended, how long calls the client sent before it read the
@@ -150,10 +162,10 @@ impl Conn {
                 self.proxy.upstream.socket().display()
             ),
         );
-        let open: Vec<(u32, bool)> = {
+        let (open, last): (Vec<(u32, bool)>, u32) = {
             let mut open = self.open();
             open.gone = Some(status.clone());
-            open.streams.drain().collect()
+            (open.streams.drain().collect(), open.goaway(0x7fff_ffff))
         };
         let mut out = BytesMut::new();
         for (stream, responded) in open {
@@ -163,18 +175,17 @@ impl Conn {
                 write_status(&mut out, stream, &status);
             }
         }
-        h2::write_goaway(
-            &mut out,
-            0x7fff_ffff,
-            h2::error::NO_ERROR,
-            "containerd went away",
-        );
+        h2::write_goaway(&mut out, last, h2::error::NO_ERROR, "containerd went away");
         let _ = self.to_client(&out).await;
     }
 
     /// The closing GOAWAY, naming the last stream the client opened.
     async fn goaway(&self) {
-        let last = self.open().last;
+        let last = {
+            let mut open = self.open();
+            let last = open.last;
+            open.goaway(last)
+        };
         let mut out = BytesMut::new();
         h2::write_goaway(&mut out, last, h2::error::NO_ERROR, "containerd went away");
         let _ = self.to_client(&out).await;
