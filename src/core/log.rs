@@ -5,8 +5,17 @@
 //! decision waits for its acknowledgement at most `timeout` (default 1 s): an
 //! acknowledged record survives a crash, and a slow or broken disk delays admission by
 //! that bound, never indefinitely (the decision then goes ahead and the lag is logged).
+//!
+//! Several processes may append to one file (the proxy, `serve`, every `portcullis hook`).
+//! Each batch is one `write` under an exclusive `flock` of the file, so batches never
+//! interleave. A writer killed inside its `write` (SIGKILL interrupts a regular-file write
+//! between pages) leaves a torn last line whose records were never acknowledged; the next
+//! batch from any process, under the same lock, cuts that fragment off (logging it) before
+//! it appends, so every line of the file is one whole JSON record — without the cut, the
+//! next record would be glued to the fragment and lost to every reader.
 
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -76,8 +85,10 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
+    // Readable too: a torn last line is read back before it is cut off.
     std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
         .map_err(|e| std::io::Error::new(e.kind(), format!("decision log {}: {e}", path.display())))
@@ -96,7 +107,10 @@ fn write_loop(
         let bytes: Vec<u8> = batch.iter().flat_map(|e| e.line.iter().copied()).collect();
         let mut ok = true;
         if let Some(f) = file.as_mut() {
-            ok &= f.write_all(&bytes).is_ok() && (!fsync || f.sync_data().is_ok());
+            ok &= append_whole(f, &bytes)
+                .inspect_err(|e| tracing::error!(error = %e, "writing the decision log"))
+                .is_ok()
+                && (!fsync || f.sync_data().is_ok());
         }
         if stdout {
             let mut out = std::io::stdout().lock();
@@ -113,6 +127,47 @@ fn write_loop(
             let _ = entry.ack.send(());
         }
     }
+}
+
+/// Appends `bytes` (whole lines) under the file's exclusive lock, after cutting off a torn
+/// last line some killed writer left.
+fn append_whole(file: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    file.lock()?;
+    let written = cut_torn_tail(file).and_then(|()| file.write_all(bytes));
+    let _ = file.unlock();
+    written
+}
+
+/// Truncates `file` after its last newline, if it does not end with one.
+fn cut_torn_tail(file: &std::fs::File) -> std::io::Result<()> {
+    const CHUNK: u64 = 4096;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut end = len;
+    let mut chunk = vec![0u8; CHUNK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        let buf = &mut chunk[..(end - start) as usize];
+        file.read_exact_at(buf, start)?;
+        if end == len && buf.last() == Some(&b'\n') {
+            return Ok(());
+        }
+        if let Some(at) = buf.iter().rposition(|&b| b == b'\n') {
+            end = start + at as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    let mut fragment = vec![0u8; (len - end).min(64 << 10) as usize];
+    file.read_exact_at(&mut fragment, end)?;
+    tracing::warn!(
+        bytes = len - end,
+        fragment = %String::from_utf8_lossy(&fragment),
+        "the decision log ended in a torn line (a writer was killed mid-write; its records were never acknowledged); cutting it off"
+    );
+    file.set_len(end)
 }
 
 #[cfg(test)]
@@ -150,5 +205,36 @@ mod tests {
             ..Default::default()
         };
         assert!(DecisionLog::open(&bad).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_cut_off_and_writers_sharing_the_file_never_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        // A whole record, then one a killed writer left half-written.
+        std::fs::write(&path, "{\"n\":\"before\"}\n{\"n\":\"torn\",\"po").unwrap();
+        let config = DecisionLogConfig {
+            file: Some(path.clone()),
+            ..Default::default()
+        };
+        // Two logs on one file, as the proxy and `serve` (or hooks) may be.
+        let logs = [
+            DecisionLog::open(&config).unwrap().unwrap(),
+            DecisionLog::open(&config).unwrap().unwrap(),
+        ];
+        let big = "x".repeat(10_000);
+        let writes = (0..100).map(|i| {
+            let (log, big) = (&logs[i % 2], &big);
+            async move { log.append(&json!({"n": i, "pad": big})).await }
+        });
+        futures_util::future::join_all(writes).await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:.80}")))
+            .collect();
+        assert_eq!(lines.len(), 101);
+        assert_eq!(lines[0]["n"], "before");
+        assert!(!text.contains("torn"));
     }
 }

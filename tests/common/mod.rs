@@ -250,6 +250,11 @@ impl Containerd {
         self.proc.log_text()
     }
 
+    /// containerd's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.id()
+    }
+
     /// Kills and deletes every task, so no shim or container outlives the test (runc's
     /// state lives under the host-wide `/run/containerd/runc`, shared by every containerd).
     pub fn clean_up(&self) {
@@ -353,6 +358,11 @@ impl Portcullis {
 
     pub fn log(&self) -> String {
         self.proc.log_text()
+    }
+
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.id()
     }
 
     /// Stops the process (its socket stays, answering no one).

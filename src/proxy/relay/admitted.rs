@@ -69,6 +69,8 @@ async fn send(conn: &Conn, stream: u32, mut body: Bytes) -> std::io::Result<()> 
 }
 
 async fn refuse(conn: &Conn, stream: u32, status: &Status) -> std::io::Result<()> {
+    // Answered here: containerd going away now owes the client nothing more on it.
+    conn.closed(stream);
     // Reset at containerd before the stream is released (see `send`).
     let mut up = BytesMut::new();
     h2::write_rst_stream(&mut up, stream, error::CANCEL);

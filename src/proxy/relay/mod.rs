@@ -26,6 +26,7 @@ mod requests;
 mod responses;
 mod unavailable;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
@@ -48,7 +49,36 @@ struct Conn {
     flow: Mutex<Flow>,
     /// Woken whenever `flow` gains window or a held stream ends.
     flow_changed: Notify,
+    /// The streams open at containerd, or why containerd is gone.
+    open: Mutex<Open>,
 }
+
+/// Streams opened at containerd that it has not ended, and whether it has sent their
+/// response headers: if containerd goes away, each is answered `Unavailable`, and so is
+/// every stream the client opens after (`gone`), until the connection is closed.
+#[derive(Default)]
+struct Open {
+    streams: HashMap<u32, bool>,
+    gone: Option<Status>,
+    /// The highest stream id the client opened.
+    last: u32,
+    /// The lowest last-stream id a GOAWAY to the client named (containerd's, or the
+    /// relay's): a later one may not name a higher one (RFC 9113 §6.8).
+    goaway: Option<u32>,
+}
+
+impl Open {
+    /// The last-stream id for a GOAWAY that would name `want`.
+    fn goaway(&mut self, want: u32) -> u32 {
+        let id = self.goaway.map_or(want, |told| told.min(want));
+        self.goaway = Some(id);
+        id
+    }
+}
+
+/// After containerd's connection ended, how long calls the client sent before it read the
+/// relay's GOAWAY are still answered (a round trip on a local socket is far shorter).
+const GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Why a connection ended early; logged at debug.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +101,10 @@ impl Conn {
     }
 
     async fn to_upstream(&self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.open().gone.is_some() {
+            // Frames for a containerd that has gone (PING, WINDOW_UPDATE...) go nowhere.
+            return Ok(());
+        }
         self.upstream.lock().await.write_all(bytes).await
     }
 
@@ -83,6 +117,78 @@ impl Conn {
             drop(flow);
             self.flow_changed.notify_waiters();
         }
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The client opens `stream` at containerd; `Err` with the status to answer it with
+    /// once containerd is gone.
+    fn opened(&self, stream: u32) -> Result<(), Status> {
+        let mut open = self.open();
+        open.last = open.last.max(stream);
+        match &open.gone {
+            Some(status) => Err(status.clone()),
+            None => {
+                open.streams.insert(stream, false);
+                Ok(())
+            }
+        }
+    }
+
+    /// Either side ended or reset `stream`, or the relay answered it.
+    fn closed(&self, stream: u32) {
+        self.open().streams.remove(&stream);
+    }
+
+    /// containerd's response headers for `stream` went to the client.
+    fn responded(&self, stream: u32) {
+        if let Some(responded) = self.open().streams.get_mut(&stream) {
+            *responded = true;
+        }
+    }
+
+    /// containerd's connection ended: each call still open gets a clean `Unavailable`
+    /// (trailers after response headers already sent, else a trailers-only response), and
+    /// so does every call opened from now on; the client gets a GOAWAY admitting every
+    /// stream id (HTTP/2's graceful close, RFC 9113 §6.8). A bare close would leave gRPC
+    /// clients a transport error (tonic reports it as `Unknown`).
+    async fn fail_open(&self) {
+        let status = Status::new(
+            super::grpc::Code::Unavailable,
+            format!(
+                "portcullis: containerd at {} closed the connection during the call",
+                self.proxy.upstream.socket().display()
+            ),
+        );
+        let (open, last): (Vec<(u32, bool)>, u32) = {
+            let mut open = self.open();
+            open.gone = Some(status.clone());
+            (open.streams.drain().collect(), open.goaway(0x7fff_ffff))
+        };
+        let mut out = BytesMut::new();
+        for (stream, responded) in open {
+            if responded {
+                write_trailers(&mut out, stream, &status);
+            } else {
+                write_status(&mut out, stream, &status);
+            }
+        }
+        h2::write_goaway(&mut out, last, h2::error::NO_ERROR, "containerd went away");
+        let _ = self.to_client(&out).await;
+    }
+
+    /// The closing GOAWAY, naming the last stream the client opened.
+    async fn goaway(&self) {
+        let last = {
+            let mut open = self.open();
+            let last = open.last;
+            open.goaway(last)
+        };
+        let mut out = BytesMut::new();
+        h2::write_goaway(&mut out, last, h2::error::NO_ERROR, "containerd went away");
+        let _ = self.to_client(&out).await;
     }
 
     /// Waits until `f` answers `Some` from the flow state, re-asking whenever it changes.
@@ -117,6 +223,7 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixSt
         upstream: tokio::sync::Mutex::new(upstream_write),
         flow: Mutex::new(Flow::default()),
         flow_changed: Notify::new(),
+        open: Mutex::new(Open::default()),
     });
     let mut requests = tokio::spawn(requests::pump(conn.clone(), client_read));
     let responses = responses::pump(conn.clone(), upstream_read);
@@ -127,12 +234,17 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixSt
             log_end("client", ended.unwrap_or(Ok(())));
             let _ = conn.upstream.lock().await.shutdown().await;
             log_end("containerd", responses.await);
+            conn.fail_open().await;
         }
         ended = &mut responses => {
             log_end("containerd", ended);
+            conn.fail_open().await;
+            // The client pump answers the calls still on their way, then stops.
+            let _ = tokio::time::timeout(GRACE, &mut requests).await;
             requests.abort();
         }
     }
+    conn.goaway().await;
     let _ = conn.client.lock().await.shutdown().await;
 }
 
@@ -149,6 +261,18 @@ fn write_status(out: &mut BytesMut, stream: u32, status: &Status) {
     hpack::encode_field(&mut block, b":status", b"200");
     for (name, value) in response.headers() {
         hpack::encode_field(&mut block, name.as_str().as_bytes(), value.as_bytes());
+    }
+    h2::write_headers(out, stream, &block, true, h2::DEFAULT_MAX_FRAME);
+}
+
+/// Trailers carrying `status`, for a stream whose response headers were already sent.
+fn write_trailers(out: &mut BytesMut, stream: u32, status: &Status) {
+    let response: http::Response<()> = super::grpc::status_response(status);
+    let mut block = Vec::with_capacity(256);
+    for (name, value) in response.headers() {
+        if name.as_str().starts_with("grpc-") {
+            hpack::encode_field(&mut block, name.as_str().as_bytes(), value.as_bytes());
+        }
     }
     h2::write_headers(out, stream, &block, true, h2::DEFAULT_MAX_FRAME);
 }

@@ -160,6 +160,7 @@ impl Pump {
                 if self.local.remove(&head.stream) {
                     return Ok(());
                 }
+                self.conn.closed(head.stream);
                 if self.take_held(head.stream).is_some() {
                     // Still arriving: no decision will release it.
                     self.conn.flow().release(head.stream);
@@ -284,6 +285,9 @@ impl Pump {
         self.last_opened = stream;
         let method = match route(&fields.paths, self.conn.proxy.cri) {
             Route::Relay => {
+                if let Err(status) = self.conn.opened(stream) {
+                    return self.refuse_local(stream, &status, end);
+                }
                 h2::write_headers(&mut self.up, stream, &encoded, end, max_frame);
                 return Ok(());
             }
@@ -296,6 +300,9 @@ impl Pump {
         };
         // Opened at containerd now, so stream ids reach it in order; the body follows
         // once decided, ending the stream.
+        if let Err(status) = self.conn.opened(stream) {
+            return self.refuse_local(stream, &status, end);
+        }
         self.conn.flow().hold(stream);
         h2::write_headers(&mut self.up, stream, &encoded, false, max_frame);
         let call = Call {
@@ -335,6 +342,7 @@ impl Pump {
     fn refuse_held(&mut self, stream: u32, status: &Status, end: bool) {
         tracing::info!(stream, code = ?status.code, message = %status.message, "refused");
         self.conn.flow().release(stream);
+        self.conn.closed(stream);
         h2::write_rst_stream(&mut self.up, stream, error::CANCEL);
         write_status(&mut self.down, stream, status);
         if !end && self.local.len() < LOCAL_STREAMS {

@@ -52,8 +52,19 @@ fn pass(conn: &Conn, head: Head, mut frame: BytesMut) -> Option<BytesMut> {
         }
         // containerd answered or reset the stream: a body the relay still holds for it is
         // not sent.
-        kind::HEADERS | kind::DATA if head.has(flag::END_STREAM) => conn.end_held(head.stream),
-        kind::RST_STREAM => conn.end_held(head.stream),
+        kind::HEADERS | kind::DATA if head.has(flag::END_STREAM) => {
+            conn.closed(head.stream);
+            conn.end_held(head.stream)
+        }
+        kind::HEADERS => conn.responded(head.stream),
+        kind::GOAWAY if payload.len() >= 4 => {
+            let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+            conn.open().goaway(last & 0x7fff_ffff);
+        }
+        kind::RST_STREAM => {
+            conn.closed(head.stream);
+            conn.end_held(head.stream)
+        }
         _ => {}
     }
     Some(frame)
