@@ -44,8 +44,16 @@ fn portcullis(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// Asserts success; standard output then standard error (the diff, then what was done).
+#[track_caller]
 fn run_ok(args: &[&str]) -> String {
-    ok(portcullis(args))
+    both(portcullis(args))
+}
+
+#[track_caller]
+fn both(out: Output) -> String {
+    assert!(out.status.success(), "command failed: {}", text(&out));
+    text(&out)
 }
 
 /// Every entry under `root`: its mode and, for files, its bytes.
@@ -110,7 +118,7 @@ fn proxy_dry_run_install_again_and_uninstall_round_trip() {
     let r = host.path();
     let before = tree(r);
 
-    let dry = ok(install_proxy(r, &["--dry-run"]));
+    let dry = both(install_proxy(r, &["--dry-run"]));
     for want in [
         "--- a/etc/containerd/config.toml\n+++ b/etc/containerd/config.toml\n",
         "-  address = \"/run/containerd/containerd.sock\"\n+  address = \"/run/containerd/containerd-real.sock\"\n",
@@ -128,7 +136,7 @@ fn proxy_dry_run_install_again_and_uninstall_round_trip() {
     }
     assert_same_tree(r, &before, "after --dry-run");
 
-    let out = ok(install_proxy(r, &[]));
+    let out = both(install_proxy(r, &[]));
     assert!(
         out.contains("systemctl enable --now portcullis-proxy"),
         "{out}"
@@ -163,9 +171,9 @@ fn proxy_dry_run_install_again_and_uninstall_round_trip() {
     verify_units(r);
 
     let installed = tree(r);
-    let again = ok(install_proxy(r, &[]));
+    let again = both(install_proxy(r, &[]));
     assert!(again.contains("nothing to change"), "{again}");
-    assert!(ok(install_proxy(r, &["--dry-run"])).contains("nothing to change"));
+    assert!(both(install_proxy(r, &["--dry-run"])).contains("nothing to change"));
     assert_same_tree(r, &installed, "after a second install");
 
     let rs = r.to_str().unwrap();
@@ -176,7 +184,7 @@ fn proxy_dry_run_install_again_and_uninstall_round_trip() {
     assert_same_tree(r, &before, "after uninstall");
 
     // An edit made after the install is the operator's: not clobbered without --force.
-    ok(install_proxy(r, &[]));
+    both(install_proxy(r, &[]));
     std::fs::write(&daemon, "{\"containerd\": \"/elsewhere.sock\"}\n").unwrap();
     let edited = tree(r);
     let out = portcullis(&["uninstall", "proxy", "--root", rs]);
@@ -279,7 +287,7 @@ fn broken_inputs_are_refused_and_nothing_is_written() {
 fn an_empty_root_gets_minimal_files_and_uninstall_empties_it_again() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
-    ok(install_proxy(r, &[]));
+    both(install_proxy(r, &[]));
     let toml = std::fs::read_to_string(r.join("etc/containerd/config.toml")).unwrap();
     assert!(toml.contains("version = 2\n\n[grpc]\n  address = \"/run/containerd/containerd-real.sock\"\n  uid = 0\n  gid = 0\n"), "{toml}");
     let json = std::fs::read_to_string(r.join("etc/docker/daemon.json")).unwrap();
@@ -287,7 +295,7 @@ fn an_empty_root_gets_minimal_files_and_uninstall_empties_it_again() {
         json,
         "{\n  \"containerd\": \"/run/containerd/containerd.sock\"\n}\n"
     );
-    assert!(ok(install_proxy(r, &[])).contains("nothing to change"));
+    assert!(both(install_proxy(r, &[])).contains("nothing to change"));
     run_ok(&["uninstall", "proxy", "--root", r.to_str().unwrap()]);
     assert_same_tree(
         r,
@@ -390,7 +398,7 @@ fn the_installed_proxy_admits_every_client_of_the_old_socket() {
     .unwrap();
     let old = r.join("run/containerd/containerd.sock");
     let real = r.join("run/containerd/containerd-real.sock");
-    let out = ok(install_proxy(
+    let out = both(install_proxy(
         r,
         &["--real-socket", real.to_str().unwrap(), "--no-docker"],
     ));
@@ -403,6 +411,13 @@ fn the_installed_proxy_admits_every_client_of_the_old_socket() {
     let written = std::fs::read_to_string(r.join("etc/portcullis/config.yaml")).unwrap();
     assert!(written.contains(&format!("  listen: \"{}\"\n", old.display())));
     assert!(written.contains(&format!("  containerd: \"{}\"\n", real.display())));
+    let drop_in = r.join("etc/systemd/system/portcullis-proxy.service.d/10-portcullis.conf");
+    let paths = std::fs::read_to_string(&drop_in).unwrap();
+    assert!(
+        paths.contains(&format!("\nReadWritePaths={d}/run/containerd\n")),
+        "a socket outside /run/containerd is made writable: {paths}"
+    );
+    verify_units(r);
     let config = r.join("proxy-under-root.yaml");
     std::fs::write(
         &config,

@@ -139,20 +139,22 @@ fn this_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// Prints the plan (`--dry-run`) or carries it out and says what changed.
+/// Prints the plan (`--dry-run`: the diff on standard output) or carries it out; what it
+/// did goes to standard error, so that a verb's printed data (a daemon.json entry, a
+/// containerd stanza) stays alone on standard output.
 fn carry_out(plan: &Plan, root: &Root, common: &Common, verb: &str) -> anyhow::Result<bool> {
     if plan.is_empty() {
-        println!("portcullis {verb}: nothing to change");
+        eprintln!("portcullis {verb}: nothing to change");
         return Ok(false);
     }
     if common.dry_run {
         print!("{}", plan.diff(true));
-        println!("portcullis {verb}: dry run, nothing changed");
+        eprintln!("portcullis {verb}: dry run, nothing changed");
         return Ok(false);
     }
     plan.apply(root)?;
     for d in &plan.dirs {
-        println!("created {}", d.display());
+        eprintln!("created {}", d.display());
     }
     for c in &plan.changes {
         let what = if c.old.is_some() {
@@ -160,7 +162,7 @@ fn carry_out(plan: &Plan, root: &Root, common: &Common, verb: &str) -> anyhow::R
         } else {
             "created"
         };
-        println!("{what} {}", c.path.display());
+        eprintln!("{what} {}", c.path.display());
     }
     Ok(true)
 }
@@ -175,7 +177,7 @@ fn install_proxy(p: Proxy) -> anyhow::Result<ExitCode> {
         binary: this_binary(p.binary)?,
     };
     let (plan, a) = proxy::plan(&root, &options)?;
-    println!(
+    eprintln!(
         "containerd moves to {} (root only); the proxy listens on {}",
         a.real, a.listen
     );

@@ -3,7 +3,7 @@
 //! and hashed as the manifest records it.
 
 use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
@@ -30,9 +30,40 @@ impl Root {
         Ok(self.0.join(rel))
     }
 
+    /// [`Root::at`] for a file the installer reads or replaces. A symbolic link is refused:
+    /// replacing it would turn the link into a copy (and uninstall could not put the link
+    /// back), and under a `--root` other than `/` a link, the file's or a directory's on
+    /// the way, may lead out of the root, to the machine running the install.
+    fn file(&self, host: &Path) -> anyhow::Result<PathBuf> {
+        let path = self.at(host)?;
+        let is_link = |p: &Path| {
+            p.symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        };
+        if is_link(&path) {
+            bail!(
+                "{} is a symbolic link; the installer replaces files, not links: name the file it points to instead",
+                path.display()
+            );
+        }
+        if self.0 != Path::new("/") {
+            for dir in host.ancestors().skip(1) {
+                let at = self.at(dir)?;
+                if dir != Path::new("/") && is_link(&at) {
+                    bail!(
+                        "{} is a symbolic link: under --root {} it may lead out of the root; replace it by the directory it points to",
+                        at.display(),
+                        self.0.display()
+                    );
+                }
+            }
+        }
+        Ok(path)
+    }
+
     /// The file's bytes, `None` if it does not exist.
     pub fn read(&self, host: &Path) -> anyhow::Result<Option<Vec<u8>>> {
-        let path = self.at(host)?;
+        let path = self.file(host)?;
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -65,14 +96,20 @@ impl Root {
     /// Writes `bytes` to `host` atomically: a reader sees the old file or the new one, never
     /// part of either. An existing file's mode and owner carry over; a new file gets `mode`.
     pub fn write_atomic(&self, host: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-        let path = self.at(host)?;
+        let path = self.file(host)?;
         let name = path
             .file_name()
             .with_context(|| format!("{}: not a file name", path.display()))?;
         let tmp = path.with_file_name(format!(".{}.portcullis-new", name.to_string_lossy()));
         let old = std::fs::metadata(&path).ok();
         let result = (|| -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
+            // A new file of our own: never one that was there (or a link someone left).
+            let _ = std::fs::remove_file(&tmp);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             file.write_all(bytes)?;
             let mode = old.as_ref().map_or(mode, |m| m.mode() & 0o7777);
             file.set_permissions(std::fs::Permissions::from_mode(mode))?;
@@ -93,7 +130,7 @@ impl Root {
     }
 
     pub fn remove_file(&self, host: &Path) -> anyhow::Result<()> {
-        let path = self.at(host)?;
+        let path = self.file(host)?;
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(e).with_context(|| format!("removing {}", path.display()))
@@ -154,6 +191,15 @@ mod tests {
             "an existing mode is kept"
         );
         assert_eq!(root.read(f).unwrap().unwrap(), b"two");
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("etc/a/link")).unwrap();
+        let err = root.read(Path::new("/etc/a/link")).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        std::os::unix::fs::symlink("/etc", dir.path().join("etc/up")).unwrap();
+        let err = root.read(Path::new("/etc/up/passwd")).unwrap_err();
+        assert!(
+            err.to_string().contains("may lead out of the root"),
+            "{err}"
+        );
         assert_eq!(
             sha256(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -73,8 +73,8 @@ pub fn plan(root: &Root, o: &Options) -> anyhow::Result<(Plan, Addresses)> {
     }
     plan.notes.insert("listen".into(), listen.clone());
     let addresses = Addresses { listen, real };
-    let policy_dir = config_file(root, o, &addresses, &mut plan)?;
-    if let Some(dir) = policy_dir.filter(|d| d.is_absolute()) {
+    let paths = config_file(root, o, &addresses, &mut plan)?;
+    if let Some(dir) = paths.policy_dir.filter(|d| d.is_absolute()) {
         plan.dir(root, &dir)?;
     }
     let unit_dir = Path::new(units::UNIT_DIR);
@@ -85,6 +85,19 @@ pub fn plan(root: &Root, o: &Options) -> anyhow::Result<(Plan, Addresses)> {
         unit.into_bytes(),
         0o644,
     )?;
+    let written = [
+        Some(Path::new(&addresses.listen)),
+        paths.decision_log.as_deref(),
+    ];
+    if let Some(text) = units::write_paths(written.into_iter().flatten()) {
+        let drop_in = unit_dir.join(format!("{}.d", units::PROXY_UNIT_NAME));
+        plan.write(
+            root,
+            &drop_in.join(units::DROP_IN),
+            text.into_bytes(),
+            0o644,
+        )?;
+    }
     for client in units::CLIENTS {
         let drop_in = unit_dir.join(format!("{client}.d")).join(units::DROP_IN);
         plan.write(root, &drop_in, units::drop_in(client).into_bytes(), 0o644)?;
@@ -112,18 +125,27 @@ fn path_str(p: &Path, what: &str) -> anyhow::Result<String> {
     }
 }
 
+/// The paths of the proxy's config the install must provide for.
+struct ConfigPaths {
+    policy_dir: Option<PathBuf>,
+    decision_log: Option<PathBuf>,
+}
+
 /// Plans the config file: the shipped one (with these addresses) when absent; when present,
-/// it is the operator's and is only checked to agree. Returns its `policyDir`.
+/// it is the operator's and is only checked to agree.
 fn config_file(
     root: &Root,
     o: &Options,
     a: &Addresses,
     plan: &mut Plan,
-) -> anyhow::Result<Option<PathBuf>> {
+) -> anyhow::Result<ConfigPaths> {
     let at = root.at(&o.config)?;
     let Some(bytes) = root.read(&o.config)? else {
         plan.write(root, &o.config, default_config(a).into_bytes(), 0o644)?;
-        return Ok(Some(DEFAULT_POLICY_DIR.into()));
+        return Ok(ConfigPaths {
+            policy_dir: Some(DEFAULT_POLICY_DIR.into()),
+            decision_log: None,
+        });
     };
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", at.display()))?;
@@ -151,21 +173,29 @@ fn config_file(
             );
         }
     }
-    Ok(raw.policy_dir)
+    Ok(ConfigPaths {
+        policy_dir: raw.policy_dir,
+        decision_log: raw.decision_log.file,
+    })
 }
 
-/// deploy/config.yaml with the proxy's two addresses.
+/// deploy/config.yaml with the proxy's two addresses (byte for byte the shipped file when
+/// they are the defaults, as the package's conffile is).
 pub fn default_config(a: &Addresses) -> String {
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    DEFAULT_CONFIG
-        .replace(
-            &format!("\n  listen: {DEFAULT_ADDRESS}\n"),
-            &format!("\n  listen: {}\n", quote(&a.listen)),
-        )
-        .replace(
-            &format!("\n  containerd: {DEFAULT_REAL_SOCKET}\n"),
-            &format!("\n  containerd: {}\n", quote(&a.real)),
-        )
+    let mut text = DEFAULT_CONFIG.to_owned();
+    for (key, default, value) in [
+        ("listen", DEFAULT_ADDRESS, &a.listen),
+        ("containerd", DEFAULT_REAL_SOCKET, &a.real),
+    ] {
+        if value != default {
+            let quoted = serde_json::to_string(value).unwrap_or_default();
+            text = text.replace(
+                &format!("\n  {key}: {default}\n"),
+                &format!("\n  {key}: {quoted}\n"),
+            );
+        }
+    }
+    text
 }
 
 /// What the operator runs next (the installer changes files, not running services).
@@ -191,6 +221,7 @@ mod tests {
             real: DEFAULT_REAL_SOCKET.into(),
         };
         let text = default_config(&defaults);
+        assert_eq!(text, DEFAULT_CONFIG);
         let raw: RawConfig = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(raw.proxy.listen, Path::new(DEFAULT_ADDRESS));
         let moved = default_config(&Addresses {

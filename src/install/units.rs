@@ -20,11 +20,7 @@ pub fn proxy_unit(binary: &Path) -> String {
     if binary == PACKAGED_BINARY {
         return PROXY_UNIT.to_owned();
     }
-    let quoted = if binary.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
-        format!("\"{}\"", binary.replace('\\', "\\\\").replace('"', "\\\""))
-    } else {
-        binary
-    };
+    let quoted = quote(&binary);
     PROXY_UNIT
         .lines()
         .map(|l| match l.strip_prefix("ExecStart=") {
@@ -35,6 +31,42 @@ pub fn proxy_unit(binary: &Path) -> String {
             None => format!("{l}\n"),
         })
         .collect()
+}
+
+/// Where the shipped unit lets the proxy write (`ReadWritePaths=`, `LogsDirectory=`).
+const WRITABLE: &[&str] = &["/run/containerd", "/var/log/portcullis"];
+
+/// A drop-in for the proxy's unit making writable the directories of `files` (its socket,
+/// its decision log) that the shipped unit's `ProtectSystem=strict` keeps read-only; `None`
+/// when all are in the shipped unit's writable directories.
+pub fn write_paths<'a>(files: impl Iterator<Item = &'a Path>) -> Option<String> {
+    let mut dirs: Vec<String> = Vec::new();
+    for dir in files.filter_map(Path::parent) {
+        let shipped = WRITABLE.iter().any(|w| dir.starts_with(w));
+        let d = dir.display().to_string();
+        if !shipped && !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    if dirs.is_empty() {
+        return None;
+    }
+    let quoted: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
+    Some(format!(
+        "# Written by `portcullis install proxy`: the proxy's socket or decision log is outside\n\
+         # the directories the unit makes writable (ProtectSystem=strict).\n\
+         [Service]\nReadWritePaths={}\n",
+        quoted.join(" ")
+    ))
+}
+
+/// `s` as one word of a systemd unit line.
+fn quote(s: &str) -> String {
+    if s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        s.to_owned()
+    }
 }
 
 /// The drop-in for `client` (`docker.service`, …).
@@ -63,5 +95,17 @@ mod tests {
         );
         assert_eq!(u.lines().count(), PROXY_UNIT.lines().count());
         assert!(drop_in("docker.service").contains("\nAfter=portcullis-proxy.service\n"));
+        let shipped = [
+            Path::new("/run/containerd/containerd.sock"),
+            Path::new("/var/log/portcullis/d.jsonl"),
+        ];
+        assert_eq!(write_paths(shipped.into_iter()), None);
+        let moved = [
+            Path::new("/run/k3s/containerd/containerd.sock"),
+            Path::new("/var/log/a b/d.jsonl"),
+        ];
+        assert!(write_paths(moved.into_iter())
+            .unwrap()
+            .ends_with("\nReadWritePaths=/run/k3s/containerd \"/var/log/a b\"\n"));
     }
 }
