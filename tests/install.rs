@@ -170,6 +170,13 @@ fn proxy_dry_run_install_again_and_uninstall_round_trip() {
         .is_file());
     verify_units(r);
 
+    let out = install_proxy(r, &["--now"]);
+    assert!(
+        !out.status.success() && text(&out).contains("--now runs systemctl on this host"),
+        "{}",
+        text(&out)
+    );
+
     let installed = tree(r);
     let again = both(install_proxy(r, &[]));
     assert!(again.contains("nothing to change"), "{again}");

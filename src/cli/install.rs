@@ -67,6 +67,10 @@ struct Proxy {
     /// The binary the systemd unit runs (default: this one).
     #[arg(long)]
     binary: Option<PathBuf>,
+    /// Then run the next steps (daemon-reload, restart containerd, enable --now the proxy,
+    /// try-restart docker and kubelet): only with --root / on a host booted with systemd.
+    #[arg(long, conflicts_with = "dry_run")]
+    now: bool,
 }
 
 #[derive(clap::Args)]
@@ -176,13 +180,25 @@ fn install_proxy(p: Proxy) -> anyhow::Result<ExitCode> {
         daemon_json: (!p.no_docker).then_some(p.daemon_json),
         binary: this_binary(p.binary)?,
     };
+    if p.now && !(p.common.root == Path::new("/") && Path::new("/run/systemd/system").is_dir()) {
+        anyhow::bail!("--now runs systemctl on this host: it needs --root / and systemd as PID 1 (no /run/systemd/system here); install without --now and run the next steps yourself");
+    }
     let (plan, a) = proxy::plan(&root, &options)?;
     eprintln!(
         "containerd moves to {} (root only); the proxy listens on {}",
         a.real, a.listen
     );
-    if carry_out(&plan, &root, &p.common, "install proxy")? {
-        print!("{}", proxy::next_steps(&options));
+    let changed = carry_out(&plan, &root, &p.common, "install proxy")?;
+    if p.now {
+        for args in proxy::NOW {
+            let status = std::process::Command::new("systemctl")
+                .args(*args)
+                .status()
+                .with_context(|| format!("running systemctl {}", args.join(" ")))?;
+            anyhow::ensure!(status.success(), "systemctl {}: {status}", args.join(" "));
+        }
+    } else if changed {
+        eprint!("{}", proxy::next_steps(&options));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -242,7 +258,7 @@ pub fn uninstall(u: UninstallArgs) -> anyhow::Result<ExitCode> {
         println!("{what} {}", c.path.display());
     }
     if u.component == proxy::COMPONENT {
-        println!("next steps:\n  systemctl daemon-reload\n  systemctl disable --now portcullis-proxy\n  systemctl restart containerd\n  systemctl restart docker kubelet   # those that run here");
+        eprintln!("next steps:\n  systemctl daemon-reload\n  systemctl disable --now portcullis-proxy\n  systemctl restart containerd\n  systemctl restart docker kubelet   # those that run here");
     }
     Ok(ExitCode::SUCCESS)
 }

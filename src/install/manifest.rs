@@ -54,6 +54,11 @@ pub fn create_state_root(root: &Root) -> anyhow::Result<()> {
         return Ok(());
     }
     root.create_dir(state)?;
+    // The originals may hold what their files kept from others (registry credentials in
+    // daemon.json): root's only, whatever mode the files had in their own directories.
+    let at = root.at(state)?;
+    std::fs::set_permissions(&at, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("{}", at.display()))?;
     let text = serde_json::to_string_pretty(&missing)? + "\n";
     root.write_atomic(&state.join(STATE_DIRS), text.as_bytes(), 0o600)
 }

@@ -198,6 +198,14 @@ pub fn default_config(a: &Addresses) -> String {
     text
 }
 
+/// `install proxy --now`: the next steps, run (docker and kubelet only if running).
+pub const NOW: &[&[&str]] = &[
+    &["daemon-reload"],
+    &["restart", "containerd.service"],
+    &["enable", "--now", "portcullis-proxy.service"],
+    &["try-restart", "docker.service", "kubelet.service"],
+];
+
 /// What the operator runs next (the installer changes files, not running services).
 pub fn next_steps(o: &Options) -> String {
     let mut s = String::from(
