@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use toml_edit::{DocumentMut, Item, Table, Value};
 
 /// containerd's address when its config names none.
@@ -32,10 +32,13 @@ pub struct Edited {
 /// Points `[grpc]` at `real`, owned by root (uid 0, gid 0). `file` names the config in
 /// errors; a config that does not parse is refused with its line and column.
 pub fn edit(text: &str, file: &Path, real: &str) -> anyhow::Result<Edited> {
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| anyhow::anyhow!("{}: {e}", file.display()))
-        .context("containerd's config does not parse; fix it (containerd would not start either) and run the install again")?;
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        anyhow::anyhow!(
+            "{}: {}\ncontainerd would not start on it either: fix it and run the install again",
+            file.display(),
+            e.to_string().trim_end()
+        )
+    })?;
     if !doc.contains_key("grpc") {
         doc.insert("grpc", Item::Table(Table::new()));
     }
