@@ -32,6 +32,7 @@ pub mod config;
 pub mod convert;
 pub mod core;
 pub mod hook;
+pub(crate) mod install;
 pub mod metrics;
 pub mod net;
 pub(crate) mod policy;

@@ -123,11 +123,14 @@ fn ctr_run_with_the_runc_wrapper() {
         decisions.display()
     );
     let config = write_config(dir.path(), &config);
+    // Under --root, so that the install's record stays in the temp dir too.
     let shim = dir.path().join("runc-shim");
     install(&[
         "--docker",
+        "--root",
+        dir.path().to_str().unwrap(),
         "--shim",
-        shim.to_str().unwrap(),
+        "/runc-shim",
         "--config",
         config.to_str().unwrap(),
         "--binary",
@@ -387,15 +390,21 @@ fn dockerd_with_the_wrapper_as_a_runtime() {
     let shim = dir.path().join("portcullis-runc");
     let entry = install(&[
         "--docker",
+        "--root",
+        dir.path().to_str().unwrap(),
         "--shim",
-        shim.to_str().unwrap(),
+        "/portcullis-runc",
         "--config",
         config.to_str().unwrap(),
         "--binary",
         BIN,
     ]);
     let entry: Value = serde_json::from_str(&entry).unwrap();
-    assert_eq!(entry["runtimes"]["portcullis"]["path"], json!(shim));
+    // The entry names the shim as the host (here: the --root) sees it.
+    assert_eq!(
+        entry["runtimes"]["portcullis"]["path"],
+        json!("/portcullis-runc")
+    );
     let runtime = format!("portcullis={}", shim.display());
     let dockerd =
         common::Dockerd::start_with(dir.path(), &containerd.socket, &["--add-runtime", &runtime]);

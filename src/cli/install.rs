@@ -1,14 +1,17 @@
-//! `portcullis install hooks`: put the hook door in place — a hooks.d file for Podman and
-//! CRI-O, a containerd CRI base runtime spec, or the dockerd runtime entry for the wrapper.
-//! `portcullis install image-verifier`: containerd 2.x's image verifier.
+//! `portcullis install` and `portcullis uninstall`: the command line of the installer
+//! (`crate::install` plans and carries out the changes). `install proxy` puts the proxy in
+//! front of a system containerd; `install hooks` the hook door (a hooks.d file for Podman
+//! and CRI-O, a containerd CRI base runtime spec, or the dockerd runtime shim);
+//! `install image-verifier` containerd 2.x's image verifier. Each one that writes files
+//! takes `--root`, `--dry-run`, and is undone by `uninstall`.
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::hook::install;
+use crate::hook::install as hooks;
+use crate::install::{self, proxy, Plan, Root};
 use crate::verify_image::install as verifier;
 
 #[derive(clap::Args)]
@@ -19,6 +22,10 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum What {
+    /// Put the proxy in front of the system containerd: containerd moved to a root-only
+    /// socket, the proxy on its old address, the config, the systemd units, dockerd's
+    /// daemon.json. Idempotent; `portcullis uninstall proxy` restores the originals.
+    Proxy(Proxy),
     /// The OCI hook (`--podman`, `--containerd-base-spec`) or the runc wrapper (`--docker`).
     Hooks(Hooks),
     /// containerd 2.x's image verifier: writes the wrapper into --bin-dir and prints the
@@ -26,8 +33,50 @@ enum What {
     ImageVerifier(ImageVerifier),
 }
 
+/// What every writing install takes.
+#[derive(clap::Args)]
+struct Common {
+    /// Read and write every path under this directory (like dpkg's --root): an image
+    /// build, or a node agent with the host mounted at /host.
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// Print the changes as a unified diff per file and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(clap::Args)]
+struct Proxy {
+    #[command(flatten)]
+    common: Common,
+    /// containerd's config (written if absent).
+    #[arg(long, default_value = "/etc/containerd/config.toml")]
+    containerd_config: PathBuf,
+    /// Where containerd's gRPC socket moves to (root only); the proxy dials it.
+    #[arg(long, default_value = proxy::DEFAULT_REAL_SOCKET)]
+    real_socket: PathBuf,
+    /// Portcullis's config: written (the packaged default) if absent, checked if present.
+    #[arg(long, default_value = "/etc/portcullis/config.yaml")]
+    config: PathBuf,
+    /// dockerd's config, whose `containerd` is set to the proxy's socket.
+    #[arg(long, default_value = "/etc/docker/daemon.json")]
+    daemon_json: PathBuf,
+    /// Leave dockerd's daemon.json alone.
+    #[arg(long)]
+    no_docker: bool,
+    /// The binary the systemd unit runs (default: this one).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Then run the next steps (daemon-reload, restart containerd, enable --now the proxy,
+    /// try-restart docker and kubelet): only with --root / on a host booted with systemd.
+    #[arg(long, conflicts_with = "dry_run")]
+    now: bool,
+}
+
 #[derive(clap::Args)]
 struct ImageVerifier {
+    #[command(flatten)]
+    common: Common,
     /// containerd's verifier `bin_dir`.
     #[arg(long, default_value = verifier::BIN_DIR)]
     bin_dir: PathBuf,
@@ -42,6 +91,8 @@ struct ImageVerifier {
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).multiple(false)))]
 struct Hooks {
+    #[command(flatten)]
+    common: Common,
     /// Write a hooks.d 1.0.0 file (Podman, CRI-O) into --dir.
     #[arg(long, group = "target")]
     podman: bool,
@@ -52,7 +103,7 @@ struct Hooks {
     #[arg(long, group = "target")]
     docker: bool,
     /// hooks.d directory.
-    #[arg(long, default_value = install::PODMAN_HOOKS_DIR)]
+    #[arg(long, default_value = hooks::PODMAN_HOOKS_DIR)]
     dir: PathBuf,
     /// The config file the hook and wrapper read.
     #[arg(long, default_value = "/etc/portcullis/config.yaml")]
@@ -65,39 +116,24 @@ struct Hooks {
     shim: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+pub struct UninstallArgs {
+    /// What to uninstall.
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(install::COMPONENTS))]
+    component: String,
+    #[command(flatten)]
+    common: Common,
+    /// Put the originals back even over files changed since the install wrote them.
+    #[arg(long)]
+    force: bool,
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let h = match args.what {
-        What::Hooks(h) => h,
-        What::ImageVerifier(v) => return image_verifier(v),
-    };
-    let binary = this_binary(h.binary)?;
-    if h.podman {
-        let file = h.dir.join(install::HOOKS_FILE);
-        std::fs::create_dir_all(&h.dir).with_context(|| format!("{}", h.dir.display()))?;
-        let text = serde_json::to_string_pretty(&install::hooks_d(&binary, &h.config))?;
-        std::fs::write(&file, text + "\n").with_context(|| format!("{}", file.display()))?;
-        println!("wrote {}", file.display());
-    } else if h.containerd_base_spec {
-        let spec = install::containerd_base_spec(&binary, &h.config);
-        println!("{}", serde_json::to_string_pretty(&spec)?);
-    } else {
-        let shim_path = h
-            .shim
-            .clone()
-            .unwrap_or_else(|| install::DOCKER_SHIM.into());
-        let shim = install::runc_shim(&binary, &h.config);
-        if let Some(path) = &h.shim {
-            std::fs::write(path, &shim).with_context(|| format!("{}", path.display()))?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
-            eprintln!("wrote {}", path.display());
-        }
-        let entry = install::docker_runtimes(&shim_path);
-        println!("{}", serde_json::to_string_pretty(&entry)?);
-        if h.shim.is_none() {
-            println!("\n# {} (mode 755):\n{shim}", shim_path.display());
-        }
+    match args.what {
+        What::Proxy(p) => install_proxy(p),
+        What::Hooks(h) => install_hooks(h),
+        What::ImageVerifier(v) => image_verifier(v),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn this_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -107,15 +143,122 @@ fn this_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Prints the plan (`--dry-run`: the diff on standard output) or carries it out; what it
+/// did goes to standard error, so that a verb's printed data (a daemon.json entry, a
+/// containerd stanza) stays alone on standard output.
+fn carry_out(plan: &Plan, root: &Root, common: &Common, verb: &str) -> anyhow::Result<bool> {
+    if plan.is_empty() {
+        eprintln!("portcullis {verb}: nothing to change");
+        return Ok(false);
+    }
+    if common.dry_run {
+        print!("{}", plan.diff(true));
+        eprintln!("portcullis {verb}: dry run, nothing changed");
+        return Ok(false);
+    }
+    plan.apply(root)?;
+    for d in &plan.dirs {
+        eprintln!("created {}", d.display());
+    }
+    for c in &plan.changes {
+        let what = if c.old.is_some() {
+            "changed"
+        } else {
+            "created"
+        };
+        eprintln!("{what} {}", c.path.display());
+    }
+    Ok(true)
+}
+
+fn install_proxy(p: Proxy) -> anyhow::Result<ExitCode> {
+    let root = Root::new(&p.common.root);
+    let options = proxy::Options {
+        containerd_config: p.containerd_config,
+        real_socket: p.real_socket,
+        config: p.config,
+        daemon_json: (!p.no_docker).then_some(p.daemon_json),
+        binary: this_binary(p.binary)?,
+    };
+    if p.now && !(p.common.root == Path::new("/") && Path::new("/run/systemd/system").is_dir()) {
+        anyhow::bail!("--now runs systemctl on this host: it needs --root / and systemd as PID 1 (no /run/systemd/system here); install without --now and run the next steps yourself");
+    }
+    let (plan, a) = proxy::plan(&root, &options)?;
+    eprintln!(
+        "containerd moves to {} (root only); the proxy listens on {}",
+        a.real, a.listen
+    );
+    let changed = carry_out(&plan, &root, &p.common, "install proxy")?;
+    if p.now {
+        for args in proxy::NOW {
+            let status = std::process::Command::new("systemctl")
+                .args(*args)
+                .status()
+                .with_context(|| format!("running systemctl {}", args.join(" ")))?;
+            anyhow::ensure!(status.success(), "systemctl {}: {status}", args.join(" "));
+        }
+    } else if changed {
+        eprint!("{}", proxy::next_steps(&options));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn install_hooks(h: Hooks) -> anyhow::Result<ExitCode> {
+    let binary = this_binary(h.binary)?;
+    let root = Root::new(&h.common.root);
+    if h.podman {
+        let plan = install::podman_hook(&root, &h.dir, &binary, &h.config)?;
+        carry_out(&plan, &root, &h.common, "install hooks")?;
+    } else if h.containerd_base_spec {
+        let spec = hooks::containerd_base_spec(&binary, &h.config);
+        println!("{}", serde_json::to_string_pretty(&spec)?);
+    } else {
+        let shim_path = h.shim.clone().unwrap_or_else(|| hooks::DOCKER_SHIM.into());
+        if let Some(path) = &h.shim {
+            let plan = install::docker_shim(&root, path, &binary, &h.config)?;
+            carry_out(&plan, &root, &h.common, "install hooks")?;
+        }
+        let entry = hooks::docker_runtimes(&shim_path);
+        println!("{}", serde_json::to_string_pretty(&entry)?);
+        if h.shim.is_none() {
+            let shim = hooks::runc_shim(&binary, &h.config);
+            println!("\n# {} (mode 755):\n{shim}", shim_path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn image_verifier(v: ImageVerifier) -> anyhow::Result<ExitCode> {
     let binary = this_binary(v.binary)?;
-    let file = v.bin_dir.join(verifier::WRAPPER);
-    std::fs::create_dir_all(&v.bin_dir).with_context(|| format!("{}", v.bin_dir.display()))?;
-    std::fs::write(&file, verifier::wrapper(&binary, &v.config))
-        .with_context(|| format!("{}", file.display()))?;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))?;
-    eprintln!("wrote {}", file.display());
+    let root = Root::new(&v.common.root);
+    let plan = install::image_verifier(&root, &v.bin_dir, &binary, &v.config)?;
+    carry_out(&plan, &root, &v.common, "install image-verifier")?;
     eprintln!("add to containerd's config.toml (containerd 2.x) and restart containerd:");
-    print!("{}", verifier::containerd_config(&v.bin_dir));
+    print!("{}", verifier::containerd_config(Path::new(&v.bin_dir)));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `portcullis uninstall COMPONENT`.
+pub fn uninstall(u: UninstallArgs) -> anyhow::Result<ExitCode> {
+    let root = Root::new(&u.common.root);
+    let (plan, manifest) = install::uninstall_plan(&root, &u.component, u.force)?;
+    let verb = format!("uninstall {}", u.component);
+    if u.common.dry_run {
+        print!("{}", plan.diff(false));
+        println!("portcullis {verb}: dry run, nothing changed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    install::uninstall_apply(&root, &plan, &manifest)?;
+    for c in &plan.changes {
+        let what = if c.new.is_some() {
+            "restored"
+        } else {
+            "removed"
+        };
+        println!("{what} {}", c.path.display());
+    }
+    if u.component == proxy::COMPONENT {
+        eprintln!("next steps:\n  systemctl daemon-reload\n  systemctl disable --now portcullis-proxy\n  systemctl restart containerd\n  systemctl restart docker kubelet   # those that run here");
+    }
     Ok(ExitCode::SUCCESS)
 }

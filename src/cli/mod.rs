@@ -59,8 +59,12 @@ enum Command {
     /// Audit the containers that exist now (containerd, dockerd, Podman) against the
     /// configured policies (exit 0 no violation, 1 any, 2 error).
     Audit(audit::Args),
-    /// Install the hook door: `install hooks --podman | --containerd-base-spec | --docker`.
+    /// Install a door on this host: `install proxy`, `install hooks --podman |
+    /// --containerd-base-spec | --docker`, `install image-verifier` (`--dry-run`, `--root`).
     Install(install::Args),
+    /// Undo `install proxy`, `install hooks` or `install image-verifier`: originals restored
+    /// byte for byte, created files removed.
+    Uninstall(install::UninstallArgs),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(manual::CompletionsArgs),
     /// Write the man pages (`portcullis.1`, `portcullis-VERB.1`) into a directory.
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Hook(args) => hook::run(args),
         Command::Runc(args) => runc::run(args),
         Command::Install(args) => install::run(args),
+        Command::Uninstall(args) => install::uninstall(args),
         Command::VerifyImage(args) => verify_image::run(args),
         Command::Completions(args) => manual::completions(args),
         Command::Man(args) => manual::man(args),

@@ -102,7 +102,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(cmd: &mut Command, log: PathBuf) -> Self {
+    pub fn spawn(cmd: &mut Command, log: PathBuf) -> Self {
         let file = std::fs::File::create(&log).unwrap();
         let child = cmd
             .stdin(Stdio::null())

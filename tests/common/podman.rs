@@ -24,8 +24,10 @@ impl Podman {
         needs(&["root", "podman"]);
         let hooks = dir.join("hooks.d");
         ok(Command::new(BIN)
-            .args(["install", "hooks", "--podman", "--dir"])
-            .arg(&hooks)
+            // Under --root, so that the install's record stays in `dir` too.
+            .args(["install", "hooks", "--podman", "--root"])
+            .arg(dir)
+            .args(["--dir", "/hooks.d"])
             .arg("--config")
             .arg(config)
             .args(["--binary", BIN])

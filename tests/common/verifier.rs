@@ -132,8 +132,10 @@ pub fn install(dir: &Path, config: &str) -> std::path::PathBuf {
     std::fs::write(&config_path, config).unwrap();
     let bin_dir = dir.join("bin");
     let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["install", "image-verifier", "--bin-dir"])
-        .arg(&bin_dir)
+        // Under --root, so that the install's record stays in `dir` too.
+        .args(["install", "image-verifier", "--root"])
+        .arg(dir)
+        .args(["--bin-dir", "/bin"])
         .arg("--config")
         .arg(&config_path)
         .output()
