@@ -311,6 +311,37 @@ fn an_empty_root_gets_minimal_files_and_uninstall_empties_it_again() {
     );
 }
 
+/// The Kubernetes node agent runs the proxy in its pod: `--no-units` moves containerd but
+/// writes no unit (nor the docker/kubelet drop-ins that would start one on the host).
+#[test]
+fn no_units_moves_containerd_and_writes_no_systemd_unit() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let rs = r.to_str().unwrap();
+    let out = both(portcullis(&[
+        "install",
+        "proxy",
+        "--root",
+        rs,
+        "--no-units",
+    ]));
+    assert!(!out.contains("enable --now portcullis-proxy"), "{out}");
+    let toml = std::fs::read_to_string(r.join("etc/containerd/config.toml")).unwrap();
+    assert!(toml.contains("containerd-real.sock"), "{toml}");
+    assert!(!r.join("etc/systemd").exists(), "no unit under --no-units");
+    let refused = portcullis(&["install", "proxy", "--root", rs, "--no-units", "--now"]);
+    assert!(
+        !refused.status.success(),
+        "--now starts a unit --no-units did not write"
+    );
+    run_ok(&["uninstall", "proxy", "--root", rs]);
+    assert_same_tree(
+        r,
+        &BTreeMap::new(),
+        "after uninstall of a --no-units install",
+    );
+}
+
 #[test]
 fn hooks_and_image_verifier_round_trip() {
     let root = tempfile::tempdir().unwrap();

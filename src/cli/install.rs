@@ -65,11 +65,15 @@ struct Proxy {
     #[arg(long)]
     no_docker: bool,
     /// The binary the systemd unit runs (default: this one).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_units")]
     binary: Option<PathBuf>,
+    /// Write no systemd units: the proxy runs elsewhere (the Kubernetes node agent's pod,
+    /// `deploy/kubernetes/node-agent.yaml`), and a host unit would compete for its socket.
+    #[arg(long)]
+    no_units: bool,
     /// Then run the next steps (daemon-reload, restart containerd, enable --now the proxy,
     /// try-restart docker and kubelet): only with --root / on a host booted with systemd.
-    #[arg(long, conflicts_with = "dry_run")]
+    #[arg(long, conflicts_with_all = ["dry_run", "no_units"])]
     now: bool,
 }
 
@@ -178,7 +182,11 @@ fn install_proxy(p: Proxy) -> anyhow::Result<ExitCode> {
         real_socket: p.real_socket,
         config: p.config,
         daemon_json: (!p.no_docker).then_some(p.daemon_json),
-        binary: this_binary(p.binary)?,
+        unit_binary: if p.no_units {
+            None
+        } else {
+            Some(this_binary(p.binary)?)
+        },
     };
     if p.now && !(p.common.root == Path::new("/") && Path::new("/run/systemd/system").is_dir()) {
         anyhow::bail!("--now runs systemctl on this host: it needs --root / and systemd as PID 1 (no /run/systemd/system here); install without --now and run the next steps yourself");

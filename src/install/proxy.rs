@@ -30,8 +30,10 @@ pub struct Options {
     pub config: PathBuf,
     /// `None`: leave dockerd's config alone.
     pub daemon_json: Option<PathBuf>,
-    /// The binary the unit runs.
-    pub binary: PathBuf,
+    /// The binary the systemd unit runs; `None` (`--no-units`): no units, the proxy runs
+    /// elsewhere (the Kubernetes node agent's pod), so nothing on the host may start one
+    /// that would compete with it for the socket.
+    pub unit_binary: Option<PathBuf>,
 }
 
 /// The addresses the install settles on.
@@ -77,30 +79,14 @@ pub fn plan(root: &Root, o: &Options) -> anyhow::Result<(Plan, Addresses)> {
     if let Some(dir) = paths.policy_dir.filter(|d| d.is_absolute()) {
         plan.dir(root, &dir)?;
     }
-    let unit_dir = Path::new(units::UNIT_DIR);
-    let unit = units::proxy_unit(&o.binary);
-    plan.write(
-        root,
-        &unit_dir.join(units::PROXY_UNIT_NAME),
-        unit.into_bytes(),
-        0o644,
-    )?;
-    let written = [
-        Some(Path::new(&addresses.listen)),
-        paths.decision_log.as_deref(),
-    ];
-    if let Some(text) = units::write_paths(written.into_iter().flatten()) {
-        let drop_in = unit_dir.join(format!("{}.d", units::PROXY_UNIT_NAME));
-        plan.write(
+    if let Some(binary) = &o.unit_binary {
+        plan_units(
             root,
-            &drop_in.join(units::DROP_IN),
-            text.into_bytes(),
-            0o644,
+            binary,
+            &addresses,
+            paths.decision_log.as_deref(),
+            &mut plan,
         )?;
-    }
-    for client in units::CLIENTS {
-        let drop_in = unit_dir.join(format!("{client}.d")).join(units::DROP_IN);
-        plan.write(root, &drop_in, units::drop_in(client).into_bytes(), 0o644)?;
     }
     if let Some(file) = &o.daemon_json {
         let at = root.at(file)?;
@@ -179,6 +165,41 @@ fn config_file(
     })
 }
 
+/// The proxy's unit (running `binary`), a drop-in letting it write where its config says
+/// when that is outside the unit's own paths, and the drop-ins ordering the clients of
+/// containerd's socket after it.
+fn plan_units(
+    root: &Root,
+    binary: &Path,
+    addresses: &Addresses,
+    decision_log: Option<&Path>,
+    plan: &mut Plan,
+) -> anyhow::Result<()> {
+    let unit_dir = Path::new(units::UNIT_DIR);
+    let unit = units::proxy_unit(binary);
+    plan.write(
+        root,
+        &unit_dir.join(units::PROXY_UNIT_NAME),
+        unit.into_bytes(),
+        0o644,
+    )?;
+    let written = [Some(Path::new(&addresses.listen)), decision_log];
+    if let Some(text) = units::write_paths(written.into_iter().flatten()) {
+        let drop_in = unit_dir.join(format!("{}.d", units::PROXY_UNIT_NAME));
+        plan.write(
+            root,
+            &drop_in.join(units::DROP_IN),
+            text.into_bytes(),
+            0o644,
+        )?;
+    }
+    for client in units::CLIENTS {
+        let drop_in = unit_dir.join(format!("{client}.d")).join(units::DROP_IN);
+        plan.write(root, &drop_in, units::drop_in(client).into_bytes(), 0o644)?;
+    }
+    Ok(())
+}
+
 /// deploy/config.yaml with the proxy's two addresses (byte for byte the shipped file when
 /// they are the defaults, as the package's conffile is).
 pub fn default_config(a: &Addresses) -> String {
@@ -208,9 +229,11 @@ pub const NOW: &[&[&str]] = &[
 
 /// What the operator runs next (the installer changes files, not running services).
 pub fn next_steps(o: &Options) -> String {
-    let mut s = String::from(
-        "next steps:\n  systemctl daemon-reload\n  systemctl restart containerd\n  systemctl enable --now portcullis-proxy\n",
-    );
+    let mut s =
+        String::from("next steps:\n  systemctl daemon-reload\n  systemctl restart containerd\n");
+    if o.unit_binary.is_some() {
+        s += "  systemctl enable --now portcullis-proxy\n";
+    }
     if o.daemon_json.is_some() {
         s += "  systemctl restart docker     # if dockerd runs here\n";
     }
