@@ -430,9 +430,27 @@ fn the_node_agents_reach_every_node_and_the_hosts_pids() {
     let pod = proxy.spec.template.spec.clone().unwrap();
     assert_eq!(pod.host_pid, Some(true), "/proc/<pid>/ns of the callers");
     let init = &pod.init_containers.as_ref().unwrap()[0];
-    assert_eq!(
-        init.args.as_deref().unwrap(),
-        ["install", "proxy", "--root", "/host"]
+    let args = init.args.as_deref().unwrap();
+    // The pod is the proxy: no host unit may start a second one on the socket.
+    assert_eq!(args, ["install", "proxy", "--root", "/host", "--no-units"]);
+    // And the binary takes those arguments (a dry run into an empty host).
+    let host = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| match a.as_str() {
+            "/host" => host.path().to_str().unwrap(),
+            a => a,
+        })
+        .chain(["--dry-run"])
+        .collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let main = container(&pod, "proxy");
     let script = main.command.as_ref().unwrap().join(" ");
