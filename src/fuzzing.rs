@@ -264,7 +264,7 @@ fn post(path: &str, body: &[u8]) {
 }
 
 /// A remote webhook's response body, read by the core's webhook client (as a v1 and a
-/// v1beta1 answer, mutating and validating), its patch applied to a Pod as the chain does.
+/// v1beta1 answer, mutating and validating), its patch applied to a Pod as the chain applies it.
 pub fn webhook_response(data: &[u8]) {
     let pod = json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -277,8 +277,7 @@ pub fn webhook_response(data: &[u8]) {
                 continue;
             };
             if let Some(patch) = answer.patch {
-                let mut patched = pod.clone();
-                let _ = json_patch::patch(&mut patched, &patch);
+                let _ = crate::core::patched(&pod, &patch);
             }
         }
     }
