@@ -15,9 +15,12 @@ use std::time::{Duration, Instant};
 #[path = "fuzz_corpus/seeds.rs"]
 mod seeds;
 
+/// A target's entry point.
+type Target = fn(&[u8]);
+
 /// Every target: its name (the directory under fuzz/seeds and fuzz/regressions, and the
 /// cargo-fuzz target) and its entry point.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+const TARGETS: &[(&str, Target)] = &[
     ("grpc_frames", portcullis::fuzzing::grpc_frames),
     (
         "containerd_request",
