@@ -36,9 +36,11 @@ const TARGETS: &[(&str, Target)] = &[
     ("policy_dir", portcullis::fuzzing::policy_dir),
 ];
 
-/// An admission gate answers in milliseconds; this bound is for an unoptimised test build
-/// on a shared machine, and still catches the pathological (seconds-long) inputs.
-const SLOW: Duration = Duration::from_secs(3);
+/// An admission gate answers in milliseconds, and the optimised fuzz build holds every
+/// input to `scripts/fuzz.sh`'s per-input timeout; this bound is for an unoptimised test
+/// build on a loaded, shared machine (the largest regression, a 3 MiB patch, takes 0.3 s
+/// optimised and up to 8 s here), and still catches inputs that hang.
+const SLOW: Duration = Duration::from_secs(15);
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")

@@ -238,7 +238,10 @@ mod tests {
     #[test]
     fn copies_are_bounded_and_errors_name_the_failing_operation() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}});
-        let one = patched(&pod, &patch(json!([{"op": "copy", "from": "/spec", "path": "/s"}])));
+        let one = patched(
+            &pod,
+            &patch(json!([{"op": "copy", "from": "/spec", "path": "/s"}])),
+        );
         assert_eq!(one.unwrap()["s"], pod["spec"]);
         // Each copy of the root doubles the object: 48 of them would need petabytes.
         let doubling: Vec<_> = (0..48)

@@ -19,8 +19,14 @@ pub async fn admit(proxy: &Proxy, service: &str, method: &str, namespace: &str, 
     let Route::Admit(method) = route(&[path.into_bytes()], CriMode::Admit) else {
         return;
     };
+    // root, as the kubelet and ctr run: the CRI door refuses other uids before reading.
     let caller = Caller {
-        user: UserInfo::default(),
+        user: UserInfo {
+            username: "root".into(),
+            uid: "0".into(),
+            groups: vec!["root".into()],
+            ..UserInfo::default()
+        },
     };
     let _ = proxy
         .admit_message(method, &caller, namespace, framed)
