@@ -94,6 +94,9 @@ fn every_seed_and_regression_is_answered_without_panic_and_quickly() {
         }
     }
     eprintln!("replayed {replayed} inputs");
+    // The entry points' fixture (its config and policyDir) lives here for the process.
+    let fixture = std::env::temp_dir().join(format!("portcullis-fuzz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(fixture);
     assert!(
         failures.is_empty(),
         "{}\npanics: {:?}",
