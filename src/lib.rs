@@ -31,6 +31,9 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod core;
+// Entry points for the fuzz targets (fuzz/) and tests/fuzz_corpus.rs; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hook;
 pub(crate) mod install;
 pub mod metrics;

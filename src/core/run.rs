@@ -11,6 +11,56 @@ use crate::config::Mode;
 use crate::metrics::Metrics;
 use crate::review::{AdmissionRequest, Decision, Outcome, PolicyResult, Refusal, Status, Verdict};
 
+/// What a webhook patch's `copy` operations may add to the object in all: kube-apiserver's
+/// request body limit. Each copy can double the object, so a response of a few dozen
+/// small operations would otherwise grow it past any memory (evanphx/json-patch bounds
+/// the same with `AccumulatedCopySizeLimit`).
+const MAX_COPIED_BYTES: usize = 3 << 20;
+
+/// `patch` applied to a copy of `object`, its copies bounded by [`MAX_COPIED_BYTES`].
+pub(crate) fn patched(object: &Value, patch: &json_patch::Patch) -> Result<Value, String> {
+    let mut doc = object.clone();
+    let mut copied = 0usize;
+    for op in patch.iter() {
+        if let json_patch::PatchOperation::Copy(copy) = op {
+            let mut size = ByteCount(0);
+            if let Some(value) = doc.pointer(copy.from.as_str()) {
+                // Writing into a counter cannot fail.
+                let _ = serde_json::to_writer(&mut size, value);
+            }
+            copied = copied.saturating_add(size.0);
+            if copied > MAX_COPIED_BYTES {
+                return Err(format!(
+                    "its copy operations (up to {copy}) add more than {MAX_COPIED_BYTES} bytes"
+                ));
+            }
+        }
+        if json_patch::patch(&mut doc, std::slice::from_ref(op)).is_err() {
+            // The whole patch's error, which names the failing operation by its index.
+            let mut whole = object.clone();
+            return Err(match json_patch::patch(&mut whole, patch) {
+                Err(e) => e.to_string(),
+                Ok(()) => format!("operation {op} fails"),
+            });
+        }
+    }
+    Ok(doc)
+}
+
+/// Counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A request's progress through the chain: the object as mutated so far and everything
 /// the policies said. Every stage reports through these methods.
 pub(super) struct Run<'a> {
@@ -132,18 +182,20 @@ impl<'a> Run<'a> {
             );
             return false;
         };
-        let mut patched = object.clone();
-        if let Err(e) = json_patch::patch(&mut patched, patch) {
-            let message = format!(
-                "admission webhook {policy:?} returned a patch that cannot be applied: {e}"
-            );
-            self.record(policy, Outcome::Failed, &message);
-            self.refuse(
-                Refusal::Failed,
-                failure_status(500, "InternalError", message),
-            );
-            return false;
-        }
+        let patched = match patched(object, patch) {
+            Ok(patched) => patched,
+            Err(e) => {
+                let message = format!(
+                    "admission webhook {policy:?} returned a patch that cannot be applied: {e}"
+                );
+                self.record(policy, Outcome::Failed, &message);
+                self.refuse(
+                    Refusal::Failed,
+                    failure_status(500, "InternalError", message),
+                );
+                return false;
+            }
+        };
         let changed = patched != *object;
         self.object = Some(patched);
         if changed {
@@ -171,5 +223,38 @@ impl<'a> Run<'a> {
             decision,
             ..self.verdict
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::patched;
+    use serde_json::json;
+
+    fn patch(ops: serde_json::Value) -> json_patch::Patch {
+        serde_json::from_value(ops).expect("a JSON Patch")
+    }
+
+    #[test]
+    fn copies_are_bounded_and_errors_name_the_failing_operation() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}});
+        let one = patched(
+            &pod,
+            &patch(json!([{"op": "copy", "from": "/spec", "path": "/s"}])),
+        );
+        assert_eq!(one.unwrap()["s"], pod["spec"]);
+        // Each copy of the root doubles the object: 48 of them would need petabytes.
+        let doubling: Vec<_> = (0..48)
+            .map(|i| json!({"op": "copy", "from": "", "path": format!("/a{i}")}))
+            .collect();
+        let err = patched(&pod, &patch(json!(doubling))).unwrap_err();
+        assert!(err.contains("copy operations"), "{err}");
+        let bad = patch(json!([
+            {"op": "add", "path": "/x", "value": 1},
+            {"op": "remove", "path": "/nope"}
+        ]));
+        let mut whole = pod.clone();
+        let upstream = json_patch::patch(&mut whole, &bad).unwrap_err().to_string();
+        assert_eq!(patched(&pod, &bad).unwrap_err(), upstream);
     }
 }

@@ -7,7 +7,9 @@
 //! methods in [`admit::Method`] are read.
 
 mod admit;
+// The fuzz targets' entry points into the admitted path (`crate::fuzzing`).
 pub(crate) mod docker;
+pub(crate) mod fuzzing;
 pub mod grpc;
 pub(crate) mod raw;
 pub mod record;

@@ -9,6 +9,78 @@ use serde_json::Value as Json;
 
 use super::{located, Site, MAIN_LABEL, TEMPLATE_PACKAGE};
 
+/// How deep `(`, `[`, `{` and unary minus may nest in a module. regorus bounds its
+/// parser's expression depth, but array, set, object and comprehension terms and unary
+/// minus recurse around that bound: a module nesting them a few thousand deep overflows
+/// the stack, which aborts the process (a daemon reloading its policyDir included)
+/// instead of failing the load. The gatekeeper-library's templates nest at most 4 deep;
+/// 32 is regorus's own bound.
+const MAX_NESTING: usize = 32;
+
+/// Where `text` first nests deeper than [`MAX_NESTING`] (1-based line and column),
+/// skipping strings and comments as Rego's lexer does. A run of `-` counts as that many
+/// levels (unary minus is the only prefix operator; a binary one in the run only makes
+/// the count cautious), held while a bracket opened right after the run is open.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let (mut line, mut col) = (1usize, 0usize);
+    // Levels each open bracket holds (itself and the `-` run before it), their sum, and
+    // the current run of `-`.
+    let (mut open, mut depth, mut minus) = (Vec::<usize>::new(), 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut chars = text.chars();
+    while let Some(mut c) = chars.next() {
+        col += 1;
+        if quote == Some('"') && c == '\\' {
+            // An escape: the next character is the string's, unless it ends the line
+            // (a string never spans lines; regorus refuses it).
+            match chars.next() {
+                Some(next) => c = next,
+                None => break,
+            }
+            col += 1;
+            if c != '\n' {
+                continue;
+            }
+        }
+        if c == '\n' {
+            (line, col, comment) = (line + 1, 0, false);
+            if quote == Some('"') {
+                quote = None;
+            }
+            continue;
+        }
+        match (quote, comment) {
+            (_, true) => {}
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, _) if c.is_whitespace() => {}
+            (None, _) if c == '#' => comment = true,
+            (None, _) => match c {
+                '-' => minus += 1,
+                '(' | '[' | '{' => {
+                    open.push(std::mem::take(&mut minus) + 1);
+                    depth += open.last().copied().unwrap_or(0);
+                }
+                ')' | ']' | '}' => {
+                    depth -= open.pop().unwrap_or(0);
+                    minus = 0;
+                }
+                _ => {
+                    minus = 0;
+                    if c == '"' || c == '`' {
+                        quote = Some(c);
+                    }
+                }
+            },
+        }
+        if depth + minus > MAX_NESTING {
+            return Some((line, col));
+        }
+    }
+    None
+}
+
 /// One parsed module: its text, package and regorus's AST (as JSON, the `ast` feature).
 pub(super) struct Module {
     /// None: the main module; Some(i): `libs[i]`.
@@ -36,9 +108,19 @@ impl Module {
         if text.trim().is_empty() {
             return Err(site.error(lib, "the module is empty; it needs a package and rules"));
         }
+        let syntax = if v1 { "Rego v1" } else { "Rego v0" };
+        if let Some(at) = too_deep(text) {
+            return Err(site.error_at(
+                lib,
+                Some(at),
+                &format!(
+                    "invalid {syntax}: brackets nest more than {MAX_NESTING} deep; flatten the \
+                     expression (with helper rules or variables)"
+                ),
+            ));
+        }
         let mut engine = Engine::new();
         engine.set_rego_v0(!v1);
-        let syntax = if v1 { "Rego v1" } else { "Rego v0" };
         let package = engine
             .add_policy(Module::label(lib), text.to_string())
             .map_err(|e| match located(&e) {
@@ -407,5 +489,35 @@ fn is_builtin(name: &str) -> bool {
     match engine.eval_query(format!("{name}()"), false) {
         Ok(_) => true,
         Err(e) => !format!("{e:#}").contains("could not find function"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::too_deep;
+
+    #[test]
+    fn nesting_past_the_bound_is_found_outside_strings_and_comments() {
+        let nested = |open: &str, close: &str, n: usize| {
+            format!("x := {}1{}", open.repeat(n), close.repeat(n))
+        };
+        assert_eq!(too_deep(&nested("[", "]", 32)), None);
+        assert_eq!(too_deep(&nested("[", "]", 33)), Some((1, 38)));
+        assert!(too_deep(&nested("{", "}", 5000)).is_some());
+        assert!(too_deep(&nested("-[", "]", 17)).is_some());
+        assert!(too_deep(&format!("x := {}1", "- ".repeat(33))).is_some());
+        // Binary minus between operands, brackets in strings and comments: no nesting.
+        let long = (0..200)
+            .map(|i| format!("a{i}"))
+            .collect::<Vec<_>>()
+            .join(" - ");
+        assert_eq!(too_deep(&format!("x := {long}")), None);
+        let quoted = format!(
+            "x := \"{}\\\"\" # {}\ny := `{}`",
+            "[".repeat(99),
+            "(".repeat(99),
+            "{".repeat(99)
+        );
+        assert_eq!(too_deep(&quoted), None);
     }
 }
