@@ -1,7 +1,8 @@
 //! A client connection while containerd cannot be reached: the relay answers as an HTTP/2
 //! server of its own, every call with `Unavailable` naming the socket, then says GOAWAY so
 //! the client dials again (gRPC clients keep a connection that answers, so one that never
-//! reaches containerd must not linger once containerd is back).
+//! reaches containerd must not linger once containerd is back). The same answer, with
+//! `ResourceExhausted`, serves a connection beyond `proxy.maxConnections`.
 
 use std::time::Duration;
 
@@ -16,24 +17,24 @@ use crate::proxy::grpc::Status;
 /// How long the connection stays to answer calls already on their way.
 const LINGER: Duration = Duration::from_secs(1);
 
-pub(super) async fn answer(mut client: UnixStream, status: &Status) {
-    let _ = tokio::time::timeout(LINGER, serve(&mut client, status)).await;
+/// `buf`: what was read of the connection so far (the preface, when it was checked first).
+pub(super) async fn answer(mut client: UnixStream, status: &Status, buf: BytesMut) {
+    let _ = tokio::time::timeout(LINGER, serve(&mut client, status, buf)).await;
     let mut out = BytesMut::new();
-    h2::write_goaway(
-        &mut out,
-        0x7fff_ffff,
-        error::NO_ERROR,
-        "containerd is unreachable",
-    );
+    let why = if status.code == crate::proxy::grpc::Code::ResourceExhausted {
+        "portcullis: too many connections (proxy.maxConnections)"
+    } else {
+        "containerd is unreachable"
+    };
+    h2::write_goaway(&mut out, 0x7fff_ffff, error::NO_ERROR, why);
     let _ = client.write_all(&out).await;
     let _ = client.shutdown().await;
 }
 
-async fn serve(client: &mut UnixStream, status: &Status) -> std::io::Result<()> {
+async fn serve(client: &mut UnixStream, status: &Status, mut buf: BytesMut) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     h2::write_settings(&mut out, false);
     client.write_all(&out).await?;
-    let mut buf = BytesMut::with_capacity(16 << 10);
     while buf.len() < h2::PREFACE.len() {
         if client.read_buf(&mut buf).await? == 0 {
             return Ok(());
