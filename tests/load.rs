@@ -255,19 +255,24 @@ async fn run(
     (created_in, deleted_in)
 }
 
-/// The container ids in [`NAMESPACE`], asked of containerd directly.
+/// The container ids in [`NAMESPACE`], asked of containerd directly (streamed: the long
+/// form's 4 000 specs are more than one 16 MiB message).
 async fn listed(containerd: &Path) -> BTreeSet<String> {
     let channel = containerd_client::connect(containerd).await.unwrap();
-    let listed = ContainersClient::new(channel)
-        .list(request(ListContainersRequest::default()))
+    let mut stream = ContainersClient::new(channel)
+        .list_stream(request(ListContainersRequest::default()))
         .await
-        .expect("listing containers at containerd");
-    listed
-        .into_inner()
-        .containers
-        .into_iter()
-        .map(|c| c.id)
-        .collect()
+        .expect("listing containers at containerd")
+        .into_inner();
+    let mut ids = BTreeSet::new();
+    while let Some(message) = stream
+        .message()
+        .await
+        .expect("listing containers at containerd")
+    {
+        ids.extend(message.container.map(|c| c.id));
+    }
+    ids
 }
 
 /// Waits until the proxy's descriptors and threads are back to `idle` (the blocking pool's
@@ -318,15 +323,16 @@ fn mib(kib: u64) -> f64 {
 }
 
 /// RSS bounds in KiB: (idle, peak, settled above idle). Release: the targets are
-/// 15 MiB idle and 40 MiB under this load; measured (RELIABILITY.md) they are 21 MiB, of
-/// which 19 MiB is the binary's code resident (RssFile), and 70 MiB at 1 000 connections,
-/// so the bounds here are the measured figures with a margin, to catch regressions. Debug:
-/// generous (its code alone is 40 MiB resident).
+/// 15 MiB idle and 40 MiB under this load; measured (RELIABILITY.md) they are missed: 21
+/// MiB idle, of which 19 MiB is the binary's code resident (RssFile), and over 40 MiB at
+/// peak (every call in flight holds its decoded request). The bounds here are the
+/// measured figures with a margin, to catch regressions. Debug: generous (its code alone
+/// is 40 MiB resident).
 fn bounds(release: bool) -> (u64, u64, u64) {
     if release {
-        (24 << 10, 80 << 10, 8 << 10)
+        (24 << 10, 160 << 10, 8 << 10)
     } else {
-        (80 << 10, 160 << 10, 16 << 10)
+        (80 << 10, 256 << 10, 16 << 10)
     }
 }
 

@@ -1,6 +1,6 @@
 //! What one client can make the proxy hold (docs/proxy.md#limits): connections waiting for
-//! their HTTP/2 preface, connections relayed (each with its own to containerd), calls
-//! being decided, and the memory a burst of them leaves behind.
+//! their HTTP/2 preface, connections relayed (each with its own to containerd), and the
+//! memory a burst of them leaves behind.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,13 +12,6 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::net::h2;
 
-/// Admitted calls decided at once, across connections; the others wait with their body
-/// held, in arrival order. A decision holds the decoded spec, the Pod, the review and the
-/// policies' working memory (about 100 KiB for a `docker run` spec with its seccomp
-/// profile): a thousand at once would take the proxy past 100 MiB. 64 keeps CEL's 32
-/// evaluation threads busy and webhooks' I/O overlapped.
-pub const DECIDING: usize = 64;
-
 /// The proxy's bounds, from `proxy.maxConnections` (`max`).
 pub(super) struct Limits {
     pub max: usize,
@@ -28,7 +21,6 @@ pub(super) struct Limits {
     pub relayed: Arc<Semaphore>,
     /// Connections beyond `relayed` whose calls are being answered `ResourceExhausted`.
     pub answering: Arc<Semaphore>,
-    pub deciding: Semaphore,
     /// Relayed connections ended so far (see [`Limits::trim_memory`]).
     ended: AtomicU64,
 }
@@ -40,7 +32,6 @@ impl Limits {
             waiting: Mutex::new(VecDeque::new()),
             relayed: Arc::new(Semaphore::new(max)),
             answering: Arc::new(Semaphore::new(max)),
-            deciding: Semaphore::new(DECIDING),
             ended: AtomicU64::new(0),
         }
     }
