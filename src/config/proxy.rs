@@ -2,6 +2,7 @@
 //! may choose.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -32,6 +33,10 @@ pub struct ProxyConfig {
     pub cri_trusted_uids: Vec<u32>,
     /// What `Tasks/Create` may choose beyond the stored container (docs/security.md).
     pub tasks: TaskRules,
+    /// Client connections relayed at once (each holds one to containerd); as many again
+    /// may be waiting for their HTTP/2 preface (docs/proxy.md#limits). Not zero: that
+    /// would refuse every client.
+    pub max_connections: NonZeroUsize,
 }
 
 /// `proxy:` as written: [`ProxyConfig`] with `listenMode` still a string.
@@ -58,6 +63,8 @@ pub struct RawProxyConfig {
     pub cri_trusted_uids: Vec<u32>,
     #[serde(default)]
     pub tasks: TaskRules,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: NonZeroUsize,
 }
 
 impl RawProxyConfig {
@@ -75,6 +82,7 @@ impl RawProxyConfig {
             kubelet: self.kubelet,
             cri_trusted_uids: self.cri_trusted_uids,
             tasks: self.tasks,
+            max_connections: self.max_connections,
         })
     }
 }
@@ -192,6 +200,7 @@ impl Default for ProxyConfig {
             kubelet: KubeletDirs::default(),
             cri_trusted_uids: default_cri_trusted_uids(),
             tasks: TaskRules::default(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -209,8 +218,16 @@ impl Default for RawProxyConfig {
             kubelet: KubeletDirs::default(),
             cri_trusted_uids: default_cri_trusted_uids(),
             tasks: TaskRules::default(),
+            max_connections: default_max_connections(),
         }
     }
+}
+
+/// A node's clients of containerd (kubelet, dockerd, ctr, nerdctl, monitoring) hold a
+/// handful of connections each; 1024 is far above that, and bounds the proxy at about
+/// three descriptors per slot (client, containerd, and a client still in its preface).
+fn default_max_connections() -> NonZeroUsize {
+    NonZeroUsize::new(1024).expect("not zero")
 }
 
 fn default_listen() -> PathBuf {

@@ -85,3 +85,26 @@ pub async fn accept_failed(what: &str, error: &std::io::Error) {
     tracing::error!(%error, "accepting a {what} connection");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as Go programs (containerd, dockerd)
+/// do at start: the usual soft limit, 1024, is below what `wanted` descriptors need. Below
+/// `wanted` even then, a warning names `setting`; accepts past the limit fail with EMFILE
+/// and are retried ([`accept_failed`]), the connections already open kept.
+pub fn raise_fd_limit(wanted: u64, setting: &str) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard {
+        if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            tracing::warn!(%error, soft, hard, "cannot raise RLIMIT_NOFILE to its hard limit");
+        }
+    }
+    if hard < wanted {
+        tracing::warn!(
+            limit = hard,
+            wanted,
+            "RLIMIT_NOFILE is below the descriptors {setting} may need: raise LimitNOFILE= (systemd) or lower {setting}"
+        );
+    }
+}

@@ -11,6 +11,7 @@ mod admit;
 pub(crate) mod docker;
 pub(crate) mod fuzzing;
 pub mod grpc;
+pub(crate) mod limits;
 pub(crate) mod raw;
 pub mod record;
 mod relay;
@@ -18,6 +19,7 @@ mod route;
 pub(crate) mod upstream;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::UnixListener;
 
@@ -26,6 +28,7 @@ use crate::convert::PodOptions;
 use crate::net::peer::PeerCred;
 use crate::reload::LiveDecider;
 use crate::review::UserInfo;
+use limits::Limits;
 use upstream::Upstream;
 
 /// The proxy's settings, resolved from the config file.
@@ -40,6 +43,7 @@ pub struct Proxy {
     kubelet: KubeletDirs,
     cri_trusted_uids: Vec<u32>,
     tasks: TaskRules,
+    limits: Arc<Limits>,
 }
 
 /// Who is calling on one connection, resolved whole at accept: credentials read later
@@ -78,11 +82,20 @@ impl Proxy {
             kubelet: p.kubelet.clone(),
             cri_trusted_uids: p.cri_trusted_uids.clone(),
             tasks: p.tasks.clone(),
+            limits: Arc::new(Limits::new(p.max_connections.get())),
         }
     }
 
-    /// Serves connections from `listener` until the task is dropped.
+    /// Serves connections from `listener` until the task is dropped, within [`Limits`]:
+    /// each connection waits for its preface in one of `maxConnections` slots (the
+    /// longest waiting is evicted when they are full, and each is closed after
+    /// [`relay::PREFACE_TIMEOUT`]), then is relayed in one of `maxConnections` more, or
+    /// has its calls answered `ResourceExhausted`.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) -> std::io::Result<()> {
+        let limits = self.limits.clone();
+        crate::net::listener::raise_fd_limit(limits.descriptors(), "proxy.maxConnections");
+        tokio::spawn(limits.clone().trim_memory());
+        let mut warned: Option<Instant> = None;
         loop {
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -91,8 +104,13 @@ impl Proxy {
                     continue;
                 }
             };
+            let (evicted, evicting) = limits.wait_for_preface();
+            if evicting && warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                warned = Some(Instant::now());
+                tracing::warn!(max_connections = limits.max, "closing the connections that have waited longest for their HTTP/2 preface: proxy.maxConnections are waiting");
+            }
             let caller = Arc::new(Caller::accept(&stream));
-            tokio::spawn(relay::serve(self.clone(), caller, stream));
+            tokio::spawn(relay::accept(self.clone(), caller, stream, evicted));
         }
     }
 }

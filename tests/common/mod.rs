@@ -305,6 +305,14 @@ pub fn unique(name: &str) -> String {
     )
 }
 
+/// The binary the daemons run: `PORTCULLIS_BIN` if set (e.g. a release build, for the
+/// memory figures of tests/load.rs), else the one cargo built for this test.
+pub fn portcullis_bin() -> PathBuf {
+    std::env::var_os("PORTCULLIS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_portcullis")))
+}
+
 /// A `portcullis` daemon under test (the proxy, or serve), its config file and its socket.
 pub struct Portcullis {
     pub socket: PathBuf,
@@ -326,7 +334,7 @@ impl Portcullis {
         let config_path = dir.join(format!("{verb}.yaml"));
         std::fs::write(&config_path, config).unwrap();
         let proc = Proc::spawn(
-            Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            Command::new(portcullis_bin())
                 .args(["--log", "portcullis=debug,info", verb, "--config"])
                 .arg(&config_path)
                 .args(args)
@@ -360,7 +368,7 @@ impl Portcullis {
         self.proc.log_text()
     }
 
-    /// The daemon's process id, while it runs.
+    /// The daemon's process id (for [`procstat`]), while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.proc.id()
     }

@@ -28,16 +28,17 @@ mod unavailable;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
-use super::grpc::Status;
+use super::grpc::{Code, Status};
 use super::{Caller, Proxy};
-use crate::net::h2::{self, hpack};
+use crate::net::h2::{self, error, hpack};
 use flow::Flow;
 
 /// One client connection and its connection to containerd.
@@ -89,6 +90,8 @@ enum Ended {
     Protocol(&'static str),
     #[error("a client header block does not decode (HPACK)")]
     Compression,
+    #[error("a client frame is larger than containerd's SETTINGS_MAX_FRAME_SIZE")]
+    FrameSize,
 }
 
 impl Conn {
@@ -203,14 +206,78 @@ impl Conn {
     }
 }
 
-/// Relays one accepted client connection until either side closes it.
-pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixStream) {
+/// How long a new connection may take to send the HTTP/2 client preface. Clients send it
+/// as soon as they connect; grpc-go (containerd) allows 120 s, which would let silent
+/// connections hold their slots (and descriptors) for two minutes each.
+pub(super) const PREFACE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection just accepted: once it has sent the preface (or is closed, if `evicted`
+/// fires or [`PREFACE_TIMEOUT`] passes first) it is relayed (containerd is dialled only
+/// then), or, with no relay slot free, its calls are answered `ResourceExhausted`.
+pub(super) async fn accept(
+    proxy: Arc<Proxy>,
+    caller: Arc<Caller>,
+    mut client: UnixStream,
+    evicted: oneshot::Receiver<()>,
+) {
+    let mut buf = BytesMut::with_capacity(16 << 10);
+    let read = tokio::time::timeout(PREFACE_TIMEOUT, read_preface(&mut client, &mut buf));
+    let why = tokio::select! {
+        read = read => match read {
+            Ok(Ok(true)) => None,
+            Ok(Ok(false)) => Some((error::PROTOCOL_ERROR, "the connection does not start with the HTTP/2 preface")),
+            Ok(Err(_)) => return,
+            Err(_) => Some((error::NO_ERROR, "portcullis: no HTTP/2 preface within 10 s")),
+        },
+        _ = evicted => Some((error::ENHANCE_YOUR_CALM, "portcullis: closed to make room: proxy.maxConnections connections were waiting for their HTTP/2 preface")),
+    };
+    if let Some((code, why)) = why {
+        tracing::debug!(why, "connection closed before relaying");
+        let mut out = BytesMut::new();
+        h2::write_goaway(&mut out, 0, code, why);
+        let _ = client.write_all(&out).await;
+        return;
+    }
+    let limits = proxy.limits.clone();
+    if let Ok(slot) = limits.relayed.clone().try_acquire_owned() {
+        serve(proxy, caller, client, buf).await;
+        drop(slot);
+        limits.connection_ended();
+        return;
+    }
+    let max = limits.max;
+    let Ok(_answering) = limits.answering.clone().try_acquire_owned() else {
+        let why = "portcullis: too many connections (proxy.maxConnections)";
+        return crate::proxy::limits::refuse_now(&client, why);
+    };
+    tracing::debug!(max_connections = max, "answering a connection ResourceExhausted: proxy.maxConnections connections are relayed already");
+    let status = Status::new(
+        Code::ResourceExhausted,
+        format!("portcullis: {max} connections are relayed already (proxy.maxConnections); close idle connections or raise the limit"),
+    );
+    unavailable::answer(client, &status, buf).await;
+}
+
+/// Reads until `buf` holds the 24-byte preface: whether it is the preface (`false` on
+/// anything else, or a close before it).
+async fn read_preface(client: &mut UnixStream, buf: &mut BytesMut) -> std::io::Result<bool> {
+    while buf.len() < h2::PREFACE.len() {
+        if client.read_buf(buf).await? == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(&buf[..h2::PREFACE.len()] == h2::PREFACE)
+}
+
+/// Relays one client connection, whose first bytes (the preface, and what followed it in
+/// the same read) are `buf`, until either side closes it.
+async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixStream, buf: BytesMut) {
     let upstream = match UnixStream::connect(proxy.upstream.socket()).await {
         Ok(upstream) => upstream,
         Err(e) => {
             let status = proxy.upstream.unreachable(&e);
             tracing::debug!(error = %e, "containerd unreachable; answering the connection's calls with Unavailable");
-            unavailable::answer(client, &status).await;
+            unavailable::answer(client, &status, buf).await;
             return;
         }
     };
@@ -225,17 +292,20 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixSt
         flow_changed: Notify::new(),
         open: Mutex::new(Open::default()),
     });
-    let mut requests = tokio::spawn(requests::pump(conn.clone(), client_read));
+    let mut requests = tokio::spawn(requests::pump(conn.clone(), client_read, buf));
     let responses = responses::pump(conn.clone(), upstream_read);
     tokio::pin!(responses);
     tokio::select! {
-        ended = &mut requests => {
+        ended = &mut requests => match ended.unwrap_or(Ok(())) {
             // The client is done sending: tell containerd, then relay what it still says.
-            log_end("client", ended.unwrap_or(Ok(())));
-            let _ = conn.upstream.lock().await.shutdown().await;
-            log_end("containerd", responses.await);
-            conn.fail_open().await;
-        }
+            Ok(()) => {
+                let _ = conn.upstream.lock().await.shutdown().await;
+                log_end("containerd", responses.await);
+                conn.fail_open().await;
+            }
+            // A protocol error, told to the client with GOAWAY: nothing more is relayed.
+            Err(e) => log_end("client", Err(e)),
+        },
         ended = &mut responses => {
             log_end("containerd", ended);
             conn.fail_open().await;
@@ -246,6 +316,40 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixSt
     }
     conn.goaway().await;
     let _ = conn.client.lock().await.shutdown().await;
+}
+
+/// How much one read may bring: 16 KiB at first, doubled after each read that fills it,
+/// up to `max`. A quiet connection (most of them: the kubelet's, dockerd's, `ctr`'s) keeps
+/// a small buffer (16 KiB each way, not 64 and 256), and a bulk stream (image content)
+/// soon reads in large chunks.
+struct ReadRoom {
+    want: usize,
+    max: usize,
+}
+
+impl ReadRoom {
+    fn new(max: usize) -> Self {
+        Self {
+            want: 16 << 10,
+            max,
+        }
+    }
+
+    async fn read(
+        &mut self,
+        read: &mut OwnedReadHalf,
+        buf: &mut BytesMut,
+    ) -> std::io::Result<usize> {
+        if buf.capacity() - buf.len() < self.want / 2 {
+            buf.reserve(self.want);
+        }
+        let spare = buf.capacity() - buf.len();
+        let n = read.read_buf(buf).await?;
+        if n >= spare {
+            self.want = (self.want * 2).min(self.max);
+        }
+        Ok(n)
+    }
 }
 
 fn log_end(side: &str, ended: Result<(), Ended>) {

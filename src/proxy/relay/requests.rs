@@ -4,12 +4,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::OwnedReadHalf;
 use tokio::task::JoinSet;
 
 use super::admitted::{self, Call};
-use super::{write_status, Conn, Ended};
+use super::{write_status, Conn, Ended, ReadRoom};
 use crate::net::h2::{self, error, flag, hpack, kind, Head};
 use crate::proxy::grpc::{Code, Status, MAX_MESSAGE};
 use crate::proxy::route::{route, Route};
@@ -52,18 +51,13 @@ struct Pump {
     down: BytesMut,
 }
 
-pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(), Ended> {
-    let mut buf = BytesMut::with_capacity(64 << 10);
-    while buf.len() < h2::PREFACE.len() {
-        if read.read_buf(&mut buf).await? == 0 {
-            return Ok(());
-        }
-    }
-    if &buf[..h2::PREFACE.len()] != h2::PREFACE {
-        return Err(Ended::Protocol(
-            "the connection does not start with the HTTP/2 preface",
-        ));
-    }
+/// Relays the client's frames; `buf` starts with the preface, already checked.
+pub(super) async fn pump(
+    conn: Arc<Conn>,
+    mut read: OwnedReadHalf,
+    mut buf: BytesMut,
+) -> Result<(), Ended> {
+    let mut room = ReadRoom::new(64 << 10);
     let mut pump = Pump {
         conn,
         decoder: hpack::Decoder::default(),
@@ -77,18 +71,33 @@ pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(),
         down: BytesMut::new(),
     };
     loop {
-        while let Some((head, frame)) = h2::next_frame(&mut buf) {
-            if let Err(e) = pump.frame(head, frame).await {
+        loop {
+            let next = match next_frame(&pump.conn, &mut buf) {
+                Ok(Some((head, frame))) => pump.frame(head, frame).await,
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = next {
                 pump.fail(&e).await;
                 return Err(e);
             }
         }
         pump.flush().await?;
         while pump.tasks.try_join_next().is_some() {}
-        if read.read_buf(&mut buf).await? == 0 {
+        if room.read(&mut read, &mut buf).await? == 0 {
             return Ok(());
         }
     }
+}
+
+/// The next whole frame in `buf`, refusing one larger than containerd allows before its
+/// payload is buffered: a frame head may announce 16 MiB, and containerd (grpc-go) would
+/// only refuse it once the relay had read it all.
+fn next_frame(conn: &Conn, buf: &mut BytesMut) -> Result<Option<(Head, BytesMut)>, Ended> {
+    if Head::parse(buf).is_some_and(|head| head.len > conn.flow().max_frame()) {
+        return Err(Ended::FrameSize);
+    }
+    Ok(h2::next_frame(buf))
 }
 
 impl Pump {
@@ -113,6 +122,10 @@ impl Pump {
             Ended::Io(_) => return,
             Ended::Protocol(why) => (error::PROTOCOL_ERROR, *why),
             Ended::Compression => (error::COMPRESSION_ERROR, "header block does not decode"),
+            Ended::FrameSize => (
+                error::FRAME_SIZE_ERROR,
+                "frame larger than SETTINGS_MAX_FRAME_SIZE",
+            ),
         };
         let mut out = BytesMut::new();
         h2::write_goaway(&mut out, 0x7fff_ffff, code, why);

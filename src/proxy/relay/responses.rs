@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::OwnedReadHalf;
 
-use super::{Conn, Ended};
+use super::{Conn, Ended, ReadRoom};
 use crate::net::h2::{self, flag, kind, Head};
 
 pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(), Ended> {
-    let mut buf = BytesMut::with_capacity(256 << 10);
+    let mut buf = BytesMut::new();
+    let mut room = ReadRoom::new(256 << 10);
     loop {
-        if read.read_buf(&mut buf).await? == 0 {
+        if room.read(&mut read, &mut buf).await? == 0 {
             return Ok(());
         }
         let mut out = BytesMut::new();
@@ -25,9 +25,6 @@ pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(),
         }
         if !out.is_empty() {
             conn.to_client(&out).await?;
-        }
-        if buf.capacity() - buf.len() < 64 << 10 {
-            buf.reserve(256 << 10);
         }
     }
 }

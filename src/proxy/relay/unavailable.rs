@@ -1,7 +1,8 @@
 //! A client connection while containerd cannot be reached: the relay answers as an HTTP/2
 //! server of its own, every call with `Unavailable` naming the socket, then says GOAWAY so
 //! the client dials again (gRPC clients keep a connection that answers, so one that never
-//! reaches containerd must not linger once containerd is back).
+//! reaches containerd must not linger once containerd is back). The same answer, with
+//! `ResourceExhausted`, serves a connection beyond `proxy.maxConnections`.
 
 use std::time::Duration;
 
@@ -26,19 +27,24 @@ const GRACE: Duration = Duration::from_millis(250);
 /// in which calls still arriving are answered, then the GOAWAY naming the last one. Closing
 /// at once would drop a call in flight on the floor, which a client reports as a bare
 /// transport error rather than `Unavailable`.
-pub(super) async fn answer(mut client: UnixStream, status: &Status) {
-    let mut conn = Answering::default();
+///
+/// `buf`: what was read of the connection so far (the preface, when it was checked first).
+pub(super) async fn answer(mut client: UnixStream, status: &Status, buf: BytesMut) {
+    let why = if status.code == crate::proxy::grpc::Code::ResourceExhausted {
+        "portcullis: too many connections (proxy.maxConnections)"
+    } else {
+        "containerd is unreachable"
+    };
+    let mut conn = Answering {
+        buf,
+        ..Answering::default()
+    };
     let until = Instant::now() + LINGER;
     if conn.serve(&mut client, status, until).await.is_err() {
         return;
     }
     let mut out = BytesMut::new();
-    h2::write_goaway(
-        &mut out,
-        0x7fff_ffff,
-        error::NO_ERROR,
-        "containerd is unreachable",
-    );
+    h2::write_goaway(&mut out, 0x7fff_ffff, error::NO_ERROR, why);
     if client.write_all(&out).await.is_err() {
         return;
     }
@@ -50,12 +56,7 @@ pub(super) async fn answer(mut client: UnixStream, status: &Status) {
         return;
     }
     out.clear();
-    h2::write_goaway(
-        &mut out,
-        conn.last,
-        error::NO_ERROR,
-        "containerd is unreachable",
-    );
+    h2::write_goaway(&mut out, conn.last, error::NO_ERROR, why);
     let _ = client.write_all(&out).await;
     let _ = client.shutdown().await;
 }

@@ -1,0 +1,129 @@
+//! What one client can make the proxy hold (docs/proxy.md#limits): connections waiting for
+//! their HTTP/2 preface, connections relayed (each with its own to containerd), and the
+//! memory a burst of them leaves behind.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::net::h2;
+
+/// The proxy's bounds, from `proxy.maxConnections` (`max`).
+pub(super) struct Limits {
+    pub max: usize,
+    /// One sender per connection still in its preface, oldest first; a closed one is a
+    /// connection that has moved on.
+    waiting: Mutex<VecDeque<oneshot::Sender<()>>>,
+    pub relayed: Arc<Semaphore>,
+    /// Connections beyond `relayed` whose calls are being answered `ResourceExhausted`.
+    pub answering: Arc<Semaphore>,
+    /// Relayed connections ended so far (see [`Limits::trim_memory`]).
+    ended: AtomicU64,
+}
+
+impl Limits {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            waiting: Mutex::new(VecDeque::new()),
+            relayed: Arc::new(Semaphore::new(max)),
+            answering: Arc::new(Semaphore::new(max)),
+            ended: AtomicU64::new(0),
+        }
+    }
+
+    /// Descriptors the proxy may hold at once: a client connection in each of the `max`
+    /// preface slots, relayed (with containerd's) and answering, plus its own.
+    pub fn descriptors(&self) -> u64 {
+        4 * self.max as u64 + 64
+    }
+
+    /// A new connection takes a preface slot; with all `max` taken, the one waiting
+    /// longest is evicted (its receiver fires). Clients send the preface as they connect,
+    /// so the oldest waiting is a silent one: a flood of silent connections cannot keep
+    /// a speaking client out, as refusing the newest would.
+    pub fn wait_for_preface(&self) -> (oneshot::Receiver<()>, bool) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.len() >= self.max {
+            waiting.retain(|w| !w.is_closed());
+        }
+        let mut evicted = false;
+        while waiting.len() >= self.max {
+            if let Some(oldest) = waiting.pop_front() {
+                evicted |= oldest.send(()).is_ok();
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        waiting.push_back(tx);
+        (rx, evicted)
+    }
+
+    pub fn connection_ended(&self) {
+        self.ended.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every 5 s after connections ended, hands the memory they freed back to the system.
+    /// glibc keeps freed heap pages resident (its trim threshold only looks at the top of
+    /// each arena), so a burst of a thousand connections would otherwise leave the proxy
+    /// at its peak RSS for good; `malloc_trim` releases free pages anywhere in the heap.
+    pub async fn trim_memory(self: Arc<Self>) {
+        let mut seen = 0;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let ended = self.ended.load(Ordering::Relaxed);
+            if ended != seen {
+                seen = ended;
+                malloc_trim();
+            }
+        }
+    }
+}
+
+/// Tells a connection it is closed and why (GOAWAY) without waiting on it: a fresh
+/// socket's buffer takes the few bytes, and a client that reads nothing only loses the
+/// reason.
+pub(super) fn refuse_now(stream: &UnixStream, why: &str) {
+    let mut out = bytes::BytesMut::new();
+    h2::write_settings(&mut out, false);
+    h2::write_goaway(&mut out, 0, h2::error::ENHANCE_YOUR_CALM, why);
+    let _ = stream.try_write(&out);
+}
+
+#[cfg(target_env = "gnu")]
+#[allow(unsafe_code)]
+fn malloc_trim() {
+    // SAFETY: malloc_trim takes no pointer and only walks glibc's own free lists, under
+    // its arena locks.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
+/// Other C libraries return freed memory on their own (musl) or have no such call.
+#[cfg(not(target_env = "gnu"))]
+fn malloc_trim() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_waiting_connection_is_evicted_when_the_slots_are_full() {
+        let limits = Limits::new(2);
+        let (mut first, evicted) = limits.wait_for_preface();
+        assert!(!evicted);
+        let (second, _) = limits.wait_for_preface();
+        let (_third, evicted) = limits.wait_for_preface();
+        assert!(evicted);
+        assert!(first.try_recv().is_ok());
+        // A connection that moved on frees its slot: no one is evicted for the next.
+        drop(second);
+        let (_fourth, evicted) = limits.wait_for_preface();
+        assert!(!evicted);
+    }
+}
