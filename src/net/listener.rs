@@ -51,7 +51,28 @@ fn owner(
     Ok((uid, gid))
 }
 
-/// Binds `path` (replacing a stale socket left by an earlier run) and applies `mode`.
+/// A socket someone still listens on is not stale: taking it would silently cut that
+/// listener off from its clients — containerd itself, when the proxy starts on
+/// containerd's address before containerd was moved (`portcullis install proxy`), or a
+/// second proxy. Only a socket nobody answers on (`ECONNREFUSED`: its owner died, as after
+/// `kill -9`) is replaced.
+fn refuse_live(path: &Path) -> anyhow::Result<()> {
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => anyhow::bail!(
+            "{} is in use: something listens on it (containerd not yet moved by `portcullis install proxy`, or another instance); stop it or choose another listen path",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::anyhow!(
+            "{} exists and cannot be checked for a listener ({e}); refusing to replace it",
+            path.display()
+        )),
+    }
+}
+
+/// Binds `path` (replacing a stale socket left by an earlier run, never a live one) and
+/// applies `mode`.
 pub fn bind(path: &Path, mode: &ListenMode) -> anyhow::Result<UnixListener> {
     use anyhow::Context;
     let (uid, gid) = owner(mode)?;
@@ -60,6 +81,7 @@ pub fn bind(path: &Path, mode: &ListenMode) -> anyhow::Result<UnixListener> {
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
+            refuse_live(path)?;
             std::fs::remove_file(path)
                 .with_context(|| format!("removing stale {}", path.display()))?
         }
@@ -106,5 +128,25 @@ pub fn raise_fd_limit(wanted: u64, setting: &str) {
             wanted,
             "RLIMIT_NOFILE is below the descriptors {setting} may need: raise LimitNOFILE= (systemd) or lower {setting}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_live_socket_is_refused_and_a_stale_one_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("containerd.sock");
+        let first = bind(&path, &ListenMode::default()).unwrap();
+        let err = bind(&path, &ListenMode::default()).unwrap_err();
+        assert!(err.to_string().contains("is in use"), "{err:#}");
+        // Still the first listener's socket.
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        drop(first);
+        // Nobody listens any more (as after kill -9): stale, replaced.
+        let _second = bind(&path, &ListenMode::default()).unwrap();
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
     }
 }
