@@ -54,6 +54,50 @@ async fn stream(
     }
 }
 
+/// `n` clients calling through the proxy at `socket` (each a [`stream`]) until finished.
+struct Streams {
+    stop: Arc<AtomicBool>,
+    calls: Arc<Mutex<Vec<(bool, Call)>>>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Streams {
+    fn start(
+        rt: &tokio::runtime::Runtime,
+        socket: &std::path::Path,
+        spec: &Arc<Vec<u8>>,
+        n: usize,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let clients = (0..n)
+            .map(|_| {
+                rt.spawn(stream(
+                    socket.to_owned(),
+                    spec.clone(),
+                    stop.clone(),
+                    calls.clone(),
+                ))
+            })
+            .collect();
+        Streams {
+            stop,
+            calls,
+            clients,
+        }
+    }
+
+    /// Stops the clients and returns every call they made: (violating, the call).
+    fn finish(self, rt: &tokio::runtime::Runtime) -> Vec<(bool, Call)> {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients {
+            rt.block_on(c).unwrap();
+        }
+        let calls = self.calls.lock().unwrap().clone();
+        calls
+    }
+}
+
 /// Whether `call` got the answer the policy gives with containerd up.
 fn as_decided(violating: bool, call: &Call) -> bool {
     match &call.outcome {
@@ -76,14 +120,7 @@ fn containerd_killed_mid_run_fails_calls_cleanly_and_the_proxy_reconnects() {
     } else {
         (1, Duration::from_secs(2))
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let socket = w.proxy.socket.clone();
-            rt.spawn(stream(socket, spec.clone(), stop.clone(), calls.clone()))
-        })
-        .collect();
+    let streams = Streams::start(&rt, &w.proxy.socket, &spec, 4);
     let mut outages = Vec::new();
     std::thread::sleep(Duration::from_millis(1500));
     for _ in 0..rounds {
@@ -95,11 +132,7 @@ fn containerd_killed_mid_run_fails_calls_cleanly_and_the_proxy_reconnects() {
         outages.push((killed, up));
         std::thread::sleep(Duration::from_secs(3));
     }
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        rt.block_on(c).unwrap();
-    }
-    let calls = calls.lock().unwrap().clone();
+    let calls = streams.finish(&rt);
     let logs = w.logs();
     assert!(
         std::fs::metadata(format!("/proc/{proxy}")).is_ok() && w.proxy.pid() == Some(proxy),
@@ -420,14 +453,7 @@ fn a_broken_config_written_under_load_is_rejected_and_the_last_good_one_keeps_de
     let w = World::new(good);
     let spec = Arc::new(kit::spec(&w, IMAGE));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let socket = w.proxy.socket.clone();
-            rt.spawn(stream(socket, spec.clone(), stop.clone(), calls.clone()))
-        })
-        .collect();
+    let streams = Streams::start(&rt, &w.proxy.socket, &spec, 4);
     std::thread::sleep(Duration::from_secs(1));
     // A half-written file, then one with an unknown key: each rejected in turn.
     let broken = [
@@ -448,11 +474,7 @@ fn a_broken_config_written_under_load_is_rejected_and_the_last_good_one_keeps_de
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        rt.block_on(c).unwrap();
-    }
-    let calls = calls.lock().unwrap().clone();
+    let calls = streams.finish(&rt);
     let wrong: Vec<_> = calls.iter().filter(|(v, c)| !as_decided(*v, c)).collect();
     assert!(wrong.is_empty(), "{wrong:?}\n{}", w.logs());
     let refused = calls.iter().filter(|(v, _)| *v).count();

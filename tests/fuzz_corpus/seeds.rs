@@ -161,15 +161,7 @@ fn containerd(name: &str, info: &Value) -> Vec<Seed> {
         }
         .encode_to_vec(),
     ];
-    messages
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let mut bytes = vec![i as u8];
-            bytes.extend(m);
-            ("containerd_request", format!("{name}-{i}"), bytes)
-        })
-        .collect()
+    by_method("containerd_request", name, messages)
 }
 
 /// A client's HTTP/2 bytes after the preface: SETTINGS, then one admitted call per
@@ -325,13 +317,23 @@ fn cri_requests() -> Vec<Seed> {
         }
         .encode_to_vec(),
     ];
+    by_method("cri_request", "cri", messages)
+}
+
+/// One seed per message for `target`, whose first byte picks the method: the index of the
+/// message in `messages`, which lists them in the target's method order.
+fn by_method(
+    target: &'static str,
+    name: &str,
+    messages: impl IntoIterator<Item = Vec<u8>>,
+) -> Vec<Seed> {
     messages
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
             let mut bytes = vec![i as u8];
             bytes.extend(m);
-            ("cri_request", format!("cri-{i}"), bytes)
+            (target, format!("{name}-{i}"), bytes)
         })
         .collect()
 }
