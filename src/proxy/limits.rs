@@ -12,6 +12,16 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::net::h2;
 
+/// Admitted calls decided at once, across connections; the others wait with their body
+/// held, in arrival order (tokio's semaphore is fair). A decision holds the decoded spec,
+/// the Pod, the review and the policies' working memory (about 100 KiB for a `docker run`
+/// spec with its seccomp profile), so a thousand at once would take the proxy past 100 MiB.
+/// 64 keeps CEL's 32 evaluation threads busy and webhooks' I/O overlapped. A turn is held
+/// only while deciding, never while waiting for a window or a peer, and nothing a decision
+/// waits on (the decision log, webhooks, containerd lookups on the proxy's own client)
+/// needs a turn: no cycle.
+pub const DECIDING: usize = 64;
+
 /// The proxy's bounds, from `proxy.maxConnections` (`max`).
 pub(super) struct Limits {
     pub max: usize,
@@ -21,6 +31,8 @@ pub(super) struct Limits {
     pub relayed: Arc<Semaphore>,
     /// Connections beyond `relayed` whose calls are being answered `ResourceExhausted`.
     pub answering: Arc<Semaphore>,
+    /// Admitted calls being decided at once, across connections ([`DECIDING`]).
+    pub deciding: Semaphore,
     /// Relayed connections ended so far (see [`Limits::trim_memory`]).
     ended: AtomicU64,
 }
@@ -32,6 +44,7 @@ impl Limits {
             waiting: Mutex::new(VecDeque::new()),
             relayed: Arc::new(Semaphore::new(max)),
             answering: Arc::new(Semaphore::new(max)),
+            deciding: Semaphore::new(DECIDING),
             ended: AtomicU64::new(0),
         }
     }

@@ -21,6 +21,8 @@ pub(super) struct Call {
 }
 
 pub(super) async fn run(conn: Arc<Conn>, stream: u32, call: Call) {
+    // Never closed, so never an error (limits::DECIDING).
+    let turn = conn.proxy.limits.deciding.acquire().await;
     let decided = conn
         .proxy
         .admit_message(
@@ -30,6 +32,7 @@ pub(super) async fn run(conn: Arc<Conn>, stream: u32, call: Call) {
             call.body.freeze(),
         )
         .await;
+    drop(turn);
     let sent = match decided {
         Ok(body) => send(&conn, stream, body).await,
         Err(status) => refuse(&conn, stream, &status).await,
