@@ -71,6 +71,17 @@ impl Root {
         }
     }
 
+    /// The file as text (config files: TOML, JSON, YAML), `None` if it does not exist.
+    pub fn read_text(&self, host: &Path) -> anyhow::Result<Option<String>> {
+        let Some(bytes) = self.read(host)? else {
+            return Ok(None);
+        };
+        let at = self.at(host)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", at.display()))?;
+        Ok(Some(text))
+    }
+
     pub fn exists(&self, host: &Path) -> anyhow::Result<bool> {
         Ok(self.at(host)?.symlink_metadata().is_ok())
     }

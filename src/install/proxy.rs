@@ -49,15 +49,13 @@ pub fn plan(root: &Root, o: &Options) -> anyhow::Result<(Plan, Addresses)> {
     let mut plan = Plan::new(COMPONENT);
     let real = path_str(&o.real_socket, "--real-socket")?;
     let toml_at = root.at(&o.containerd_config)?;
-    let previous = match root.read(&o.containerd_config)? {
+    let previous = match root.read_text(&o.containerd_config)? {
         None => {
             let text = containerd_toml::minimal(&real);
             plan.write(root, &o.containerd_config, text.into_bytes(), 0o644)?;
             Some(DEFAULT_ADDRESS.to_owned())
         }
-        Some(bytes) => {
-            let text = String::from_utf8(bytes)
-                .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", toml_at.display()))?;
+        Some(text) => {
             let edited = containerd_toml::edit(&text, &toml_at, &real)?;
             plan.write(root, &o.containerd_config, edited.text.into_bytes(), 0o644)?;
             edited.previous
@@ -90,13 +88,7 @@ pub fn plan(root: &Root, o: &Options) -> anyhow::Result<(Plan, Addresses)> {
     }
     if let Some(file) = &o.daemon_json {
         let at = root.at(file)?;
-        let text = root
-            .read(file)?
-            .map(|b| {
-                String::from_utf8(b)
-                    .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", at.display()))
-            })
-            .transpose()?;
+        let text = root.read_text(file)?;
         if let Some(new) = daemon_json::edit(text.as_deref(), &at, &addresses.listen)? {
             plan.write(root, file, new.into_bytes(), 0o644)?;
         }
@@ -126,15 +118,13 @@ fn config_file(
     plan: &mut Plan,
 ) -> anyhow::Result<ConfigPaths> {
     let at = root.at(&o.config)?;
-    let Some(bytes) = root.read(&o.config)? else {
+    let Some(text) = root.read_text(&o.config)? else {
         plan.write(root, &o.config, default_config(a).into_bytes(), 0o644)?;
         return Ok(ConfigPaths {
             policy_dir: Some(DEFAULT_POLICY_DIR.into()),
             decision_log: None,
         });
     };
-    let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", at.display()))?;
     // Stage one of the loader only: `policyDir` is a host path, read by the proxy, not here.
     let raw: RawConfig = if text.trim().is_empty() {
         RawConfig::default()
