@@ -145,15 +145,18 @@ fn cut_torn_tail(file: &std::fs::File) -> std::io::Result<()> {
     if len == 0 {
         return Ok(());
     }
+    // Every batch asks this, and the answer is nearly always "whole": one byte tells.
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
     let mut end = len;
     let mut chunk = vec![0u8; CHUNK as usize];
     while end > 0 {
         let start = end.saturating_sub(CHUNK);
         let buf = &mut chunk[..(end - start) as usize];
         file.read_exact_at(buf, start)?;
-        if end == len && buf.last() == Some(&b'\n') {
-            return Ok(());
-        }
         if let Some(at) = buf.iter().rposition(|&b| b == b'\n') {
             end = start + at as u64 + 1;
             break;
