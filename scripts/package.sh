@@ -6,7 +6,7 @@
 #   scripts/package.sh [--profile release|dev] [--out DIR]
 #
 # --profile release (default): `cargo build --release`, then a -dbgsym .ddeb beside the .deb
-#   with the debug info split out of the binary (the release profile keeps `debug = 1`).
+#   with the debug info split out of the binary (the release profile keeps line tables).
 # --profile dev: packages the already-built target/debug/portcullis (built if missing), so CI
 #   needs no release build; stripped, no dbgsym package, fast compression. For tests only.
 # Installs cargo-deb (crates.io) when it is missing.

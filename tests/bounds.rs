@@ -396,3 +396,54 @@ fn messages_beyond_16_mib_are_refused_and_nothing_of_them_stays() {
         "RSS after the large messages: {rss} KiB, before {idle_rss} KiB"
     );
 }
+
+/// Thousands of admitted calls in flight on one connection, each with a 10 KiB spec and a
+/// response as large (containerd echoes the container): calls wait for their turn to be
+/// decided while the client keeps writing, and tonic (hyper's h2) stops reading while its
+/// writes are blocked. Every call must be answered; before the relay wrote to clients from
+/// a task of its own, both sides could end up blocked writing to each other for good
+/// (docs/proxy.md#limits).
+#[test]
+fn thousands_of_calls_on_one_connection_that_writes_before_it_reads_are_all_answered() {
+    const CALLS: usize = 3_000;
+    let (_dir, containerd, proxy) = start();
+    let fixture = format!(
+        "{}/tests/fixtures/runtime-specs/docker/plain.container.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let spec = serde_json::to_vec(&record["Spec"]).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let answers = rt.block_on(async {
+        let channel = containerd_client::connect(&proxy.socket).await.unwrap();
+        let calls = (0..CALLS).map(|i| {
+            let mut client = ContainersClient::new(channel.clone());
+            let container = common::container(format!("many-{i}"), spec.clone());
+            let mut req = tonic::Request::new(CreateContainerRequest {
+                container: Some(container),
+            });
+            req.metadata_mut()
+                .insert("containerd-namespace", "many".parse().unwrap());
+            tokio::spawn(async move { client.create(req).await.map(|_| ()) })
+        });
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            futures_util::future::join_all(calls),
+        )
+        .await
+        .expect("calls on one connection hung: the relay and the client blocked each other")
+    });
+    for answer in answers {
+        answer.unwrap().expect("a create on the crowded connection");
+    }
+    let listed = common::ctr(
+        &containerd.socket,
+        &["-n", "many", "containers", "ls", "-q"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).lines().count(),
+        CALLS
+    );
+    version(&proxy.socket, Duration::from_secs(5)).expect("a call after");
+}

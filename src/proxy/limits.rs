@@ -12,14 +12,17 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::net::h2;
 
-/// Admitted calls decided at once, across connections; the others wait with their body
-/// held, in arrival order (tokio's semaphore is fair). A decision holds the decoded spec,
-/// the Pod, the review and the policies' working memory (about 100 KiB for a `docker run`
-/// spec with its seccomp profile), so a thousand at once would take the proxy past 100 MiB.
-/// 64 keeps CEL's 32 evaluation threads busy and webhooks' I/O overlapped. A turn is held
-/// only while deciding, never while waiting for a window or a peer, and nothing a decision
-/// waits on (the decision log, webhooks, containerd lookups on the proxy's own client)
-/// needs a turn: no cycle.
+/// Admitted calls decided at once, across connections. A connection whose call is complete
+/// waits for a turn before it reads on (tokio's semaphore is fair, so each waiting
+/// connection gets one turn per round: a client sending a thousand calls on one
+/// connection does not queue them all ahead of another client's one call), and the call
+/// that waits holds only its request body (docs/proxy.md#limits). A decision holds the
+/// decoded spec, the Pod, the review and the policies' working memory (about 100 KiB for a
+/// `docker run` spec with its seccomp profile), so a thousand at once would take the proxy
+/// past 100 MiB. 64 keeps CEL's 32 evaluation threads busy and webhooks' I/O overlapped. A
+/// turn is held only while deciding, never while waiting for a window or a peer, and
+/// nothing a decision waits on (the decision log, webhooks, containerd lookups on the
+/// proxy's own client) needs a turn or a relayed connection: no cycle.
 pub const DECIDING: usize = 64;
 
 /// The proxy's bounds, from `proxy.maxConnections` (`max`).
@@ -32,7 +35,7 @@ pub(super) struct Limits {
     /// Connections beyond `relayed` whose calls are being answered `ResourceExhausted`.
     pub answering: Arc<Semaphore>,
     /// Admitted calls being decided at once, across connections ([`DECIDING`]).
-    pub deciding: Semaphore,
+    pub deciding: Arc<Semaphore>,
     /// Relayed connections ended so far (see [`Limits::trim_memory`]).
     ended: AtomicU64,
 }
@@ -44,7 +47,7 @@ impl Limits {
             waiting: Mutex::new(VecDeque::new()),
             relayed: Arc::new(Semaphore::new(max)),
             answering: Arc::new(Semaphore::new(max)),
-            deciding: Semaphore::new(DECIDING),
+            deciding: Arc::new(Semaphore::new(DECIDING)),
             ended: AtomicU64::new(0),
         }
     }

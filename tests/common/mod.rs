@@ -435,6 +435,24 @@ impl Dockerd {
     }
 }
 
+/// A container record as `ctr run` stores it: busybox, runc v2, and `spec` (the OCI runtime
+/// spec's JSON).
+pub fn container(id: String, spec: Vec<u8>) -> containerd_client::services::v1::Container {
+    containerd_client::services::v1::Container {
+        id,
+        image: "docker.io/library/busybox:1.36".into(),
+        runtime: Some(containerd_client::services::v1::container::Runtime {
+            name: "io.containerd.runc.v2".into(),
+            options: None,
+        }),
+        spec: Some(prost_types::Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".into(),
+            value: spec,
+        }),
+        ..Default::default()
+    }
+}
+
 /// Runs `ctr` against `socket`.
 pub fn ctr(socket: &Path, args: &[&str]) -> Output {
     needs(&["ctr"]);

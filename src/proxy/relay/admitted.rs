@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::flow::Take;
 use super::{write_status, Conn};
@@ -18,21 +19,68 @@ pub(super) struct Call {
     pub namespace: String,
     /// The gRPC-framed request message.
     pub body: BytesMut,
+    /// The body's share of the connection's [`Conn::held`] budget.
+    pub charge: Charge,
 }
 
-pub(super) async fn run(conn: Arc<Conn>, stream: u32, call: Call) {
-    // Never closed, so never an error (limits::DECIDING).
-    let turn = conn.proxy.limits.deciding.acquire().await;
-    let decided = conn
-        .proxy
-        .admit_message(
-            call.method,
-            &conn.caller,
-            &call.namespace,
-            call.body.freeze(),
-        )
-        .await;
+/// Bytes of a connection's budget for admitted bodies ([`Conn::held`]) that one call holds,
+/// given back when the call is dropped: sent, refused, reset or abandoned alike.
+pub(super) struct Charge {
+    budget: Arc<Semaphore>,
+    bytes: usize,
+}
+
+impl Charge {
+    pub fn new(budget: Arc<Semaphore>) -> Self {
+        Self { budget, bytes: 0 }
+    }
+
+    /// Takes `n` more bytes of the budget now, if it has them.
+    pub fn try_add(&mut self, n: usize) -> bool {
+        let Some(permit) = u32::try_from(n)
+            .ok()
+            .and_then(|n| self.budget.try_acquire_many(n).ok())
+        else {
+            return false;
+        };
+        permit.forget();
+        self.bytes += n;
+        true
+    }
+
+    /// Waits for `n` more bytes of the budget (`n` fits a frame, so a `u32`).
+    pub async fn add(&mut self, n: usize) {
+        let Ok(wanted) = u32::try_from(n) else { return };
+        // The budget is never closed.
+        if let Ok(permit) = self.budget.acquire_many(wanted).await {
+            permit.forget();
+            self.bytes += n;
+        }
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.bytes);
+    }
+}
+
+/// Decides `call` in `turn` (one of [`limits::DECIDING`], taken by the client pump before it
+/// read on), then sends its body to containerd or refuses it.
+///
+/// [`limits::DECIDING`]: crate::proxy::limits::DECIDING
+pub(super) async fn run(conn: Arc<Conn>, stream: u32, call: Call, turn: OwnedSemaphorePermit) {
+    // Boxed, so a call waiting for containerd's window after its decision holds its body
+    // and not the decision's (large) state.
+    let decided = Box::pin(conn.proxy.admit_message(
+        call.method,
+        &conn.caller,
+        &call.namespace,
+        call.body.freeze(),
+    ))
+    .await;
     drop(turn);
+    let _charge = call.charge;
     let sent = match decided {
         Ok(body) => send(&conn, stream, body).await,
         Err(status) => refuse(&conn, stream, &status).await,
@@ -85,5 +133,33 @@ async fn refuse(conn: &Conn, stream: u32, status: &Status) -> std::io::Result<()
     reset?;
     let mut down = BytesMut::new();
     write_status(&mut down, stream, status);
-    conn.to_client(&down).await
+    conn.to_client(down).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_charge_takes_from_the_budget_and_gives_it_back_when_dropped() {
+        let budget = Arc::new(Semaphore::new(100));
+        let mut first = Charge::new(budget.clone());
+        assert!(first.try_add(60));
+        let mut second = Charge::new(budget.clone());
+        assert!(!second.try_add(50), "only 40 left");
+        assert!(second.try_add(40));
+        assert_eq!(budget.available_permits(), 0);
+        let waiting = tokio::spawn(async move {
+            let mut third = Charge::new(budget.clone());
+            third.add(30).await;
+            (third, budget)
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "waits while the budget is spent");
+        drop(first);
+        let (third, budget) = waiting.await.unwrap();
+        assert_eq!(budget.available_permits(), 30);
+        drop((second, third));
+        assert_eq!(budget.available_permits(), 100);
+    }
 }

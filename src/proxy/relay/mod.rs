@@ -22,6 +22,7 @@
 
 mod admitted;
 mod flow;
+mod outbox;
 mod requests;
 mod responses;
 mod unavailable;
@@ -45,13 +46,17 @@ use flow::Flow;
 struct Conn {
     proxy: Arc<Proxy>,
     caller: Arc<Caller>,
-    client: tokio::sync::Mutex<OwnedWriteHalf>,
+    /// Frames for the client ([`outbox`]: no reader waits on the client's socket).
+    out: Arc<outbox::Outbox>,
     upstream: tokio::sync::Mutex<OwnedWriteHalf>,
     flow: Mutex<Flow>,
     /// Woken whenever `flow` gains window or a held stream ends.
     flow_changed: Notify,
     /// The streams open at containerd, or why containerd is gone.
     open: Mutex<Open>,
+    /// Bytes of admitted bodies the connection may hold, from their first DATA until sent
+    /// or refused ([`requests::HELD_BYTES`]; [`admitted::Charge`]).
+    held: Arc<tokio::sync::Semaphore>,
 }
 
 /// Streams opened at containerd that it has not ended, and whether it has sent their
@@ -99,8 +104,16 @@ impl Conn {
         self.flow.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn to_client(&self, bytes: &[u8]) -> std::io::Result<()> {
-        self.client.lock().await.write_all(bytes).await
+    /// Frames for the client; waits while the client is slow to read them, so containerd
+    /// (or the decision) sending them waits with it.
+    async fn to_client(&self, frames: BytesMut) -> std::io::Result<()> {
+        self.out.send(frames.freeze(), outbox::RESPONSE_LIMIT).await
+    }
+
+    /// The relay's own last words to the client (GOAWAY, `Unavailable`): queued, never
+    /// waited on.
+    async fn tell_client(&self, frames: BytesMut) {
+        let _ = self.out.send(frames.freeze(), usize::MAX).await;
     }
 
     async fn to_upstream(&self, bytes: &[u8]) -> std::io::Result<()> {
@@ -179,7 +192,7 @@ impl Conn {
             }
         }
         h2::write_goaway(&mut out, last, h2::error::NO_ERROR, "containerd went away");
-        let _ = self.to_client(&out).await;
+        self.tell_client(out).await;
     }
 
     /// The closing GOAWAY, naming the last stream the client opened.
@@ -191,7 +204,7 @@ impl Conn {
         };
         let mut out = BytesMut::new();
         h2::write_goaway(&mut out, last, h2::error::NO_ERROR, "containerd went away");
-        let _ = self.to_client(&out).await;
+        self.tell_client(out).await;
     }
 
     /// Waits until `f` answers `Some` from the flow state, re-asking whenever it changes.
@@ -220,7 +233,8 @@ pub(super) async fn accept(
     mut client: UnixStream,
     evicted: oneshot::Receiver<()>,
 ) {
-    let mut buf = BytesMut::with_capacity(16 << 10);
+    // The preface and no more: what follows is read by the relay's own reads ([`ReadRoom`]).
+    let mut buf = BytesMut::with_capacity(h2::PREFACE.len());
     let read = tokio::time::timeout(PREFACE_TIMEOUT, read_preface(&mut client, &mut buf));
     let why = tokio::select! {
         read = read => match read {
@@ -286,11 +300,16 @@ async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixStream, buf: 
     let conn = Arc::new(Conn {
         proxy,
         caller,
-        client: tokio::sync::Mutex::new(client_write),
+        out: Arc::default(),
         upstream: tokio::sync::Mutex::new(upstream_write),
         flow: Mutex::new(Flow::default()),
         flow_changed: Notify::new(),
         open: Mutex::new(Open::default()),
+        held: Arc::new(tokio::sync::Semaphore::new(requests::HELD_BYTES)),
+    });
+    let mut writer = tokio::spawn({
+        let out = conn.out.clone();
+        async move { out.write(client_write).await }
     });
     let mut requests = tokio::spawn(requests::pump(conn.clone(), client_read, buf));
     let responses = responses::pump(conn.clone(), upstream_read);
@@ -315,13 +334,26 @@ async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixStream, buf: 
         }
     }
     conn.goaway().await;
-    let _ = conn.client.lock().await.shutdown().await;
+    conn.out.close();
+    if tokio::time::timeout(FLUSH_TIMEOUT, &mut writer)
+        .await
+        .is_err()
+    {
+        // A client that reads nothing for this long does not get its last frames.
+        writer.abort();
+    }
 }
 
-/// How much one read may bring: 16 KiB at first, doubled after each read that fills it,
-/// up to `max`. A quiet connection (most of them: the kubelet's, dockerd's, `ctr`'s) keeps
-/// a small buffer (16 KiB each way, not 64 and 256), and a bulk stream (image content)
-/// soon reads in large chunks.
+/// How long a closing connection's last frames may take to reach a client that reads slowly.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How much one read may bring: 2 KiB at first, doubled after each read that fills it,
+/// up to `max`. A bulk stream (image content) soon reads in large chunks.
+///
+/// The buffer is taken only once the socket is readable, and let go once every frame in it
+/// has been handled: a quiet connection (most of them: the kubelet's, dockerd's, `ctr`'s
+/// between calls) holds no buffer at all. A thousand connections each keeping 16 KiB both
+/// ways would be 32 MiB of the proxy's memory doing nothing (RELIABILITY.md#load).
 struct ReadRoom {
     want: usize,
     max: usize,
@@ -329,10 +361,7 @@ struct ReadRoom {
 
 impl ReadRoom {
     fn new(max: usize) -> Self {
-        Self {
-            want: 16 << 10,
-            max,
-        }
+        Self { want: 2 << 10, max }
     }
 
     async fn read(
@@ -340,15 +369,28 @@ impl ReadRoom {
         read: &mut OwnedReadHalf,
         buf: &mut BytesMut,
     ) -> std::io::Result<usize> {
-        if buf.capacity() - buf.len() < self.want / 2 {
-            buf.reserve(self.want);
+        if buf.is_empty() {
+            // Frames split off it may still share the allocation; they free it when done.
+            *buf = BytesMut::new();
         }
-        let spare = buf.capacity() - buf.len();
-        let n = read.read_buf(buf).await?;
-        if n >= spare {
-            self.want = (self.want * 2).min(self.max);
+        loop {
+            read.readable().await?;
+            if buf.capacity() - buf.len() < self.want / 2 {
+                buf.reserve(self.want);
+            }
+            let spare = buf.capacity() - buf.len();
+            match read.try_read_buf(buf) {
+                Ok(n) => {
+                    if n >= spare {
+                        self.want = (self.want * 2).min(self.max);
+                    }
+                    return Ok(n);
+                }
+                // Readiness was spurious (another reader, or an edge already consumed).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
         }
-        Ok(n)
     }
 }
 

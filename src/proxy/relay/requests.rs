@@ -7,14 +7,15 @@ use bytes::BytesMut;
 use tokio::net::unix::OwnedReadHalf;
 use tokio::task::JoinSet;
 
-use super::admitted::{self, Call};
-use super::{write_status, Conn, Ended, ReadRoom};
+use super::admitted::{self, Call, Charge};
+use super::{outbox, write_status, Conn, Ended, ReadRoom};
 use crate::net::h2::{self, error, flag, hpack, kind, Head};
 use crate::proxy::grpc::{Code, Status, MAX_MESSAGE};
 use crate::proxy::route::{route, Route};
 
-/// Bytes of admitted bodies one connection may hold at once (a few full-size messages).
-const HELD_BYTES: usize = 4 * (MAX_MESSAGE + 5);
+/// Bytes of admitted bodies one connection may hold at once (a few full-size messages):
+/// arriving, waiting for a decision, or decided and waiting for containerd's window.
+pub(super) const HELD_BYTES: usize = 4 * (MAX_MESSAGE + 5);
 /// Streams answered here that the client may still send DATA on.
 const LOCAL_STREAMS: usize = 1024;
 
@@ -73,7 +74,14 @@ pub(super) async fn pump(
     loop {
         loop {
             let next = match next_frame(&pump.conn, &mut buf) {
-                Ok(Some((head, frame))) => pump.frame(head, frame).await,
+                Ok(Some((head, frame))) => {
+                    if buf.is_empty() {
+                        // Let the allocation go with the last frame split off it, which
+                        // may wait (for a decision's turn) long after it is handled.
+                        buf = BytesMut::new();
+                    }
+                    pump.frame(head, frame).await
+                }
                 Ok(None) => break,
                 Err(e) => Err(e),
             };
@@ -109,8 +117,13 @@ impl Pump {
             self.conn.to_upstream(&up).await?;
         }
         if !self.down.is_empty() {
-            self.conn.to_client(&self.down).await?;
-            self.down.clear();
+            // Queued, never waited on (`outbox`): the client may be blocked writing to us.
+            let down = std::mem::take(&mut self.down).freeze();
+            if self.conn.out.queue(down)? > outbox::UNREAD_MAX {
+                return Err(std::io::Error::other(
+                    "the client leaves 16 MiB of its answers unread",
+                ));
+            }
         }
         Ok(())
     }
@@ -129,7 +142,7 @@ impl Pump {
         };
         let mut out = BytesMut::new();
         h2::write_goaway(&mut out, 0x7fff_ffff, code, why);
-        let _ = self.conn.to_client(&out).await;
+        self.conn.tell_client(out).await;
     }
 
     async fn frame(&mut self, head: Head, frame: BytesMut) -> Result<(), Ended> {
@@ -145,6 +158,7 @@ impl Pump {
                 return Err(Ended::Protocol("a header block is larger than 16 MiB"));
             }
             if head.has(flag::END_HEADERS) {
+                drop(frame);
                 let block = self.block.take().expect("checked above");
                 self.headers(block).await?;
             }
@@ -159,6 +173,8 @@ impl Pump {
                     end_stream: head.has(flag::END_STREAM),
                     fragment: payload[range].to_vec(),
                 };
+                // Copied out; `headers` may wait for a decision's turn (`Pump::dispatch`).
+                drop(frame);
                 if head.has(flag::END_HEADERS) {
                     self.headers(block).await?;
                 } else {
@@ -192,31 +208,41 @@ impl Pump {
     async fn data(&mut self, head: Head, frame: BytesMut) -> Result<(), Ended> {
         let stream = head.stream;
         let end = head.has(flag::END_STREAM);
-        if let Some(call) = self.held.get_mut(&stream) {
+        if let Some(call) = self.held.get(&stream) {
             let range = h2::unpadded(&head, &frame[h2::HEAD..])
                 .ok_or(Ended::Protocol("DATA padding longer than the frame"))?;
             let content = &frame[h2::HEAD..][range];
-            if call.body.len() + content.len() > MAX_MESSAGE + 5
-                || self.held_bytes + content.len() > HELD_BYTES
-            {
-                let status = Status::new(
-                    Code::ResourceExhausted,
-                    format!("portcullis: {:?} request larger than {MAX_MESSAGE} bytes, or too many admitted calls in flight on this connection", call.method),
-                );
-                self.take_held(stream);
-                self.refuse_held(stream, &status, end);
-            } else {
-                call.body.extend_from_slice(content);
-                self.held_bytes += content.len();
+            let n = content.len();
+            // What this connection's arriving bodies hold is within the budget; calls it
+            // has dispatched may hold the rest for a while (until containerd has taken
+            // their bodies), and then the client waits, as it would for containerd's window.
+            if call.body.len() + n <= MAX_MESSAGE + 5 && self.held_bytes + n <= HELD_BYTES {
+                if !self.held_mut(stream)?.charge.try_add(n) {
+                    self.flush().await?;
+                    self.held_mut(stream)?.charge.add(n).await;
+                }
+                self.held_mut(stream)?.body.extend_from_slice(content);
+                self.held_bytes += n;
+                // containerd never sees these bytes: the client's connection window comes
+                // back from the relay.
+                self.grant(head.len);
+                // The body is copied out: the read buffer the frame shares is not kept
+                // while the call waits for its turn.
+                drop(frame);
                 if end {
-                    self.dispatch(stream);
+                    self.dispatch(stream).await?;
                 } else if head.len > 0 {
                     h2::write_window_update(&mut self.down, stream, head.len as u32);
                 }
+            } else {
+                let status = Status::new(
+                    Code::ResourceExhausted,
+                    format!("portcullis: {:?} request larger than {MAX_MESSAGE} bytes, or too many admitted calls arriving at once on this connection", call.method),
+                );
+                self.take_held(stream);
+                self.refuse_held(stream, &status, end);
+                self.grant(head.len);
             }
-            // containerd never sees these bytes: the client's connection window comes back
-            // from the relay.
-            self.grant(head.len);
             return Ok(());
         }
         if self.local.contains(&stream) {
@@ -246,6 +272,13 @@ impl Pump {
         if len > 0 {
             h2::write_window_update(&mut self.down, 0, len as u32);
         }
+    }
+
+    /// An admitted call whose body is still arriving (the caller has just seen it there).
+    fn held_mut(&mut self, stream: u32) -> Result<&mut Call, Ended> {
+        self.held.get_mut(&stream).ok_or(Ended::Protocol(
+            "an admitted call vanished while its body arrived",
+        ))
     }
 
     /// Removes an admitted call whose body is still arriving.
@@ -279,7 +312,7 @@ impl Pump {
         // Trailers of a stream the relay holds or answered: nothing goes to containerd.
         if self.held.contains_key(&stream) {
             if end {
-                self.dispatch(stream);
+                self.dispatch(stream).await?;
             }
             return Ok(());
         }
@@ -322,20 +355,41 @@ impl Pump {
             method,
             namespace,
             body: BytesMut::new(),
+            charge: Charge::new(self.conn.held.clone()),
         };
         self.held.insert(stream, call);
         if end {
-            self.dispatch(stream);
+            self.dispatch(stream).await?;
         }
         Ok(())
     }
 
-    /// The held call's body is complete: decide it.
-    fn dispatch(&mut self, stream: u32) {
-        if let Some(call) = self.take_held(stream) {
-            self.tasks
-                .spawn(admitted::run(self.conn.clone(), stream, call));
-        }
+    /// The held call's body is complete: once it has a turn to be decided
+    /// ([`limits::DECIDING`]), decide it. The client's next frames wait for that turn: what
+    /// waits is one body per connection, not every call a client can send.
+    ///
+    /// [`limits::DECIDING`]: crate::proxy::limits::DECIDING
+    async fn dispatch(&mut self, stream: u32) -> std::io::Result<()> {
+        let Some(call) = self.take_held(stream) else {
+            return Ok(());
+        };
+        let deciding = self.conn.proxy.limits.deciding.clone();
+        let turn = match deciding.clone().try_acquire_owned() {
+            Ok(turn) => turn,
+            Err(_) => {
+                // What was read so far (window for this body, other streams' frames) must
+                // not wait with it.
+                self.flush().await?;
+                // Never closed, so never an error.
+                let Ok(turn) = deciding.acquire_owned().await else {
+                    return Ok(());
+                };
+                turn
+            }
+        };
+        self.tasks
+            .spawn(admitted::run(self.conn.clone(), stream, call, turn));
+        Ok(())
     }
 
     /// Refuses a stream that was never opened at containerd.

@@ -24,7 +24,7 @@ pub(super) async fn pump(conn: Arc<Conn>, mut read: OwnedReadHalf) -> Result<(),
             }
         }
         if !out.is_empty() {
-            conn.to_client(&out).await?;
+            conn.to_client(out).await?;
         }
     }
 }

@@ -102,6 +102,8 @@ impl Answering {
                     client.write_all(&out).await?;
                 }
             }
+            // The preface was read into a buffer of its own size.
+            self.buf.reserve(16 << 10);
             match tokio::time::timeout_at(until, client.read_buf(&mut self.buf)).await {
                 Err(_) => return Ok(()),
                 Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
