@@ -52,6 +52,8 @@ struct Conn {
     flow: Mutex<Flow>,
     /// Woken whenever `flow` gains window or a held stream ends.
     flow_changed: Notify,
+    /// Woken when containerd's connection ends ([`Conn::unless_gone`]).
+    gone: Notify,
     /// The streams open at containerd, or why containerd is gone.
     open: Mutex<Open>,
     /// Bytes of admitted bodies the connection may hold, from their first DATA until sent
@@ -183,6 +185,7 @@ impl Conn {
             open.gone = Some(status.clone());
             (open.streams.drain().collect(), open.goaway(0x7fff_ffff))
         };
+        self.gone.notify_waiters();
         let mut out = BytesMut::new();
         for (stream, responded) in open {
             if responded {
@@ -205,6 +208,24 @@ impl Conn {
         let mut out = BytesMut::new();
         h2::write_goaway(&mut out, last, h2::error::NO_ERROR, "containerd went away");
         self.tell_client(out).await;
+    }
+
+    /// `wait`, unless containerd's connection ends first (`None`). What the client pump waits
+    /// for on a call's behalf (a turn to decide it, budget for its body) no longer matters
+    /// then: [`Conn::fail_open`] has answered the call, and the pump must get on with
+    /// answering what the client sends until it reads the GOAWAY.
+    async fn unless_gone<T>(&self, wait: impl std::future::Future<Output = T>) -> Option<T> {
+        let gone = self.gone.notified();
+        tokio::pin!(gone);
+        // Registered before the check, so an end in between still wakes it.
+        gone.as_mut().enable();
+        if self.open().gone.is_some() {
+            return None;
+        }
+        tokio::select! {
+            t = wait => Some(t),
+            _ = gone => None,
+        }
     }
 
     /// Waits until `f` answers `Some` from the flow state, re-asking whenever it changes.
@@ -304,6 +325,7 @@ async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixStream, buf: 
         upstream: tokio::sync::Mutex::new(upstream_write),
         flow: Mutex::new(Flow::default()),
         flow_changed: Notify::new(),
+        gone: Notify::new(),
         open: Mutex::new(Open::default()),
         held: Arc::new(tokio::sync::Semaphore::new(requests::HELD_BYTES)),
     });

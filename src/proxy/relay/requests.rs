@@ -114,7 +114,14 @@ impl Pump {
             // A fresh buffer, so the next frames are split off the read buffer without a
             // copy (`BytesMut::unsplit` of contiguous parts).
             let up = std::mem::take(&mut self.up);
-            self.conn.to_upstream(&up).await?;
+            if let Err(e) = self.conn.to_upstream(&up).await {
+                // containerd's end of the connection is gone. The responses pump sees it
+                // too and answers every stream opened there `Unavailable` (`fail_open`);
+                // this pump reads on, to answer what the client sends until it has read
+                // the GOAWAY. Ending here left those calls a bare close (tonic: "transport
+                // error"), which the faults test caught.
+                tracing::debug!(error = %e, "writing to containerd failed");
+            }
         }
         if !self.down.is_empty() {
             // Queued, never waited on (`outbox`): the client may be blocked writing to us.
@@ -219,7 +226,17 @@ impl Pump {
             if call.body.len() + n <= MAX_MESSAGE + 5 && self.held_bytes + n <= HELD_BYTES {
                 if !self.held_mut(stream)?.charge.try_add(n) {
                     self.flush().await?;
-                    self.held_mut(stream)?.charge.add(n).await;
+                    let gone = match self.held.get_mut(&stream) {
+                        Some(call) => self.conn.unless_gone(call.charge.add(n)).await.is_none(),
+                        None => false,
+                    };
+                    if gone {
+                        // containerd has gone and the call is answered (`fail_open`).
+                        self.take_held(stream);
+                        self.conn.flow().release(stream);
+                        self.grant(head.len);
+                        return Ok(());
+                    }
                 }
                 self.held_mut(stream)?.body.extend_from_slice(content);
                 self.held_bytes += n;
@@ -375,17 +392,22 @@ impl Pump {
         };
         let deciding = self.conn.proxy.limits.deciding.clone();
         let turn = match deciding.clone().try_acquire_owned() {
-            Ok(turn) => turn,
+            Ok(turn) => Some(turn),
             Err(_) => {
                 // What was read so far (window for this body, other streams' frames) must
                 // not wait with it.
                 self.flush().await?;
-                // Never closed, so never an error.
-                let Ok(turn) = deciding.acquire_owned().await else {
-                    return Ok(());
-                };
-                turn
+                // The semaphore is never closed, so never an error.
+                self.conn
+                    .unless_gone(deciding.acquire_owned())
+                    .await
+                    .and_then(Result::ok)
             }
+        };
+        let Some(turn) = turn.filter(|_| self.conn.open().gone.is_none()) else {
+            // containerd has gone: `fail_open` answered the call, nothing will take it.
+            self.conn.flow().release(stream);
+            return Ok(());
         };
         self.tasks
             .spawn(admitted::run(self.conn.clone(), stream, call, turn));
