@@ -75,10 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let daemon = Daemon::start(&config, args.config.as_deref()).await?;
-        let mut bound = Vec::new();
-        for listener in &config.serve.listeners {
-            bound.push(Bound::bind(listener).await?);
-        }
+        // The events socket first: once a review socket answers, a subscriber can connect
+        // (tests/hook.rs connected in between, once, and found no socket).
         let events = Arc::new(Events::default());
         let subscribers = match &config.events.socket {
             Some(path) => {
@@ -88,6 +86,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             None => None,
         };
+        let mut bound = Vec::new();
+        for listener in &config.serve.listeners {
+            bound.push(Bound::bind(listener).await?);
+        }
         let routes = Arc::new(Routes {
             live: daemon.live.clone(),
             metrics: daemon.metrics.clone(),
