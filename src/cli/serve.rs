@@ -75,8 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let daemon = Daemon::start(&config, args.config.as_deref()).await?;
-        // The events socket first: once a review socket answers, a subscriber can connect
-        // (tests/hook.rs connected in between, once, and found no socket).
+        // Events first: once a review socket answers, subscribers can connect.
         let events = Arc::new(Events::default());
         let subscribers = match &config.events.socket {
             Some(path) => {
