@@ -113,9 +113,9 @@ impl Conn {
     }
 
     /// The relay's own last words to the client (GOAWAY, `Unavailable`): queued, never
-    /// waited on.
-    async fn tell_client(&self, frames: BytesMut) {
-        let _ = self.out.send(frames.freeze(), usize::MAX).await;
+    /// waited on (a client that has failed gets nothing more).
+    fn tell_client(&self, frames: BytesMut) {
+        let _ = self.out.queue(frames.freeze());
     }
 
     async fn to_upstream(&self, bytes: &[u8]) -> std::io::Result<()> {
@@ -172,7 +172,7 @@ impl Conn {
     /// so does every call opened from now on; the client gets a GOAWAY admitting every
     /// stream id (HTTP/2's graceful close, RFC 9113 §6.8). A bare close would leave gRPC
     /// clients a transport error (tonic reports it as `Unknown`).
-    async fn fail_open(&self) {
+    fn fail_open(&self) {
         let status = Status::new(
             super::grpc::Code::Unavailable,
             format!(
@@ -195,11 +195,11 @@ impl Conn {
             }
         }
         h2::write_goaway(&mut out, last, h2::error::NO_ERROR, "containerd went away");
-        self.tell_client(out).await;
+        self.tell_client(out);
     }
 
     /// The closing GOAWAY, naming the last stream the client opened.
-    async fn goaway(&self) {
+    fn goaway(&self) {
         let last = {
             let mut open = self.open();
             let last = open.last;
@@ -207,7 +207,7 @@ impl Conn {
         };
         let mut out = BytesMut::new();
         h2::write_goaway(&mut out, last, h2::error::NO_ERROR, "containerd went away");
-        self.tell_client(out).await;
+        self.tell_client(out);
     }
 
     /// `wait`, unless containerd's connection ends first (`None`). What the client pump waits
@@ -342,20 +342,20 @@ async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, client: UnixStream, buf: 
             Ok(()) => {
                 let _ = conn.upstream.lock().await.shutdown().await;
                 log_end("containerd", responses.await);
-                conn.fail_open().await;
+                conn.fail_open();
             }
             // A protocol error, told to the client with GOAWAY: nothing more is relayed.
             Err(e) => log_end("client", Err(e)),
         },
         ended = &mut responses => {
             log_end("containerd", ended);
-            conn.fail_open().await;
+            conn.fail_open();
             // The client pump answers the calls still on their way, then stops.
             let _ = tokio::time::timeout(GRACE, &mut requests).await;
             requests.abort();
         }
     }
-    conn.goaway().await;
+    conn.goaway();
     conn.out.close();
     if tokio::time::timeout(FLUSH_TIMEOUT, &mut writer)
         .await

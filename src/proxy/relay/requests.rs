@@ -149,7 +149,7 @@ impl Pump {
         };
         let mut out = BytesMut::new();
         h2::write_goaway(&mut out, 0x7fff_ffff, code, why);
-        self.conn.tell_client(out).await;
+        self.conn.tell_client(out);
     }
 
     async fn frame(&mut self, head: Head, frame: BytesMut) -> Result<(), Ended> {
