@@ -6,6 +6,8 @@
 //! rewritten config.toml and the proxy on the written config admit through the old socket.
 
 mod common;
+#[path = "install/verifier.rs"]
+mod verifier;
 
 /// What these tests need on the machine, checked once by the harness (tests/common/prereq.rs).
 const PREREQUISITES: &[&str] = &["root", "containerd", "ctr", "runc", "busybox"];

@@ -28,8 +28,9 @@ enum What {
     Proxy(Proxy),
     /// The OCI hook (`--podman`, `--containerd-base-spec`) or the runc wrapper (`--docker`).
     Hooks(Hooks),
-    /// containerd 2.x's image verifier: writes the wrapper into --bin-dir and prints the
-    /// config.toml stanza that enables the plugin.
+    /// containerd 2.x's image verifier: the plugin's stanza in containerd's config.toml
+    /// and the wrapper in its bin_dir. Idempotent; `portcullis uninstall image-verifier`
+    /// restores the originals.
     ImageVerifier(ImageVerifier),
 }
 
@@ -81,9 +82,13 @@ struct Proxy {
 struct ImageVerifier {
     #[command(flatten)]
     common: Common,
-    /// containerd's verifier `bin_dir`.
-    #[arg(long, default_value = verifier::BIN_DIR)]
-    bin_dir: PathBuf,
+    /// containerd's config: the verifier's stanza is added to it (written if absent).
+    #[arg(long, default_value = "/etc/containerd/config.toml")]
+    containerd_config: PathBuf,
+    /// containerd's verifier `bin_dir` [default: the one the config names, else
+    /// /opt/containerd/image-verifier/bin].
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
     /// The config file the verifier reads.
     #[arg(long, default_value = "/etc/portcullis/config.yaml")]
     config: PathBuf,
@@ -177,6 +182,7 @@ fn carry_out(plan: &Plan, root: &Root, common: &Common, verb: &str) -> anyhow::R
 
 fn install_proxy(p: Proxy) -> anyhow::Result<ExitCode> {
     let root = Root::new(&p.common.root);
+    let _lock = root.lock()?;
     let options = proxy::Options {
         containerd_config: p.containerd_config,
         real_socket: p.real_socket,
@@ -214,6 +220,7 @@ fn install_proxy(p: Proxy) -> anyhow::Result<ExitCode> {
 fn install_hooks(h: Hooks) -> anyhow::Result<ExitCode> {
     let binary = this_binary(h.binary)?;
     let root = Root::new(&h.common.root);
+    let _lock = root.lock()?;
     if h.podman {
         let plan = install::podman_hook(&root, &h.dir, &binary, &h.config)?;
         carry_out(&plan, &root, &h.common, "install hooks")?;
@@ -239,16 +246,30 @@ fn install_hooks(h: Hooks) -> anyhow::Result<ExitCode> {
 fn image_verifier(v: ImageVerifier) -> anyhow::Result<ExitCode> {
     let binary = this_binary(v.binary)?;
     let root = Root::new(&v.common.root);
-    let plan = install::image_verifier(&root, &v.bin_dir, &binary, &v.config)?;
-    carry_out(&plan, &root, &v.common, "install image-verifier")?;
-    eprintln!("add to containerd's config.toml (containerd 2.x) and restart containerd:");
-    print!("{}", verifier::containerd_config(Path::new(&v.bin_dir)));
+    let _lock = root.lock()?;
+    let (plan, bin_dir) = install::image_verifier(
+        &root,
+        &v.containerd_config,
+        v.bin_dir.as_deref(),
+        &binary,
+        &v.config,
+    )?;
+    eprintln!("containerd runs the verifiers in {}", bin_dir.display());
+    if carry_out(&plan, &root, &v.common, "install image-verifier")? {
+        eprintln!("next step: systemctl restart containerd");
+        if v.common.root == Path::new("/") {
+            if let Some(note) = verifier::containerd_too_old() {
+                eprintln!("{note}");
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `portcullis uninstall COMPONENT`.
 pub fn uninstall(u: UninstallArgs) -> anyhow::Result<ExitCode> {
     let root = Root::new(&u.common.root);
+    let _lock = root.lock()?;
     let (plan, manifest) = install::uninstall_plan(&root, &u.component, u.force)?;
     let verb = format!("uninstall {}", u.component);
     if u.common.dry_run {

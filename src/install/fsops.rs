@@ -161,6 +161,28 @@ impl Root {
         Ok(empty)
     }
 
+    /// Holds every other install and uninstall under this root off until dropped: two at
+    /// once would each plan against files the other is replacing, and the second manifest
+    /// written would lose the first's backups. The lock is `flock` on the root directory
+    /// itself, so it needs no file of its own and ends with the process however it ends.
+    pub fn lock(&self) -> anyhow::Result<Lock> {
+        use nix::fcntl::{Flock, FlockArg};
+        let dir =
+            std::fs::File::open(&self.0).with_context(|| format!("--root {}", self.0.display()))?;
+        let dir = match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+            Ok(held) => return Ok(Lock(held)),
+            Err((dir, nix::errno::Errno::EWOULDBLOCK)) => dir,
+            Err((_, e)) => bail!("locking {} for the install: {e}", self.0.display()),
+        };
+        eprintln!(
+            "waiting for another portcullis install or uninstall under {} to finish",
+            self.0.display()
+        );
+        Flock::lock(dir, FlockArg::LockExclusive)
+            .map(Lock)
+            .map_err(|(_, e)| anyhow::anyhow!("locking {} for the install: {e}", self.0.display()))
+    }
+
     /// The mode of an existing file (for backups, which keep it).
     pub fn mode(&self, host: &Path) -> anyhow::Result<Option<u32>> {
         Ok(std::fs::metadata(self.at(host)?)
@@ -168,6 +190,10 @@ impl Root {
             .map(|m| m.mode() & 0o7777))
     }
 }
+
+/// [`Root::lock`] held.
+#[derive(Debug)]
+pub struct Lock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
 
 /// SHA-256 of `bytes`, hex, as `sha256sum` prints it.
 pub fn sha256(bytes: &[u8]) -> String {
@@ -211,6 +237,12 @@ mod tests {
             err.to_string().contains("may lead out of the root"),
             "{err}"
         );
+        let held = root.lock().unwrap();
+        let other = std::fs::File::open(dir.path()).unwrap();
+        let busy = nix::fcntl::Flock::lock(other, nix::fcntl::FlockArg::LockExclusiveNonblock);
+        assert!(busy.is_err(), "a second install under the root waits");
+        drop(held);
+        drop(root.lock().unwrap());
         assert_eq!(
             sha256(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -5,7 +5,9 @@
 //! byte). Every path is a host path read and written under `--root`.
 //!
 //! - `proxy`: containerd's config.toml, the proxy's config, systemd units, daemon.json.
-//! - `hooks`, `image-verifier`: the files `hook::install` and `verify_image::install` make.
+//! - `hooks`: the files `hook::install` makes.
+//! - `image-verifier`: containerd's config.toml (the verifier stanza) and the wrapper
+//!   `verify_image::install` makes, in the stanza's `bin_dir`.
 
 mod containerd_toml;
 mod daemon_json;
@@ -14,8 +16,9 @@ mod manifest;
 mod plan;
 pub mod proxy;
 mod units;
+mod verifier_toml;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use fsops::Root;
 pub use plan::{uninstall_apply, uninstall_plan, Plan};
@@ -46,20 +49,41 @@ pub fn docker_shim(root: &Root, shim: &Path, binary: &Path, config: &Path) -> an
     Ok(plan)
 }
 
-/// `install image-verifier`: the wrapper in containerd's verifier `bin_dir`.
+/// `install image-verifier`: the stanza in containerd's config.toml and the wrapper in
+/// its `bin_dir` (`bin_dir`: `--bin-dir`, else the one the config names, else
+/// containerd's default). Returns the plan and the `bin_dir`.
 pub fn image_verifier(
     root: &Root,
-    bin_dir: &Path,
+    containerd_config: &Path,
+    bin_dir: Option<&Path>,
     binary: &Path,
     config: &Path,
-) -> anyhow::Result<Plan> {
+) -> anyhow::Result<(Plan, PathBuf)> {
     let mut plan = Plan::new("image-verifier");
-    let text = verifier::wrapper(binary, config);
+    let wanted = match bin_dir {
+        Some(d) => Some(d.to_str().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--bin-dir {}: not UTF-8, which config.toml needs",
+                d.display()
+            )
+        })?),
+        None => None,
+    };
+    let text = root.read_text(containerd_config)?;
+    let edited = verifier_toml::edit(
+        text.as_deref(),
+        &root.at(containerd_config)?,
+        wanted,
+        verifier::BIN_DIR,
+    )?;
+    plan.write(root, containerd_config, edited.text.into_bytes(), 0o644)?;
+    let bin_dir = PathBuf::from(edited.bin_dir);
+    let wrapper = verifier::wrapper(binary, config);
     plan.write(
         root,
         &bin_dir.join(verifier::WRAPPER),
-        text.into_bytes(),
+        wrapper.into_bytes(),
         0o755,
     )?;
-    Ok(plan)
+    Ok((plan, bin_dir))
 }

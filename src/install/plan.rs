@@ -197,13 +197,14 @@ pub fn uninstall_plan(
         let changed = now.as_deref().map(sha256).as_deref() != Some(e.sha256.as_str());
         if changed && !(e.backup.is_none() && now.is_none()) {
             conflicts.push(format!(
-                "{} changed since `portcullis install {component}` wrote it ({})",
+                "{} changed since `portcullis install {component}` wrote it ({}){}",
                 e.path.display(),
                 if now.is_some() {
                     "its content differs"
                 } else {
                     "it is gone"
-                }
+                },
+                also_installed_by(root, component, &e.path)?,
             ));
         }
         let new = match &e.backup {
@@ -237,6 +238,22 @@ pub fn uninstall_plan(
     }
     plan.dirs = m.dirs.iter().rev().cloned().collect();
     Ok((plan, m))
+}
+
+/// When another component's install also wrote `path` (the proxy and the image verifier
+/// both edit containerd's config.toml), the likely cause of a conflict and its fix: each
+/// restores the file as it found it, so they are undone in the reverse order.
+fn also_installed_by(root: &Root, component: &str, path: &Path) -> anyhow::Result<String> {
+    for other in super::COMPONENTS.iter().filter(|c| **c != component) {
+        if let Some(m) = Manifest::load(root, other)? {
+            if m.files.iter().any(|e| e.path == path) {
+                return Ok(format!(
+                    "; `portcullis install {other}` changed it too: if that came after, run `portcullis uninstall {other}` first, then this one"
+                ));
+            }
+        }
+    }
+    Ok(String::new())
 }
 
 /// Carries an uninstall plan out, then forgets the install.

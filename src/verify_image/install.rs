@@ -1,6 +1,7 @@
 //! `portcullis install image-verifier`: what containerd 2.x needs to run the door — a
 //! wrapper in its verifier `bin_dir` (containerd runs every file there with its own
-//! arguments, so the wrapper adds the config file) and the plugin stanza of its config.
+//! arguments, so the wrapper adds the config file); `crate::install` adds the plugin's
+//! stanza to containerd's config.
 
 use std::path::Path;
 
@@ -19,13 +20,25 @@ pub fn wrapper(binary: &Path, config: &Path) -> String {
     )
 }
 
-/// The `config.toml` stanza (containerd 2.x, config version 3) enabling the plugin.
-pub fn containerd_config(bin_dir: &Path) -> String {
-    format!(
-        "[plugins.'io.containerd.image-verifier.v1.bindir']\n  \
-         bin_dir = '{}'\n  max_verifiers = 10\n  per_verifier_timeout = '10s'\n",
-        bin_dir.display()
-    )
+/// A note when the `containerd` on `PATH` predates 2.0, the first release with the image
+/// verifier plugin: the files are in place, but nothing runs them until containerd is 2.x.
+pub fn containerd_too_old() -> Option<String> {
+    let out = std::process::Command::new("containerd")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = version_of(&text)?;
+    let major: u32 = version.split('.').next()?.parse().ok()?;
+    (major < 2).then(|| {
+        format!("note: containerd {version} here has no image verifier plugin (it came with 2.0); the verifier runs once containerd is upgraded")
+    })
+}
+
+/// The version in `containerd --version`'s line (`containerd REPO VERSION [REVISION]`).
+fn version_of(line: &str) -> Option<&str> {
+    let v = line.split_whitespace().nth(2)?;
+    Some(v.strip_prefix('v').unwrap_or(v))
 }
 
 /// `s` as one POSIX shell word.
@@ -47,7 +60,15 @@ mod tests {
         assert!(w.contains(
             r#"exec '/usr/bin/portcullis' verify-image --config '/etc/p it'\''s.yaml' -- "$@""#
         ));
-        assert!(containerd_config(Path::new(BIN_DIR))
-            .contains("bin_dir = '/opt/containerd/image-verifier/bin'"));
+    }
+
+    #[test]
+    fn containerds_version_line_is_read_as_it_prints_it() {
+        let debian =
+            "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n";
+        assert_eq!(version_of(debian), Some("1.6.20~ds1"));
+        let upstream = "containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7\n";
+        assert_eq!(version_of(upstream), Some("2.1.4"));
+        assert_eq!(version_of("containerd\n"), None);
     }
 }
