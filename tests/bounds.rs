@@ -3,7 +3,9 @@
 //! are served; silent ones are closed after the preface timeout; running out of
 //! descriptors (EMFILE) backs off instead of spinning; a 17 MiB admitted message, a body
 //! that never ends, and a frame larger than containerd allows are refused with a gRPC
-//! status or GOAWAY, and nothing of them stays. See docs/proxy.md#limits.
+//! status or GOAWAY, and nothing of them stays; bodies held across connections are
+//! bounded; a client that leaves 16 MiB of answers unread is closed. See
+//! docs/proxy.md#limits.
 
 const PREREQUISITES: &[&str] = &["root", "containerd", "ctr", "runc"];
 
@@ -292,6 +294,13 @@ fn open_create(socket: &Path) -> UnixStream {
     let mut out = BytesMut::new();
     out.extend_from_slice(h2::PREFACE);
     h2::write_settings(&mut out, false);
+    create_headers(&mut out, 1);
+    s.write_all(&out).unwrap();
+    s
+}
+
+/// The HEADERS of a `Containers/Create` on `stream`, left open.
+fn create_headers(out: &mut BytesMut, stream: u32) {
     let mut block = Vec::new();
     for (name, value) in [
         (":method", "POST"),
@@ -307,9 +316,7 @@ fn open_create(socket: &Path) -> UnixStream {
     ] {
         hpack::encode_field(&mut block, name.as_bytes(), value.as_bytes());
     }
-    h2::write_headers(&mut out, 1, &block, false, h2::DEFAULT_MAX_FRAME);
-    s.write_all(&out).unwrap();
-    s
+    h2::write_headers(out, stream, &block, false, h2::DEFAULT_MAX_FRAME);
 }
 
 /// The grpc-status and message of stream 1's trailers among `frames`.
@@ -446,4 +453,134 @@ fn thousands_of_calls_on_one_connection_that_writes_before_it_reads_are_all_answ
         CALLS
     );
     version(&proxy.socket, Duration::from_secs(5)).expect("a call after");
+}
+
+/// A client that writes and never reads: every DATA frame on a refused stream is repaid
+/// with a 13-byte WINDOW_UPDATE, which the relay queues without waiting on the client
+/// (`outbox`). Once 16 MiB of them lie unread, the connection is closed and what it held is
+/// let go; other clients are served throughout.
+#[test]
+fn a_client_that_leaves_16_mib_unread_is_closed_and_others_are_served() {
+    let (_dir, _containerd, proxy) = start();
+    let pid = proxy.pid().unwrap();
+    version(&proxy.socket, Duration::from_secs(5)).expect("a call before");
+    std::thread::sleep(Duration::from_millis(300));
+    let (idle_fds, idle_rss) = (open_fds(pid).unwrap(), rss_kib(pid).unwrap());
+
+    // Stream 1 is refused once its body passes 16 MiB; the one-byte frames after it are
+    // each granted back.
+    let mut s = open_create(&proxy.socket);
+    let mut big = BytesMut::new();
+    h2::write_data(
+        &mut big,
+        1,
+        &vec![0u8; 1 << 20],
+        false,
+        h2::DEFAULT_MAX_FRAME,
+    );
+    let mut small = BytesMut::new();
+    for _ in 0..100_000 {
+        h2::write_data(&mut small, 1, &[0], false, h2::DEFAULT_MAX_FRAME);
+    }
+    s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let closed = loop {
+        let chunk = if sent < 17 { &big } else { &small };
+        if let Err(e) = s.write_all(chunk) {
+            break e;
+        }
+        sent += 1;
+        // 16 MiB of WINDOW_UPDATEs take about 1.3 million frames: 13 batches.
+        assert!(
+            sent < 17 + 40,
+            "the proxy still reads after {sent} batches unread"
+        );
+        if version(&proxy.socket, Duration::from_secs(5)).is_err() {
+            panic!("another client was not served while this one piled up answers");
+        }
+    };
+    println!(
+        "bounds: the unread client was closed after {sent} batches in {:.1?}: {closed}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            closed.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        "{closed}"
+    );
+    drop(s);
+    version(&proxy.socket, Duration::from_secs(5)).expect("a call after");
+    let fds = wait_for_fds(pid, idle_fds, Duration::from_secs(5));
+    assert_eq!(fds, idle_fds, "descriptors after the unread client");
+    // The queue is freed with the connection; the heap is trimmed within 5 s.
+    std::thread::sleep(Duration::from_secs(6));
+    let rss = rss_kib(pid).unwrap();
+    println!("bounds: RSS before the unread client {idle_rss} KiB, after {rss} KiB");
+    assert!(
+        rss <= idle_rss + (8 << 10),
+        "RSS after the unread client: {rss} KiB, before {idle_rss} KiB"
+    );
+}
+
+/// Bodies still arriving on many connections are bounded across them: four connections
+/// each holding four unfinished 16 MiB bodies fill the proxy's 256 MiB, and a fifth
+/// connection's call is refused `ResourceExhausted` at once (not made to wait on clients
+/// that may never finish); once they go, calls are judged again.
+#[test]
+fn admitted_bodies_are_bounded_across_connections() {
+    let (_dir, _containerd, proxy) = start();
+    let pid = proxy.pid().unwrap();
+    version(&proxy.socket, Duration::from_secs(5)).expect("a call before");
+    let idle_rss = rss_kib(pid).unwrap();
+    let body = vec![0u8; 16 << 20];
+    let fillers: Vec<UnixStream> = (0..4)
+        .map(|_| {
+            let mut s = UnixStream::connect(&proxy.socket).unwrap();
+            let mut out = BytesMut::new();
+            out.extend_from_slice(h2::PREFACE);
+            h2::write_settings(&mut out, false);
+            for stream in [1, 3, 5, 7] {
+                create_headers(&mut out, stream);
+                h2::write_data(&mut out, stream, &body, false, h2::DEFAULT_MAX_FRAME);
+            }
+            s.write_all(&out).unwrap();
+            s
+        })
+        .collect();
+    // Each frame is read (and its window granted) before the next: the proxy holds them.
+    let held = Instant::now() + Duration::from_secs(30);
+    while rss_kib(pid).unwrap() < idle_rss + (250 << 10) {
+        assert!(Instant::now() < held, "the bodies were not all read");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut s = open_create(&proxy.socket);
+    let mut out = BytesMut::new();
+    h2::write_data(
+        &mut out,
+        1,
+        &[0, 0, 0, 0, 2, 10, 0],
+        true,
+        h2::DEFAULT_MAX_FRAME,
+    );
+    s.write_all(&out).unwrap();
+    let (got, _) = frames(&mut s, Duration::from_secs(2));
+    let (code, message) = status_of(&got).expect("no answer while the proxy is full");
+    assert_eq!(code, "8", "{message}");
+    assert!(message.contains("across connections"), "{message}");
+    println!("bounds: with 256 MiB of bodies held: {message}");
+    version(&proxy.socket, Duration::from_secs(5)).expect("calls without a body go on");
+
+    drop((fillers, s));
+    let after = create(&proxy.socket, 1024).expect_err("a spec of spaces is no spec");
+    assert_ne!(after.code(), Code::ResourceExhausted, "{after:?}");
+    std::thread::sleep(Duration::from_secs(6));
+    let rss = rss_kib(pid).unwrap();
+    println!("bounds: RSS before the bodies {idle_rss} KiB, after {rss} KiB");
+    assert!(
+        rss <= idle_rss + (40 << 10),
+        "RSS after the bodies: {rss} KiB"
+    );
 }

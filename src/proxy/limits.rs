@@ -25,6 +25,14 @@ use crate::net::h2;
 /// proxy's own client) needs a turn or a relayed connection: no cycle.
 pub const DECIDING: usize = 64;
 
+/// Bytes of admitted request bodies the proxy holds at once, across connections: from a
+/// body's first DATA frame until containerd has it. Each connection may hold up to 64 MiB
+/// (four 16 MiB messages; `relay::requests::HELD_BYTES`), which times `maxConnections` would
+/// bound nothing a host has; past this, a body that does not fit is refused
+/// `ResourceExhausted` (never waited for: bodies still arriving elsewhere may hold it as
+/// long as their clients like). A `docker run` spec is about 20 KiB: ten thousand fit.
+pub const BODIES_HELD: usize = 256 << 20;
+
 /// The proxy's bounds, from `proxy.maxConnections` (`max`).
 pub(super) struct Limits {
     pub max: usize,
@@ -36,6 +44,8 @@ pub(super) struct Limits {
     pub answering: Arc<Semaphore>,
     /// Admitted calls being decided at once, across connections ([`DECIDING`]).
     pub deciding: Arc<Semaphore>,
+    /// Bytes of admitted bodies held, across connections ([`BODIES_HELD`]).
+    pub bodies: Arc<Semaphore>,
     /// Relayed connections ended so far (see [`Limits::trim_memory`]).
     ended: AtomicU64,
 }
@@ -48,6 +58,7 @@ impl Limits {
             relayed: Arc::new(Semaphore::new(max)),
             answering: Arc::new(Semaphore::new(max)),
             deciding: Arc::new(Semaphore::new(DECIDING)),
+            bodies: Arc::new(Semaphore::new(BODIES_HELD)),
             ended: AtomicU64::new(0),
         }
     }

@@ -29,6 +29,9 @@ pub(crate) fn apply(object: &Value, result: &cel::Value) -> Result<Value, String
         if kind == "replace" {
             op = replace_missing_as_add(&patched, op);
         }
+        // One operation per call, as jsonPatcher applies them: a failed one has nothing
+        // before it to undo, so the crate's `unreachable!` on a failed undo cannot be
+        // reached, and a half-applied `move` is dropped with the error below.
         let single = [op];
         if let Err(e) = json_patch::patch(&mut patched, &single) {
             if matches!(e.kind, json_patch::PatchErrorKind::TestFailed) {
@@ -105,5 +108,46 @@ fn replace_missing_as_add(
         })
     } else {
         json_patch::PatchOperation::Replace(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::expr::json_to_cel;
+    use super::*;
+
+    fn apply_json(object: Value, ops: Value) -> Result<Value, String> {
+        apply(&object, &json_to_cel(&ops).unwrap())
+    }
+
+    #[test]
+    fn a_failing_operation_after_applied_ones_is_an_error_not_a_panic() {
+        let object = json!({"a": {"b": 1}, "c": [1]});
+        let err = apply_json(
+            object.clone(),
+            json!([
+                {"op": "add", "path": "/d", "value": 2},
+                {"op": "move", "from": "/a", "path": "/a/b/x"},
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.contains("move operation does not apply"), "{err}");
+        let err = apply_json(
+            object.clone(),
+            json!([
+                {"op": "copy", "from": "/c", "path": "/d"},
+                {"op": "remove", "path": "/nope"},
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.contains("remove operation does not apply"), "{err}");
+        let kept = apply_json(
+            object.clone(),
+            json!([
+                {"op": "add", "path": "/d", "value": 2},
+                {"op": "test", "path": "/a/b", "value": 2},
+            ]),
+        );
+        assert_eq!(kept.unwrap(), object, "a failed test leaves the object");
     }
 }

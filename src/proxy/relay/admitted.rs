@@ -19,19 +19,40 @@ pub(super) struct Call {
     pub namespace: String,
     /// The gRPC-framed request message.
     pub body: BytesMut,
-    /// The body's share of the connection's [`Conn::held`] budget.
+    /// The body's share of the connection's and the proxy's budgets.
     pub charge: Charge,
 }
 
-/// Bytes of a connection's budget for admitted bodies ([`Conn::held`]) that one call holds,
-/// given back when the call is dropped: sent, refused, reset or abandoned alike.
+/// What one call's body holds of the two budgets for admitted bodies: its connection's
+/// ([`Conn::held`]), which a connection waits for (its own decided calls give it back),
+/// and the proxy's across connections ([`BODIES_HELD`]), which is never waited for (bodies
+/// still arriving on other connections may hold it as long as their clients like), so a
+/// body that does not fit is refused.
+///
+/// [`BODIES_HELD`]: crate::proxy::limits::BODIES_HELD
 pub(super) struct Charge {
+    pub conn: Taken,
+    pub proxy: Taken,
+}
+
+impl Charge {
+    pub fn new(conn: Arc<Semaphore>, proxy: Arc<Semaphore>) -> Self {
+        Self {
+            conn: Taken::new(conn),
+            proxy: Taken::new(proxy),
+        }
+    }
+}
+
+/// Bytes taken from one budget, given back when dropped: sent, refused, reset or
+/// abandoned alike.
+pub(super) struct Taken {
     budget: Arc<Semaphore>,
     bytes: usize,
 }
 
-impl Charge {
-    pub fn new(budget: Arc<Semaphore>) -> Self {
+impl Taken {
+    fn new(budget: Arc<Semaphore>) -> Self {
         Self { budget, bytes: 0 }
     }
 
@@ -59,7 +80,7 @@ impl Charge {
     }
 }
 
-impl Drop for Charge {
+impl Drop for Taken {
     fn drop(&mut self) {
         self.budget.add_permits(self.bytes);
     }
@@ -143,14 +164,14 @@ mod tests {
     #[tokio::test]
     async fn a_charge_takes_from_the_budget_and_gives_it_back_when_dropped() {
         let budget = Arc::new(Semaphore::new(100));
-        let mut first = Charge::new(budget.clone());
+        let mut first = Taken::new(budget.clone());
         assert!(first.try_add(60));
-        let mut second = Charge::new(budget.clone());
+        let mut second = Taken::new(budget.clone());
         assert!(!second.try_add(50), "only 40 left");
         assert!(second.try_add(40));
         assert_eq!(budget.available_permits(), 0);
         let waiting = tokio::spawn(async move {
-            let mut third = Charge::new(budget.clone());
+            let mut third = Taken::new(budget.clone());
             third.add(30).await;
             (third, budget)
         });
@@ -161,5 +182,21 @@ mod tests {
         assert_eq!(budget.available_permits(), 30);
         drop((second, third));
         assert_eq!(budget.available_permits(), 100);
+    }
+
+    #[test]
+    fn a_call_gives_back_both_budgets() {
+        let (conn, proxy) = (Arc::new(Semaphore::new(10)), Arc::new(Semaphore::new(20)));
+        let mut charge = Charge::new(conn.clone(), proxy.clone());
+        assert!(charge.conn.try_add(8) && charge.proxy.try_add(8));
+        assert_eq!(
+            (conn.available_permits(), proxy.available_permits()),
+            (2, 12)
+        );
+        drop(charge);
+        assert_eq!(
+            (conn.available_permits(), proxy.available_permits()),
+            (10, 20)
+        );
     }
 }

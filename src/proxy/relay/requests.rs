@@ -11,6 +11,7 @@ use super::admitted::{self, Call, Charge};
 use super::{outbox, write_status, Conn, Ended, ReadRoom};
 use crate::net::h2::{self, error, flag, hpack, kind, Head};
 use crate::proxy::grpc::{Code, Status, MAX_MESSAGE};
+use crate::proxy::limits::BODIES_HELD;
 use crate::proxy::route::{route, Route};
 
 /// Bytes of admitted bodies one connection may hold at once (a few full-size messages):
@@ -215,52 +216,8 @@ impl Pump {
     async fn data(&mut self, head: Head, frame: BytesMut) -> Result<(), Ended> {
         let stream = head.stream;
         let end = head.has(flag::END_STREAM);
-        if let Some(call) = self.held.get(&stream) {
-            let range = h2::unpadded(&head, &frame[h2::HEAD..])
-                .ok_or(Ended::Protocol("DATA padding longer than the frame"))?;
-            let content = &frame[h2::HEAD..][range];
-            let n = content.len();
-            // What this connection's arriving bodies hold is within the budget; calls it
-            // has dispatched may hold the rest for a while (until containerd has taken
-            // their bodies), and then the client waits, as it would for containerd's window.
-            if call.body.len() + n <= MAX_MESSAGE + 5 && self.held_bytes + n <= HELD_BYTES {
-                if !self.held_mut(stream)?.charge.try_add(n) {
-                    self.flush().await?;
-                    let gone = match self.held.get_mut(&stream) {
-                        Some(call) => self.conn.unless_gone(call.charge.add(n)).await.is_none(),
-                        None => false,
-                    };
-                    if gone {
-                        // containerd has gone and the call is answered (`fail_open`).
-                        self.take_held(stream);
-                        self.conn.flow().release(stream);
-                        self.grant(head.len);
-                        return Ok(());
-                    }
-                }
-                self.held_mut(stream)?.body.extend_from_slice(content);
-                self.held_bytes += n;
-                // containerd never sees these bytes: the client's connection window comes
-                // back from the relay.
-                self.grant(head.len);
-                // The body is copied out: the read buffer the frame shares is not kept
-                // while the call waits for its turn.
-                drop(frame);
-                if end {
-                    self.dispatch(stream).await?;
-                } else if head.len > 0 {
-                    h2::write_window_update(&mut self.down, stream, head.len as u32);
-                }
-            } else {
-                let status = Status::new(
-                    Code::ResourceExhausted,
-                    format!("portcullis: {:?} request larger than {MAX_MESSAGE} bytes, or too many admitted calls arriving at once on this connection", call.method),
-                );
-                self.take_held(stream);
-                self.refuse_held(stream, &status, end);
-                self.grant(head.len);
-            }
-            return Ok(());
+        if self.held.contains_key(&stream) {
+            return self.body(head, frame).await;
         }
         if self.local.contains(&stream) {
             if end {
@@ -283,6 +240,76 @@ impl Pump {
         }
         self.up.unsplit(frame);
         Ok(())
+    }
+
+    /// DATA of an admitted call whose body is still arriving: held within the budgets, or
+    /// the call refused.
+    async fn body(&mut self, head: Head, frame: BytesMut) -> Result<(), Ended> {
+        let (stream, end) = (head.stream, head.has(flag::END_STREAM));
+        let range = h2::unpadded(&head, &frame[h2::HEAD..])
+            .ok_or(Ended::Protocol("DATA padding longer than the frame"))?;
+        let content = &frame[h2::HEAD..][range];
+        let n = content.len();
+        let arriving = self.held_bytes;
+        let call = self.held_mut(stream)?;
+        if call.body.len() + n > MAX_MESSAGE + 5 || arriving + n > HELD_BYTES {
+            let status = Status::new(
+                Code::ResourceExhausted,
+                format!("portcullis: {:?} request larger than {MAX_MESSAGE} bytes, or too many admitted calls arriving at once on this connection", call.method),
+            );
+            self.refuse_arriving(head, &status);
+            return Ok(());
+        }
+        // What this connection's arriving bodies hold is within its budget; calls it has
+        // dispatched may hold the rest for a while (until containerd has taken their
+        // bodies), and then the client waits, as it would for containerd's window.
+        if !call.charge.conn.try_add(n) {
+            self.flush().await?;
+            let gone = match self.held.get_mut(&stream) {
+                Some(call) => self
+                    .conn
+                    .unless_gone(call.charge.conn.add(n))
+                    .await
+                    .is_none(),
+                None => false,
+            };
+            if gone {
+                // containerd has gone and the call is answered (`fail_open`).
+                self.take_held(stream);
+                self.conn.flow().release(stream);
+                self.grant(head.len);
+                return Ok(());
+            }
+        }
+        if !self.held_mut(stream)?.charge.proxy.try_add(n) {
+            let status = Status::new(
+                Code::ResourceExhausted,
+                format!("portcullis: the proxy holds {BODIES_HELD} bytes of admitted request bodies across connections; retry once calls in flight are done"),
+            );
+            self.refuse_arriving(head, &status);
+            return Ok(());
+        }
+        self.held_mut(stream)?.body.extend_from_slice(content);
+        self.held_bytes += n;
+        // containerd never sees these bytes: the client's connection window comes back
+        // from the relay.
+        self.grant(head.len);
+        // The body is copied out: the read buffer the frame shares is not kept while the
+        // call waits for its turn.
+        drop(frame);
+        if end {
+            self.dispatch(stream).await?;
+        } else if head.len > 0 {
+            h2::write_window_update(&mut self.down, stream, head.len as u32);
+        }
+        Ok(())
+    }
+
+    /// Refuses the admitted call whose body `head`'s frame was part of.
+    fn refuse_arriving(&mut self, head: Head, status: &Status) {
+        self.take_held(head.stream);
+        self.refuse_held(head.stream, status, head.has(flag::END_STREAM));
+        self.grant(head.len);
     }
 
     fn grant(&mut self, len: usize) {
@@ -372,7 +399,10 @@ impl Pump {
             method,
             namespace,
             body: BytesMut::new(),
-            charge: Charge::new(self.conn.held.clone()),
+            charge: Charge::new(
+                self.conn.held.clone(),
+                self.conn.proxy.limits.bodies.clone(),
+            ),
         };
         self.held.insert(stream, call);
         if end {
