@@ -6,6 +6,8 @@
 //! rewritten config.toml and the proxy on the written config admit through the old socket.
 
 mod common;
+#[path = "install/edits.rs"]
+mod edits;
 #[path = "install/verifier.rs"]
 mod verifier;
 

@@ -165,7 +165,12 @@ fn carry_out(plan: &Plan, root: &Root, common: &Common, verb: &str) -> anyhow::R
         eprintln!("portcullis {verb}: dry run, nothing changed");
         return Ok(false);
     }
-    plan.apply(root)?;
+    for path in plan.apply(root)? {
+        eprintln!(
+            "note: {} was edited since `portcullis {verb}` first wrote it; `portcullis un{verb}` will name it and restore its original only with --force",
+            path.display()
+        );
+    }
     for d in &plan.dirs {
         eprintln!("created {}", d.display());
     }

@@ -116,10 +116,12 @@ impl Plan {
 
     /// Carries the plan out: originals are backed up and the manifest written first, so
     /// that an install cut short can still be undone; then the directories, then each file
-    /// atomically.
-    pub fn apply(&self, root: &Root) -> anyhow::Result<()> {
+    /// atomically. Returns the files installed before and edited by someone since (see
+    /// below).
+    pub fn apply(&self, root: &Root) -> anyhow::Result<Vec<PathBuf>> {
+        let mut edited = Vec::new();
         if self.is_empty() {
-            return Ok(());
+            return Ok(edited);
         }
         let mut m = Manifest::load(root, &self.component)?.unwrap_or_else(|| Manifest {
             component: self.component.clone(),
@@ -136,8 +138,17 @@ impl Plan {
         for c in &self.changes {
             let new = c.new.as_deref().unwrap_or_default();
             if let Some(e) = m.files.iter_mut().find(|e| e.path == c.path) {
-                // Installed before: the original kept then stays the one to restore.
-                e.sha256 = sha256(new);
+                // Installed before: the original kept then stays the one to restore. The
+                // record of what the install wrote moves on only if the file was still as
+                // the install left it: an edit made since (which this write builds on)
+                // must go on stopping `uninstall` from putting the original back over it,
+                // not be laundered by a second install.
+                let untouched = c.old.as_deref().map(sha256).as_deref() == Some(&*e.sha256);
+                if untouched {
+                    e.sha256 = sha256(new);
+                } else {
+                    edited.push(c.path.clone());
+                }
                 continue;
             }
             let backup = match &c.old {
@@ -164,7 +175,7 @@ impl Plan {
         for c in &self.changes {
             root.write_atomic(&c.path, c.new.as_deref().unwrap_or_default(), c.mode)?;
         }
-        Ok(())
+        Ok(edited)
     }
 }
 
