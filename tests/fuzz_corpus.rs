@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "fuzz_corpus/lookups.rs"]
+mod lookups;
 #[path = "fuzz_corpus/seeds.rs"]
 mod seeds;
 
@@ -26,7 +28,12 @@ const TARGETS: &[(&str, Target)] = &[
         "containerd_request",
         portcullis::fuzzing::containerd_request,
     ),
+    (
+        "containerd_lookups",
+        portcullis::fuzzing::containerd_lookups,
+    ),
     ("cri_request", portcullis::fuzzing::cri_request),
+    ("cri_lookups", portcullis::fuzzing::cri_lookups),
     ("oci_spec", portcullis::fuzzing::oci_spec),
     ("hook", portcullis::fuzzing::hook),
     ("admission_review", portcullis::fuzzing::admission_review),

@@ -155,13 +155,15 @@ fn containerd(name: &str, info: &Value) -> Vec<Seed> {
         }
         .encode_to_vec(),
         UpdateImageRequest {
-            image: Some(image),
+            image: Some(image.clone()),
             update_mask: Some(mask(&["target"])),
             ..Default::default()
         }
         .encode_to_vec(),
     ];
-    by_method("containerd_request", name, messages)
+    let mut seeds = super::lookups::containerd(name, &container, &image, &messages);
+    seeds.extend(by_method("containerd_request", name, messages));
+    seeds
 }
 
 /// A client's HTTP/2 bytes after the preface: SETTINGS, then one admitted call per
@@ -269,7 +271,7 @@ fn cri_requests() -> Vec<Seed> {
         .encode_to_vec(),
         cri::CreateContainerRequest {
             pod_sandbox_id: "sandbox1".into(),
-            config: Some(container),
+            config: Some(container.clone()),
             sandbox_config: Some(sandbox.clone()),
         }
         .encode_to_vec(),
@@ -313,11 +315,13 @@ fn cri_requests() -> Vec<Seed> {
                 ..Default::default()
             }),
             auth: None,
-            sandbox_config: Some(sandbox),
+            sandbox_config: Some(sandbox.clone()),
         }
         .encode_to_vec(),
     ];
-    by_method("cri_request", "cri", messages)
+    let mut seeds = super::lookups::cri(&sandbox, &container, &messages);
+    seeds.extend(by_method("cri_request", "cri", messages));
+    seeds
 }
 
 /// One seed per message for `target`, whose first byte picks the method: the index of the

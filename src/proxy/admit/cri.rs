@@ -214,7 +214,7 @@ impl Proxy {
         let Some(image) = status.image else {
             return Err(Status::new(
                 Code::NotFound,
-                format!("portcullis: CreateContainer: containerd knows no image {id:?}"),
+                format!("portcullis: containerd knows no image {id:?}, the ID the container names"),
             ));
         };
         let claimed = pod.pointer(USER_IMAGE).and_then(|v| v.as_str());

@@ -7,6 +7,8 @@
 //! that panics, hangs or takes seconds is a bug of the door it stands for. Outcomes are
 //! discarded; only that the path ran to an answer matters.
 
+mod containerd;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -66,6 +68,9 @@ struct Fixture {
     runtime: tokio::runtime::Runtime,
     decider: Arc<ArcSwap<Decider>>,
     proxy: Proxy,
+    /// The proxy in front of [`containerd::Stub`], whose answers the input gives.
+    looked_up: Proxy,
+    stub: containerd::Stub,
     routes: Routes,
 }
 
@@ -89,6 +94,14 @@ fn fixture() -> &'static Fixture {
             .build()
             .expect("tokio runtime");
         let proxy = Proxy::new(&config, decider.clone());
+        let stub_socket = dir.join("containerd.sock");
+        let stub = containerd::Stub::start(&runtime, &stub_socket);
+        let text = config_text(&dir, &policies).replace(
+            &dir.join("no-containerd.sock").display().to_string(),
+            &stub_socket.display().to_string(),
+        );
+        let stubbed = Config::parse(&text, Path::new("fuzz.yaml")).expect("fuzz config");
+        let looked_up = Proxy::new(&stubbed, decider.clone());
         let routes = Routes {
             live: decider.clone(),
             metrics,
@@ -101,6 +114,8 @@ fn fixture() -> &'static Fixture {
             runtime,
             decider,
             proxy,
+            looked_up,
+            stub,
             routes,
         }
     })
@@ -151,6 +166,40 @@ pub const CRI_METHODS: &[(&str, &str)] = &[
 /// namespace as the proxy's relay would hand it to admission.
 pub fn containerd_request(data: &[u8]) {
     admitted(CONTAINERD_METHODS, "default", data);
+}
+
+/// One admitted containerd request whose lookups a containerd answers as the input says:
+/// the method byte ([`CONTAINERD_METHODS`]), the answers to the proxy's own calls (a
+/// count, then each as a big-endian u16 length and its bytes, for `containerd::LOOKUPS` in
+/// order; `containerd::respond` reads them), then the request message.
+pub fn containerd_lookups(data: &[u8]) {
+    looked_up(CONTAINERD_METHODS, "default", data);
+}
+
+/// [`containerd_lookups`] for the CRI door ([`CRI_METHODS`]): the image, container and
+/// sandbox statuses (and containerd's verbose `info` JSON in them) the CRI plugin answers.
+pub fn cri_lookups(data: &[u8]) {
+    looked_up(CRI_METHODS, "", data);
+}
+
+fn looked_up(methods: &[(&str, &str)], namespace: &str, data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let Some((answers, message)) = containerd::answers_and_message(rest) else {
+        return;
+    };
+    let (service, method) = methods[pick as usize % methods.len()];
+    let f = fixture();
+    let _turn = f.stub.script(answers);
+    let framed = crate::proxy::grpc::frame(message);
+    f.runtime.block_on(crate::proxy::fuzzing::admit(
+        &f.looked_up,
+        service,
+        method,
+        namespace,
+        framed,
+    ));
 }
 
 /// One CRI request at the proxy's CRI door: the first byte picks the method
