@@ -19,11 +19,14 @@ use crate::net::h2;
 /// that waits holds only its request body (docs/proxy.md#limits). A decision holds the
 /// decoded spec, the Pod, the review and the policies' working memory (about 100 KiB for a
 /// `docker run` spec with its seccomp profile), so a thousand at once would take the proxy
-/// past 100 MiB. 64 keeps CEL's 32 evaluation threads busy and webhooks' I/O overlapped. A
+/// past 100 MiB. 32 is twice the evaluations that run off the workers at once
+/// (`core::blocking::MAX_BLOCKING`, 16): those keep the CPU busy, and the other half
+/// overlaps webhooks' I/O; 64 only had more decoded specs wait for an evaluation slot
+/// (3 MiB more at the peak of 1 000 connections, no faster: RELIABILITY.md#load). A
 /// turn is held only while deciding, never while waiting for a window or a peer, and
 /// nothing a decision waits on (the decision log, webhooks, containerd lookups on the
 /// proxy's own client) needs a turn or a relayed connection: no cycle.
-pub const DECIDING: usize = 64;
+pub const DECIDING: usize = 32;
 
 /// Bytes of admitted request bodies the proxy holds at once, across connections: from a
 /// body's first DATA frame until containerd has it. Each connection may hold up to 64 MiB

@@ -11,6 +11,11 @@ use super::{assert_same_tree, both, host, install_proxy, portcullis, run_ok, tex
 
 const STANZA: &str = "[plugins.\"io.containerd.image-verifier.v1.bindir\"]\n  bin_dir = \"/opt/verifiers\"\n  max_verifiers = 10\n  per_verifier_timeout = \"10s\"\n";
 
+/// `portcullis install image-verifier` under `root`, this build as the binary.
+fn verifier_args(root: &str) -> Vec<&str> {
+    vec!["install", "image-verifier", "--root", root, "--binary", BIN]
+}
+
 #[test]
 fn proxy_and_image_verifier_share_containerds_config_and_uninstall_in_reverse() {
     let host = host();
@@ -20,7 +25,7 @@ fn proxy_and_image_verifier_share_containerds_config_and_uninstall_in_reverse() 
     both(install_proxy(r, &[]));
     let with_proxy = tree(r);
     let verifier = |extra: &[&str]| {
-        let mut args = vec!["install", "image-verifier", "--root", rs, "--binary", BIN];
+        let mut args = verifier_args(rs);
         args.extend(extra);
         run_ok(&args)
     };
@@ -82,14 +87,7 @@ fn a_config_the_verifier_stanza_cannot_be_added_to_safely_is_refused() {
         let r = host.path();
         std::fs::write(r.join("etc/containerd/config.toml"), content).unwrap();
         let before = tree(r);
-        let out = portcullis(&[
-            "install",
-            "image-verifier",
-            "--root",
-            r.to_str().unwrap(),
-            "--binary",
-            BIN,
-        ]);
+        let out = portcullis(&verifier_args(r.to_str().unwrap()));
         let msg = text(&out);
         assert_eq!(out.status.code(), Some(2), "{msg}");
         assert!(
@@ -111,14 +109,7 @@ fn an_install_waits_while_another_holds_the_root() {
     )
     .unwrap();
     let mut child = Command::new(BIN)
-        .args([
-            "install",
-            "image-verifier",
-            "--root",
-            r.to_str().unwrap(),
-            "--binary",
-            BIN,
-        ])
+        .args(verifier_args(r.to_str().unwrap()))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
