@@ -125,7 +125,8 @@ pub fn descriptor(digest: &str, size: u64) -> serde_json::Value {
 }
 
 /// `portcullis install image-verifier` of `config` (YAML, written to `dir/verifier.yaml`)
-/// into `dir/bin`, checked to print containerd's stanza: the wrapper containerd would run.
+/// into `dir/bin`, checked to write containerd's stanza naming it into
+/// `dir/etc/containerd/config.toml`: the wrapper containerd would run.
 pub fn install(dir: &Path, config: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let config_path = dir.join("verifier.yaml");
@@ -141,10 +142,12 @@ pub fn install(dir: &Path, config: &str) -> std::path::PathBuf {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let stanza = String::from_utf8_lossy(&out.stdout);
+    let toml = std::fs::read_to_string(dir.join("etc/containerd/config.toml")).unwrap();
     assert!(
-        stanza.contains("io.containerd.image-verifier.v1.bindir") && stanza.contains("bin_dir"),
-        "{stanza}"
+        toml.contains(
+            "[plugins.\"io.containerd.image-verifier.v1.bindir\"]\n  bin_dir = \"/bin\"\n"
+        ),
+        "{toml}"
     );
     bin_dir.join("portcullis")
 }
