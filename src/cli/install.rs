@@ -262,10 +262,10 @@ fn image_verifier(v: ImageVerifier) -> anyhow::Result<ExitCode> {
     eprintln!("containerd runs the verifiers in {}", bin_dir.display());
     if carry_out(&plan, &root, &v.common, "install image-verifier")? {
         eprintln!("next step: systemctl restart containerd");
-        if v.common.root == Path::new("/") {
-            if let Some(note) = verifier::containerd_too_old() {
-                eprintln!("{note}");
-            }
+    }
+    if v.common.root == Path::new("/") {
+        if let Some(note) = verifier::containerd_too_old() {
+            eprintln!("{note}");
         }
     }
     Ok(ExitCode::SUCCESS)
