@@ -112,8 +112,8 @@ fn frames(s: &mut UnixStream, within: Duration) -> (Vec<(Head, Vec<u8>)>, bool) 
     (out, closed)
 }
 
-/// The proxy's descriptors and RSS while nothing is going on: (fds, KiB).
-fn idle(proxy: &Proxy) -> (usize, u64) {
+/// The proxy's descriptors and RSS while nothing is going on, after one call: (fds, KiB).
+fn at_rest(proxy: &Proxy) -> (usize, u64) {
     let pid = proxy.pid().unwrap();
     version(&proxy.socket, Duration::from_secs(5)).expect("a call before");
     std::thread::sleep(Duration::from_millis(300));
@@ -178,9 +178,7 @@ fn ten_thousand_connections_are_refused_cleanly_beyond_the_limit_and_others_are_
     raise_fd_limit();
     let (_dir, _containerd, proxy) = start();
     let pid = proxy.pid().unwrap();
-    version(&proxy.socket, Duration::from_secs(5)).expect("a call before the flood");
-    std::thread::sleep(Duration::from_millis(300));
-    let idle = open_fds(pid).unwrap();
+    let idle = at_rest(&proxy).0;
     let limit = 1024;
 
     // Speaking clients: the first `limit` are relayed, the rest refused.
@@ -373,7 +371,7 @@ fn status_of(frames: &[(Head, Vec<u8>)]) -> Option<(String, String)> {
 #[test]
 fn messages_beyond_16_mib_are_refused_and_nothing_of_them_stays() {
     let (_dir, _containerd, proxy) = start();
-    let idle = idle(&proxy);
+    let idle = at_rest(&proxy);
 
     // A 17 MiB spec: refused by the proxy, which holds no more than 16 MiB of it.
     let refused = create(&proxy.socket, 17 << 20).unwrap_err();
@@ -486,7 +484,7 @@ fn thousands_of_calls_on_one_connection_that_writes_before_it_reads_are_all_answ
 #[test]
 fn a_client_that_leaves_16_mib_unread_is_closed_and_others_are_served() {
     let (_dir, _containerd, proxy) = start();
-    let idle = idle(&proxy);
+    let idle = at_rest(&proxy);
 
     // Stream 1 is refused once its body passes 16 MiB; the one-byte frames after it are
     // each granted back.
@@ -545,7 +543,7 @@ fn a_client_that_leaves_16_mib_unread_is_closed_and_others_are_served() {
 fn admitted_bodies_are_bounded_across_connections() {
     let (_dir, _containerd, proxy) = start();
     let pid = proxy.pid().unwrap();
-    let idle = idle(&proxy);
+    let idle = at_rest(&proxy);
     let body = vec![0u8; 16 << 20];
     let fillers: Vec<UnixStream> = (0..4)
         .map(|_| {

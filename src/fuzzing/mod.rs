@@ -82,8 +82,11 @@ fn fixture() -> &'static Fixture {
         let policies = dir.join("policies");
         std::fs::create_dir_all(&policies).expect("temp dir");
         std::fs::write(policies.join("policy.yaml"), POLICY).expect("policy file");
-        let config = config_text(&dir, &policies);
-        let config = Config::parse(&config, Path::new("fuzz.yaml")).expect("fuzz config");
+        let parse = |containerd: &Path| {
+            let text = config_text(containerd, &policies);
+            Config::parse(&text, Path::new("fuzz.yaml")).expect("fuzz config")
+        };
+        let config = parse(&no_containerd(&dir));
         let metrics = Arc::new(Metrics::new());
         let decider = Decider::new(&config)
             .expect("fuzz decider")
@@ -96,12 +99,7 @@ fn fixture() -> &'static Fixture {
         let proxy = Proxy::new(&config, decider.clone());
         let stub_socket = dir.join("containerd.sock");
         let stub = containerd::Stub::start(&runtime, &stub_socket);
-        let text = config_text(&dir, &policies).replace(
-            &dir.join("no-containerd.sock").display().to_string(),
-            &stub_socket.display().to_string(),
-        );
-        let stubbed = Config::parse(&text, Path::new("fuzz.yaml")).expect("fuzz config");
-        let looked_up = Proxy::new(&stubbed, decider.clone());
+        let looked_up = Proxy::new(&parse(&stub_socket), decider.clone());
         let routes = Routes {
             live: decider.clone(),
             metrics,
@@ -121,15 +119,17 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// The config text with its paths: containerd's socket is one nobody listens on, so the
-/// calls a door makes to containerd fail fast and the door answers with that failure.
-fn config_text(dir: &Path, policies: &Path) -> String {
+/// The config text with its paths.
+fn config_text(containerd: &Path, policies: &Path) -> String {
     CONFIG
-        .replace(
-            "{CONTAINERD}",
-            &dir.join("no-containerd.sock").display().to_string(),
-        )
+        .replace("{CONTAINERD}", &containerd.display().to_string())
         .replace("{POLICY_DIR}", &policies.display().to_string())
+}
+
+/// A containerd socket nobody listens on, so that the calls a door makes to containerd
+/// fail fast and the door answers with that failure (every target but the `*_lookups`).
+fn no_containerd(dir: &Path) -> PathBuf {
+    dir.join("no-containerd.sock")
 }
 
 /// The gRPC request bytes a client sends on its connection to the proxy (after the
@@ -352,7 +352,7 @@ pub fn policy_dir(data: &[u8]) {
     {
         return;
     }
-    let text = config_text(&f.dir, &dir);
+    let text = config_text(&no_containerd(&f.dir), &dir);
     let Ok(config) = Config::parse(&text, Path::new("fuzz.yaml")) else {
         return;
     };

@@ -32,13 +32,7 @@ pub struct Edited {
 /// Points `[grpc]` at `real`, owned by root (uid 0, gid 0). `file` names the config in
 /// errors; a config that does not parse is refused with its line and column.
 pub fn edit(text: &str, file: &Path, real: &str) -> anyhow::Result<Edited> {
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        anyhow::anyhow!(
-            "{}: {}\ncontainerd would not start on it either: fix it and run the install again",
-            file.display(),
-            e.to_string().trim_end()
-        )
-    })?;
+    let mut doc = parse(text, file)?;
     if !doc.contains_key("grpc") {
         doc.insert("grpc", Item::Table(Table::new()));
     }
@@ -70,6 +64,18 @@ pub fn edit(text: &str, file: &Path, real: &str) -> anyhow::Result<Edited> {
     })
 }
 
+/// containerd's config as `toml_edit` keeps it; `file` names it in the error, with the
+/// line and column of what does not parse.
+pub(super) fn parse(text: &str, file: &Path) -> anyhow::Result<DocumentMut> {
+    text.parse().map_err(|e: toml_edit::TomlError| {
+        anyhow::anyhow!(
+            "{}: {}\ncontainerd would not start on it either: fix it and run the install again",
+            file.display(),
+            e.to_string().trim_end()
+        )
+    })
+}
+
 /// The whitespace before `key` on its line, so that keys added beside it line up.
 fn indent_of(table: &dyn toml_edit::TableLike, key: &str) -> String {
     let prefix = table
@@ -88,7 +94,7 @@ fn indent_of(table: &dyn toml_edit::TableLike, key: &str) -> String {
 
 /// Sets `key` to `value` unless it holds it already, keeping the comments around it; a
 /// new key gets `indent`.
-fn set(table: &mut dyn toml_edit::TableLike, key: &str, mut value: Value, indent: &str) {
+pub(super) fn set(table: &mut dyn toml_edit::TableLike, key: &str, mut value: Value, indent: &str) {
     match table.get_mut(key) {
         Some(Item::Value(old)) => {
             if old.to_string().trim() == value.to_string().trim() {

@@ -60,20 +60,14 @@ pub fn image_verifier(
     config: &Path,
 ) -> anyhow::Result<(Plan, PathBuf)> {
     let mut plan = Plan::new("image-verifier");
-    let wanted = match bin_dir {
-        Some(d) => Some(d.to_str().ok_or_else(|| {
-            anyhow::anyhow!(
-                "--bin-dir {}: not UTF-8, which config.toml needs",
-                d.display()
-            )
-        })?),
-        None => None,
-    };
+    let wanted = bin_dir
+        .map(|d| proxy::path_str(d, "--bin-dir"))
+        .transpose()?;
     let text = root.read_text(containerd_config)?;
     let edited = verifier_toml::edit(
         text.as_deref(),
         &root.at(containerd_config)?,
-        wanted,
+        wanted.as_deref(),
         verifier::BIN_DIR,
     )?;
     plan.write(root, containerd_config, edited.text.into_bytes(), 0o644)?;

@@ -96,7 +96,8 @@ pub fn plan(root: &Root, o: &Options) -> anyhow::Result<(Plan, Addresses)> {
     Ok((plan, addresses))
 }
 
-fn path_str(p: &Path, what: &str) -> anyhow::Result<String> {
+/// `p` as a config file holds it, absolute and UTF-8; else an error naming `what`.
+pub(super) fn path_str(p: &Path, what: &str) -> anyhow::Result<String> {
     match p.to_str() {
         Some(s) if p.is_absolute() => Ok(s.to_owned()),
         _ => bail!("{what} {}: give an absolute, UTF-8 path", p.display()),

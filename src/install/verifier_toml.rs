@@ -14,8 +14,12 @@ use std::path::Path;
 use anyhow::bail;
 use toml_edit::{DocumentMut, Item, Table, Value};
 
+use super::containerd_toml::{parse, set};
+
 /// The plugin's name in config versions 2 and 3.
 pub const PLUGIN: &str = "io.containerd.image-verifier.v1.bindir";
+/// The indent of a key the stanza gains, as in containerd's docs.
+const INDENT: &str = "  ";
 
 /// The edited config and the `bin_dir` the wrapper goes into.
 #[derive(Debug)]
@@ -32,16 +36,7 @@ pub fn edit(
     wanted: Option<&str>,
     default: &str,
 ) -> anyhow::Result<Edited> {
-    let mut doc: DocumentMut =
-        text.unwrap_or_default()
-            .parse()
-            .map_err(|e: toml_edit::TomlError| {
-                anyhow::anyhow!(
-                "{}: {}\ncontainerd would not start on it either: fix it and run the install again",
-                file.display(),
-                e.to_string().trim_end()
-            )
-            })?;
+    let mut doc = parse(text.unwrap_or_default(), file)?;
     versioned(&mut doc, file)?;
     // A `[plugins]` header of our own would be an empty table; the operator's stays.
     let fresh = !doc.contains_key("plugins");
@@ -67,10 +62,16 @@ pub fn edit(
     if !bin_dir.starts_with('/') {
         bail!("--bin-dir {bin_dir}: containerd needs an absolute path");
     }
-    set(stanza, "bin_dir", Value::from(bin_dir.as_str()), true);
+    set(stanza, "bin_dir", Value::from(bin_dir.as_str()), INDENT);
     // containerd's defaults, written out as its docs do; the operator's own values stay.
-    set(stanza, "max_verifiers", Value::from(10i64), false);
-    set(stanza, "per_verifier_timeout", Value::from("10s"), false);
+    for (key, value) in [
+        ("max_verifiers", Value::from(10i64)),
+        ("per_verifier_timeout", Value::from("10s")),
+    ] {
+        if !stanza.contains_key(key) {
+            set(stanza, key, value, INDENT);
+        }
+    }
     Ok(Edited {
         text: doc.to_string(),
         bin_dir,
@@ -123,26 +124,6 @@ fn table_at<'a>(parent: &'a mut Table, key: &str, file: &Path) -> anyhow::Result
             "{}: `{key}` is not a table; containerd expects [plugins.\"{PLUGIN}\"]",
             file.display()
         ),
-    }
-}
-
-/// Sets `key` to `value` (unless `replace` is false and the key is present), keeping the
-/// comments around an old value; a new key is indented by two spaces.
-fn set(table: &mut Table, key: &str, mut value: Value, replace: bool) {
-    match table.get_mut(key) {
-        Some(_) if !replace => {}
-        Some(Item::Value(old)) => {
-            if old.to_string().trim() != value.to_string().trim() {
-                *value.decor_mut() = old.decor().clone();
-                *old = value;
-            }
-        }
-        _ => {
-            table.insert(key, Item::Value(value));
-            if let Some(mut k) = table.key_mut(key) {
-                k.leaf_decor_mut().set_prefix("  ");
-            }
-        }
     }
 }
 
