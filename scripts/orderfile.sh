@@ -9,6 +9,7 @@
 #
 #   scripts/orderfile.sh            profile the proxy and rewrite build/orderfile.txt
 #   scripts/orderfile.sh --check    how many of the file's symbols the release binary has
+#   PORTCULLIS_BIN=PATH scripts/orderfile.sh [--check]   that release build, not a fresh one
 #
 # The workload: a private containerd behind the proxy with Pod Security baseline for every
 # namespace, a CEL ValidatingAdmissionPolicy and the image rules, driven by `ctr` (import,
@@ -19,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/orderfile.txt
-bin=${PORTCULLIS_BIN:-$PWD/target/release/portcullis}   # another release build to profile
+bin=$(realpath -m "${PORTCULLIS_BIN:-target/release/portcullis}")   # or another release build
 
 if [ "${1:-}" = --check ]; then
   [ -x "$bin" ] || { echo "orderfile: build the release binary first (cargo build --release)" >&2; exit 2; }
