@@ -312,7 +312,7 @@ fn mib(kib: u64) -> f64 {
 /// RSS bounds in KiB: (idle, peak, settled above idle). Release: the targets, 15 MiB
 /// idle and 40 MiB under this load; measured (RELIABILITY.md#load) 9.2-9.9 MiB idle after
 /// the warm-up (7 MiB of it the binary's code and libc, RssFile), peak 18.6-19.7 MiB over 10
-/// connections and 34.9-35.4 MiB over 1 000, 94.8 MiB with 10 000 in flight (long form). A
+/// connections and 34.3-35.4 MiB over 1 000, 94.8 MiB with 10 000 in flight (long form). A
 /// release build without its code layout (build.rs: a stale build/orderfile.txt, another
 /// linker) has 13 MiB of code resident, not 7, and fails the idle bound: regenerate the
 /// file (scripts/orderfile.sh). Debug: generous (its code alone is 45 MiB resident); long
