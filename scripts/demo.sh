@@ -7,28 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --locked --quiet
 bin=$PWD/target/release/portcullis
-work=$(mktemp -d /tmp/portcullis-demo.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-wait_socket() { for _ in $(seq 300); do [ -S "$1" ] && return 0; sleep 0.1; done; echo "demo: $2 did not start; log:" >&2; cat "$3" >&2; exit 1; }
-
-cat > "$work/containerd.toml" <<TOML
-version = 2
-root = "$work/root"
-state = "$work/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$work/containerd.sock"
-[ttrpc]
-  address = "$work/containerd.sock.ttrpc"
-[debug]
-  address = "$work/debug.sock"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$work/opt"
-TOML
-containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 & pids+=($!)
-wait_socket "$work/containerd.sock" containerd "$work/containerd.log"
+. scripts/lib/containerd.sh
+private_containerd demo
 "$bin" proxy --config examples/default-policy.yaml --listen "$work/portcullis.sock" \
   --containerd "$work/containerd.sock" >"$work/proxy.log" 2>&1 & pids+=($!)
 wait_socket "$work/portcullis.sock" "portcullis proxy" "$work/proxy.log"

@@ -34,43 +34,11 @@ fi
 scripts/setup.sh
 command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 [ -n "${PORTCULLIS_BIN:-}" ] || cargo build --release --locked --quiet
-work=$(mktemp -d /tmp/portcullis-orderfile.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-wait_socket() { for _ in $(seq 1200); do [ -S "$1" ] && return 0; sleep 0.1; done; echo "orderfile: $2 did not start; log:" >&2; cat "$3" >&2; exit 1; }
-
-cat > "$work/containerd.toml" <<TOML
-version = 2
-root = "$work/root"
-state = "$work/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$work/containerd.sock"
-[ttrpc]
-  address = "$work/containerd.sock.ttrpc"
-[debug]
-  address = "$work/debug.sock"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$work/opt"
-TOML
+. scripts/lib/containerd.sh
+WAIT_SECONDS=120   # the proxy starts under callgrind
+private_containerd orderfile
 mkdir "$work/policies"
-cat > "$work/policies/no-cel.yaml" <<'YAML'
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: no-cel}
-spec:
-  matchConstraints:
-    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-  validations:
-  - expression: "!object.metadata.name.startsWith('cel-')"
-    message: names starting with cel- are refused
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: no-cel}
-spec: {policyName: no-cel, validationActions: [Deny]}
-YAML
+cp tests/fixtures/policies/no-cel/no-cel.yaml "$work/policies/"
 cat > "$work/config.yaml" <<YAML
 namespaces:
   "*": {labels: {pod-security.kubernetes.io/enforce: baseline}}
@@ -79,8 +47,6 @@ images:
 policyDir: $work/policies
 YAML
 
-containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 & pids+=($!)
-wait_socket "$work/containerd.sock" containerd "$work/containerd.log"
 valgrind --tool=callgrind --demangle=no --compress-strings=no --callgrind-out-file="$work/callgrind.out" \
   "$bin" proxy --config "$work/config.yaml" --listen "$work/portcullis.sock" \
   --containerd "$work/containerd.sock" >"$work/proxy.log" 2>&1 & proxy=$!

@@ -37,21 +37,7 @@ const NAMESPACE: &str = "load";
 const CEL_WORKERS: u64 = 32;
 
 /// Refuses containers whose name (the container id) starts with `cel-`.
-const NO_CEL: &str = r#"apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: no-cel}
-spec:
-  matchConstraints:
-    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-  validations:
-  - expression: "!object.metadata.name.startsWith('cel-')"
-    message: names starting with cel- are refused
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: no-cel}
-spec: {policyName: no-cel, validationActions: [Deny]}
-"#;
+const NO_CEL: &str = include_str!("fixtures/policies/no-cel/no-cel.yaml");
 
 /// What each call asks for, and so how it must be answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,23 +44,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn pause_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        needs(&["busybox"]);
-        let dir = std::env::temp_dir().join(format!("portcullis-image-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let tar = dir.join("pause.tar");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/busybox-image.sh");
-        let out = Command::new(script)
-            .env("IMAGE_CMD", r#"["sleep","2147483647"]"#)
-            .arg(&tar)
-            .arg(PAUSE_IMAGE)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "building the pause image: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tar
+        super::build_image_tar(
+            "pause.tar",
+            &[PAUSE_IMAGE],
+            Some(r#"["sleep","2147483647"]"#),
+        )
     })
 }
 

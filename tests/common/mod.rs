@@ -75,24 +75,32 @@ pub fn needs(names: &[&str]) {
 /// The busybox image tar, built once per test binary.
 pub fn image_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        needs(&["busybox"]);
-        let dir = std::env::temp_dir().join(format!("portcullis-image-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let tar = dir.join("busybox.tar");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/busybox-image.sh");
-        let out = Command::new(script)
-            .arg(&tar)
-            .args([IMAGE, IMAGE_LATEST])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "building the image: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tar
-    })
+    TAR.get_or_init(|| build_image_tar("busybox.tar", &[IMAGE, IMAGE_LATEST], None))
+}
+
+/// Builds an image tar with scripts/busybox-image.sh (`cmd`: the image config's Cmd) as
+/// `target/tmp/images/NAME`: under a name of this process's and then renamed into place,
+/// so test binaries running at once never read half a tar, and a run leaves one file per
+/// image in the target directory rather than a directory per process in /tmp.
+pub fn build_image_tar(name: &str, refs: &[&str], cmd: Option<&str>) -> PathBuf {
+    needs(&["busybox"]);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("images");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tar = dir.join(name);
+    let partial = dir.join(format!("{name}.{}", std::process::id()));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/busybox-image.sh");
+    let mut script = Command::new(script);
+    if let Some(cmd) = cmd {
+        script.env("IMAGE_CMD", cmd);
+    }
+    let out = script.arg(&partial).args(refs).output().unwrap();
+    assert!(
+        out.status.success(),
+        "building the image {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&partial, &tar).unwrap();
+    tar
 }
 
 /// A child process killed (and reaped) when dropped.
