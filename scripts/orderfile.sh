@@ -37,14 +37,12 @@ command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install
 . scripts/lib/containerd.sh
 WAIT_SECONDS=120   # the proxy starts under callgrind
 private_containerd orderfile
-mkdir "$work/policies"
-cp tests/fixtures/policies/no-cel/no-cel.yaml "$work/policies/"
 cat > "$work/config.yaml" <<YAML
 namespaces:
   "*": {labels: {pod-security.kubernetes.io/enforce: baseline}}
 images:
   disallowLatest: true
-policyDir: $work/policies
+policyDir: $PWD/tests/fixtures/policies/no-cel
 YAML
 
 valgrind --tool=callgrind --demangle=no --compress-strings=no --callgrind-out-file="$work/callgrind.out" \

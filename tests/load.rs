@@ -11,8 +11,8 @@
 //! Figures (idle, peak and settled RSS, descriptors, threads, durations) are printed:
 //! `cargo test --test load -- --nocapture`. A release binary (`PORTCULLIS_BIN=target/
 //! release/portcullis`) is held to the targets (idle ≤ 15 MiB, peak ≤ 40 MiB), a
-//! debug one to generous bounds ([`bounds`]); the figures are in RELIABILITY.md. Long form: `PORTCULLIS_LONG=1`,
-//! 10 000 calls per shape, three rounds.
+//! debug one to generous bounds ([`bounds`]); the figures are in RELIABILITY.md. Long
+//! form: `PORTCULLIS_LONG=1`, 10 000 calls per shape, three rounds.
 
 const PREREQUISITES: &[&str] = &["root", "containerd", "ctr", "runc"];
 
@@ -36,8 +36,11 @@ const NAMESPACE: &str = "load";
 /// `policy::vap::pool::MAX_WORKERS`.
 const CEL_WORKERS: u64 = 32;
 
-/// Refuses containers whose name (the container id) starts with `cel-`.
-const NO_CEL: &str = include_str!("fixtures/policies/no-cel/no-cel.yaml");
+/// The `policyDir`: refuses containers whose name (the container id) starts with `cel-`.
+const NO_CEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/policies/no-cel"
+);
 
 /// What each call asks for, and so how it must be answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,13 +318,9 @@ fn bounds(release: bool, long: bool) -> (u64, u64, u64) {
 /// A private containerd and the proxy in front of it, with Pod Security baseline for
 /// every namespace and the CEL policy.
 fn start(dir: &Path) -> (Containerd, Proxy) {
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(policies.join("no-cel.yaml"), NO_CEL).unwrap();
     let containerd = Containerd::start(dir);
     let config = format!(
-        "namespaces:\n  \"*\": {{labels: {{pod-security.kubernetes.io/enforce: baseline}}}}\npolicyDir: {}\n",
-        policies.display()
+        "namespaces:\n  \"*\": {{labels: {{pod-security.kubernetes.io/enforce: baseline}}}}\npolicyDir: {NO_CEL}\n"
     );
     let proxy = Proxy::start(dir, &containerd.socket, &config);
     (containerd, proxy)
